@@ -1,0 +1,49 @@
+/**
+ * Fiat–Shamir transcripts and domain-separated hashing. Every item is written as
+ * label length ‖ label ‖ value length ‖ value (32-bit big-endian lengths), so no two
+ * different sequences of items encode to the same bytes.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { reduceWide } from './math/scalar.js';
+
+const PROTOCOL_TAG = 'quorumkey/v1';
+
+function u32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+export class Transcript {
+  private readonly hash: Hash;
+
+  constructor(domain: string) {
+    this.hash = createHash('sha512');
+    this.append('protocol', PROTOCOL_TAG);
+    this.append('domain', domain);
+  }
+
+  append(label: string, value: Uint8Array | string | number): this {
+    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : typeof value === 'number' ? u32(value) : value;
+    const labelBytes = new TextEncoder().encode(label);
+    this.hash.update(u32(labelBytes.length)).update(labelBytes).update(u32(bytes.length)).update(bytes);
+    return this;
+  }
+
+  /** 32-byte digest; the transcript is consumed. */
+  digest(): Uint8Array {
+    return new Uint8Array(this.hash.digest().subarray(0, 32));
+  }
+
+  /** A scalar from the transcript (64 bytes reduced mod N); the transcript is consumed. */
+  challengeScalar(): bigint {
+    return reduceWide(new Uint8Array(this.hash.digest()));
+  }
+}
+
+/** Hash of labelled items under a domain tag: H(domain, items...). */
+export function taggedHash(domain: string, items: ReadonlyArray<readonly [string, Uint8Array | string | number]>): Uint8Array {
+  const t = new Transcript(domain);
+  for (const [label, value] of items) t.append(label, value);
+  return t.digest();
+}
