@@ -19,9 +19,14 @@ import { MAX_PARTIES, MIN_PARTIES } from './keyshare.js';
 import { add, IDENTITY, isIdentity, mulBase, pointsEqual } from './math/curve.js';
 import { decodeScalar, mod, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
 import { bytesEqual, field, type Payload, type ProtocolName } from './message.js';
-import { baseOtReceiverFinish, baseOtReceiverStart, baseOtSenderRespond, type BaseOtReceiverState } from './ot/base-ot.js';
-import type { OtExtReceiverSetup, OtExtSenderSetup } from './ot/extension.js';
-import { OT_SECURITY_BITS } from './ot/extension.js';
+import {
+  otExtSetupReceiverRespond,
+  otExtSetupSenderFinish,
+  otExtSetupSenderStart,
+  type OtExtReceiverSetup,
+  type OtExtSenderSetup,
+  type OtExtSetupSenderState,
+} from './ot/extension.js';
 import { commitCoefficients, decodeCommitments, evaluate, evaluateCommitments, randomPolynomial } from './polynomial.js';
 import type { Rng } from './rng.js';
 import { systemRng } from './rng.js';
@@ -45,8 +50,6 @@ export interface RefreshParams {
   rng?: Rng;
 }
 
-const DELTA_BYTES = OT_SECURITY_BITS / 8;
-
 export class KeyDealingSession extends Session<KeyShare> {
   protected readonly rounds = 3;
   private readonly threshold: number;
@@ -62,7 +65,7 @@ export class KeyDealingSession extends Session<KeyShare> {
   private readonly commitments = new Map<number, Uint8Array>();
   private readonly coefficientVectors = new Map<number, Uint8Array[]>();
   private readonly seedContributions = new Map<number, { value: Uint8Array; salt: Uint8Array; peerCommitment?: Uint8Array }>();
-  private readonly baseOtStates = new Map<number, { delta: Uint8Array; state: BaseOtReceiverState }>();
+  private readonly otSetupStates = new Map<number, OtExtSetupSenderState>();
   private readonly otReceiver = new Map<number, OtExtReceiverSetup>();
   private readonly otSender = new Map<number, OtExtSenderSetup>();
   private readonly zeroSeeds = new Map<number, Uint8Array>();
@@ -106,9 +109,9 @@ export class KeyDealingSession extends Session<KeyShare> {
       const value = this.rng(SALT_BYTES);
       const seedCommitment = commit(this.pairContext(this.self, peer), value, this.rng);
       this.seedContributions.set(peer, { value, salt: seedCommitment.salt });
-      const delta = this.rng(DELTA_BYTES);
-      const ot = baseOtReceiverStart(this.pairContext(this.self, peer), delta, this.rng);
-      this.baseOtStates.set(peer, { delta, state: ot.state });
+      // Base OTs for the pair where we are the OT-extension sender (we pick Δ).
+      const ot = otExtSetupSenderStart(this.pairContext(this.self, peer), this.rng);
+      this.otSetupStates.set(peer, ot.state);
       out.set(peer, { commitment, seedCommitment: seedCommitment.commitment, baseOt: ot.message });
     }
     return out;
@@ -122,8 +125,8 @@ export class KeyDealingSession extends Session<KeyShare> {
       this.commitments.set(peer, field(msg, 'commitment', peer, COMMITMENT_BYTES));
       this.seedContributions.get(peer)!.peerCommitment = field(msg, 'seedCommitment', peer, COMMITMENT_BYTES);
       // We are the base-OT sender for the pair where the peer is the OT-extension sender.
-      const ot = baseOtSenderRespond(this.pairContext(peer, this.self), field(msg, 'baseOt', peer), peer, this.rng);
-      this.otReceiver.set(peer, { seeds0: ot.keys0, seeds1: ot.keys1 });
+      const ot = otExtSetupReceiverRespond(this.pairContext(peer, this.self), field(msg, 'baseOt', peer), peer, this.rng);
+      this.otReceiver.set(peer, ot.setup);
       const own = this.seedContributions.get(peer)!;
       const payload: Payload = {
         coefficients: this.coefficientBytes,
@@ -163,9 +166,7 @@ export class KeyDealingSession extends Session<KeyShare> {
       const [low, high] = this.self < peer ? [contribution.value, peerSeed] : [peerSeed, contribution.value];
       this.zeroSeeds.set(peer, taggedHash('zero-seed', [['pair', this.pairContext(Math.min(this.self, peer), Math.max(this.self, peer))], ['low', low], ['high', high]]));
 
-      const { delta, state } = this.baseOtStates.get(peer)!;
-      const seeds = baseOtReceiverFinish(this.pairContext(this.self, peer), state, field(msg, 'baseOt', peer), peer);
-      this.otSender.set(peer, { delta, seeds });
+      this.otSender.set(peer, otExtSetupSenderFinish(this.pairContext(this.self, peer), this.otSetupStates.get(peer)!, field(msg, 'baseOt', peer), peer));
     }
     if (this.previous) secretShare = mod(secretShare + this.previous.secretShare);
 
