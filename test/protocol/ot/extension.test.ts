@@ -1,0 +1,456 @@
+import assert from 'node:assert/strict';
+import { createCipheriv, createHash } from 'node:crypto';
+import { ProtocolAbort, type AbortReason } from '../../../src/protocol/errors.js';
+import { seededRng, systemRng, type Rng } from '../../../src/protocol/rng.js';
+import { taggedHash } from '../../../src/protocol/transcript.js';
+import { baseOtReceiverFinish, baseOtReceiverStart, baseOtSenderRespond } from '../../../src/protocol/ot/base-ot.js';
+import { combineBits, combineColumns, gfFromBytes, gfMul, gfMulXInPlace, gfToBytes, transposeToRows } from '../../../src/protocol/ot/bits.js';
+import {
+  deserializeOtExtReceiverSetup,
+  deserializeOtExtSenderSetup,
+  otExtMessageBytes,
+  otExtReceive,
+  otExtReceiverSetupFromBaseOt,
+  otExtSend,
+  otExtSenderSetupFromBaseOt,
+  otExtSetupReceiverRespond,
+  otExtSetupSenderFinish,
+  otExtSetupSenderStart,
+  nodeCryptoRowHasher,
+  paddedRows,
+  useOtRowHasher,
+  serializeOtExtReceiverSetup,
+  serializeOtExtSenderSetup,
+  type OtExtReceiverSetup,
+  type OtExtSenderSetup,
+} from '../../../src/protocol/ot/extension.js';
+
+const enc = new TextEncoder();
+const ALICE = 1; // extension sender
+const BOB = 4; // extension receiver
+const SETUP_CTX = enc.encode('key-9|setup|sender-1|receiver-4');
+const OUT = 144;
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const bit = (bits: Uint8Array, j: number): number => (bits[j >>> 3]! >>> (j & 7)) & 1;
+const sessionCtx = (n: number): Uint8Array => enc.encode(`key-9|session-${n}|sender-1|receiver-4`);
+
+function expectAbort(fn: () => unknown, reason: AbortReason, culprit: number | undefined, blame: boolean): void {
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof ProtocolAbort, `expected ProtocolAbort, got ${String(e)}`);
+    assert.equal(e.reason, reason);
+    assert.equal(e.culprit, culprit);
+    assert.equal(e.isBlame, blame);
+    return true;
+  });
+}
+
+// --- Slow, independent GF(2^128) reference on bigints (bit by bit). -------------------------
+const MASK128 = (1n << 128n) - 1n;
+function refMul(a: bigint, b: bigint): bigint {
+  let r = 0n;
+  for (let i = 0n; i < 128n; i++) if ((b >> i) & 1n) r ^= a << i;
+  for (let i = 254n; i >= 128n; i--) if ((r >> i) & 1n) r ^= (1n << i) ^ (0x87n << (i - 128n));
+  return r;
+}
+function toBig(a: Uint32Array): bigint {
+  return (BigInt(a[3]!) << 96n) | (BigInt(a[2]!) << 64n) | (BigInt(a[1]!) << 32n) | BigInt(a[0]!);
+}
+function fromBig(v: bigint): Uint32Array {
+  return Uint32Array.of(Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn), Number((v >> 64n) & 0xffffffffn), Number((v >> 96n) & 0xffffffffn));
+}
+const rand128 = (rng: Rng): Uint32Array => gfFromBytes(rng(16));
+
+describe('GF(2^128) and bit-matrix helpers', () => {
+  it('x · x^127 = x^7 + x^2 + x + 1', () => {
+    const x = Uint32Array.of(2, 0, 0, 0);
+    const x127 = Uint32Array.of(0, 0, 0, 0x80000000);
+    assert.deepEqual([...gfMul(x, x127)], [0x87, 0, 0, 0]);
+    assert.deepEqual([...gfMul(x127, x)], [0x87, 0, 0, 0]);
+    // x^127 · x^127 = x^254 = x^126 · (x^7 + x^2 + x + 1) = x^133 + x^128 + x^127 + x^126
+    //   = x^5·(x^7+x^2+x+1) + (x^7+x^2+x+1) + x^127 + x^126
+    const expected = (0x87n << 5n) ^ 0x87n ^ (1n << 127n) ^ (1n << 126n);
+    assert.equal(toBig(gfMul(x127, x127)), expected);
+    const y = x127.slice();
+    gfMulXInPlace(y);
+    assert.deepEqual([...y], [0x87, 0, 0, 0]);
+  });
+
+  it('multiplication by 1 and 0; commutative, associative, distributive', () => {
+    const rng = seededRng('gf-laws');
+    const one = Uint32Array.of(1, 0, 0, 0);
+    const zero = new Uint32Array(4);
+    for (let n = 0; n < 50; n++) {
+      const a = rand128(rng), b = rand128(rng), c = rand128(rng);
+      assert.deepEqual([...gfMul(a, one)], [...a]);
+      assert.deepEqual([...gfMul(one, a)], [...a]);
+      assert.deepEqual([...gfMul(a, zero)], [0, 0, 0, 0]);
+      assert.deepEqual([...gfMul(a, b)], [...gfMul(b, a)]);
+      assert.deepEqual([...gfMul(gfMul(a, b), c)], [...gfMul(a, gfMul(b, c))]);
+      const bc = Uint32Array.from(b, (v, k) => v ^ c[k]!);
+      const lhs = gfMul(a, bc);
+      const ab = gfMul(a, b), ac = gfMul(a, c);
+      assert.deepEqual([...lhs], [...Uint32Array.from(ab, (v, k) => v ^ ac[k]!)]);
+    }
+  });
+
+  it('agrees with a bit-by-bit bigint reference', () => {
+    const rng = seededRng('gf-ref');
+    for (let n = 0; n < 100; n++) {
+      const a = rand128(rng), b = rand128(rng);
+      assert.equal(toBig(gfMul(a, b)), refMul(toBig(a), toBig(b)));
+    }
+    // A fixed vector, reference value from the bigint implementation above.
+    const a = 0x0123456789abcdeffedcba9876543210n, b = 0xdeadbeef00000000cafebabe00000001n;
+    const r = refMul(a, b);
+    assert.ok(r <= MASK128);
+    assert.equal(toBig(gfMul(fromBig(a), fromBig(b))), r);
+    assert.equal(hex(gfToBytes(fromBig(r))), hex(gfToBytes(gfMul(gfFromBytes(gfToBytes(fromBig(a))), fromBig(b)))));
+  });
+
+  it('transposes 128 × m\' matrices', () => {
+    const rng = seededRng('transpose');
+    for (const rows of [128, 384, 1280]) {
+      const w = rows / 32;
+      const cols = new Uint32Array(new Uint8Array(rng(16 * rows)).buffer);
+      const blocks = rows / 32 - 1;
+      const out = new Uint32Array(blocks * 128);
+      transposeToRows(cols, w, blocks, out);
+      const colBytes = new Uint8Array(cols.buffer);
+      const outBytes = new Uint8Array(out.buffer);
+      for (let j = 0; j < blocks * 32; j++) {
+        for (let i = 0; i < 128; i++) {
+          assert.equal(bit(outBytes.subarray(16 * j), i), bit(colBytes.subarray(i * (rows / 8)), j), `row ${j} bit ${i}`);
+        }
+      }
+    }
+  });
+
+  it('combineColumns / combineBits equal Σ chi_j · row_j computed with the reference', () => {
+    const rng = seededRng('combine');
+    const rows = 256;
+    const colBytes = new Uint8Array(rng(16 * rows));
+    const cols = new Uint32Array(colBytes.buffer);
+    const chi = new Uint32Array(new Uint8Array(rng(16 * rows)).buffer);
+    const bits = new Uint32Array(new Uint8Array(rng(rows / 8)).buffer);
+    let expected = 0n;
+    let expectedBits = 0n;
+    for (let j = 0; j < rows; j++) {
+      let row = 0n;
+      for (let i = 0; i < 128; i++) if (bit(colBytes.subarray(i * (rows / 8)), j)) row |= 1n << BigInt(i);
+      const c = toBig(chi.subarray(4 * j, 4 * j + 4));
+      expected ^= refMul(c, row);
+      if ((bits[j >>> 5]! >>> (j & 31)) & 1) expectedBits ^= c;
+    }
+    assert.equal(toBig(combineColumns(cols, rows, chi)), expected);
+    assert.equal(toBig(combineBits(bits, rows, chi)), expectedBits);
+  });
+});
+
+// --- The extension. ---------------------------------------------------------------------------
+
+/** Runs the 128 base OTs with reversed roles through the low-level helpers. */
+function setupViaBaseOt(rng: Rng): { sender: OtExtSenderSetup; receiver: OtExtReceiverSetup } {
+  const delta = rng(16);
+  const start = baseOtReceiverStart(SETUP_CTX, delta, rng); // Alice: base-OT receiver, choices Δ
+  const resp = baseOtSenderRespond(SETUP_CTX, start.message, ALICE, rng); // Bob: base-OT sender
+  const keys = baseOtReceiverFinish(SETUP_CTX, start.state, resp.message, BOB);
+  return { sender: otExtSenderSetupFromBaseOt(delta, keys), receiver: otExtReceiverSetupFromBaseOt(resp.keys0, resp.keys1) };
+}
+
+/** Independent re-implementation of the documented PRG, for the relation checks. */
+function refPrg(seed: Uint8Array, ctx: Uint8Array, bytes: number): Uint8Array {
+  const key = createHash('sha256').update(taggedHash('quorumkey/v1/ot-ext/prg', [['ctx', ctx]])).update(seed).digest();
+  return new Uint8Array(createCipheriv('aes-256-ctr', key, new Uint8Array(16)).update(new Uint8Array(bytes)));
+}
+
+describe('OT extension (KOS15 / SoftSpokenOT k = 1)', function () {
+  this.timeout(120_000);
+  let sender: OtExtSenderSetup;
+  let receiver: OtExtReceiverSetup;
+
+  before(() => {
+    ({ sender, receiver } = setupViaBaseOt(systemRng));
+  });
+
+  it('set-up: Alice holds k_{i,Δ_i} of Bob\'s pairs', () => {
+    for (let i = 0; i < 128; i++) {
+      const expected = bit(sender.delta, i) ? receiver.seeds1[i]! : receiver.seeds0[i]!;
+      assert.equal(hex(sender.seeds[i]!), hex(expected));
+    }
+  });
+
+  it('set-up through the protocol-level helpers', () => {
+    const start = otExtSetupSenderStart(SETUP_CTX, systemRng);
+    const resp = otExtSetupReceiverRespond(SETUP_CTX, start.message, ALICE, systemRng);
+    const s = otExtSetupSenderFinish(SETUP_CTX, start.state, resp.message, BOB);
+    assert.equal(s.delta.length, 16);
+    assert.ok(s.delta.some((v) => v !== 0));
+    const ctx = sessionCtx(1000);
+    const choices = systemRng(52);
+    const r = otExtReceive(resp.setup, ctx, choices, 416, 32, systemRng);
+    const a = otExtSend(s, ctx, 416, 32, r.message, BOB);
+    for (let j = 0; j < 416; j++) assert.equal(hex(r.outputs[j]!), hex((bit(choices, j) ? a.outputs1 : a.outputs0)[j]!));
+  });
+
+  for (const m of [1, 416, 1000]) {
+    it(`m = ${m}: Bob's output is Alice's output for b_j and not the other one`, () => {
+      const ctx = sessionCtx(m);
+      const choices = systemRng(Math.ceil(m / 8));
+      const r = otExtReceive(receiver, ctx, choices, m, OUT, systemRng);
+      assert.equal(r.message.length, otExtMessageBytes(m));
+      assert.equal(r.message.length, 16 * paddedRows(m) + 32);
+      assert.ok(paddedRows(m) >= m + 256 && paddedRows(m) % 128 === 0);
+      const a = otExtSend(sender, ctx, m, OUT, r.message, BOB);
+      assert.equal(r.outputs.length, m);
+      assert.equal(a.outputs0.length, m);
+      assert.equal(a.outputs1.length, m);
+      for (let j = 0; j < m; j++) {
+        const b = bit(choices, j);
+        assert.equal(r.outputs[j]!.length, OUT);
+        assert.equal(hex(r.outputs[j]!), hex((b ? a.outputs1 : a.outputs0)[j]!), `OT ${j}`);
+        assert.notEqual(hex(r.outputs[j]!), hex((b ? a.outputs0 : a.outputs1)[j]!), `OT ${j}`);
+      }
+      // Outputs are views into one contiguous buffer.
+      assert.equal(r.outputs[0]!.buffer.byteLength, m * OUT);
+    });
+  }
+
+  it('sizes: m = 1 → 6,176 bytes, m = 416 → 12,320, m = 416·32 → 217,120', () => {
+    assert.equal(otExtMessageBytes(1), 16 * 384 + 32);
+    assert.equal(otExtMessageBytes(416), 16 * 768 + 32);
+    assert.equal(otExtMessageBytes(416 * 32), 16 * 13568 + 32);
+  });
+
+  it('known relations: u, x, t and the outputs match an independent bit-level recomputation', () => {
+    const m = 300;
+    const rows = paddedRows(m);
+    const colBytes = rows / 8;
+    const ctx = sessionCtx(77);
+    const choices = systemRng(Math.ceil(m / 8));
+    const r = otExtReceive(receiver, ctx, choices, m, OUT, systemRng);
+    const u = r.message.subarray(0, 128 * colBytes);
+    const t0 = receiver.seeds0.map((s) => refPrg(s, ctx, colBytes));
+    const t1 = receiver.seeds1.map((s) => refPrg(s, ctx, colBytes));
+    // b_j = u_i[j] ⊕ t0_i[j] ⊕ t1_i[j] must be the same for every column i, and equal the
+    // choice bit for j < m.
+    const b: number[] = [];
+    for (let j = 0; j < rows; j++) {
+      const bj = bit(u.subarray(0), j) ^ bit(t0[0]!, j) ^ bit(t1[0]!, j);
+      for (let i = 1; i < 128; i++) assert.equal(bit(u.subarray(i * colBytes), j) ^ bit(t0[i]!, j) ^ bit(t1[i]!, j), bj, `row ${j} column ${i}`);
+      if (j < m) assert.equal(bj, bit(choices, j));
+      b.push(bj);
+    }
+    // The padding bits are not constant.
+    assert.ok(b.slice(m).some((v) => v === 1) && b.slice(m).some((v) => v === 0));
+    // chi, x and t with the bigint reference.
+    const chiKey = taggedHash('quorumkey/v1/ot-ext/chi', [['ctx', ctx], ['u', u]]);
+    const chiStream = createCipheriv('aes-256-ctr', chiKey, new Uint8Array(16)).update(new Uint8Array(16 * rows));
+    const rowsBig: bigint[] = [];
+    let x = 0n;
+    let t = 0n;
+    for (let j = 0; j < rows; j++) {
+      let row = 0n;
+      for (let i = 0; i < 128; i++) if (bit(t0[i]!, j)) row |= 1n << BigInt(i);
+      rowsBig.push(row);
+      const chi = toBig(gfFromBytes(new Uint8Array(chiStream.subarray(16 * j, 16 * j + 16))));
+      if (b[j]) x ^= chi;
+      t ^= refMul(chi, row);
+    }
+    assert.equal(toBig(gfFromBytes(r.message.subarray(128 * colBytes, 128 * colBytes + 16))), x);
+    assert.equal(toBig(gfFromBytes(r.message.subarray(128 * colBytes + 16))), t);
+    // v_j = SHAKE256(taggedHash(out, ctx, outputBytes) ‖ u32be(j) ‖ t_j).
+    const prefix = taggedHash('quorumkey/v1/ot-ext/out', [['ctx', ctx], ['outputBytes', OUT]]);
+    for (const j of [0, 1, 31, 32, 150, m - 1]) {
+      const input = new Uint8Array(20);
+      new DataView(input.buffer).setUint32(0, j);
+      input.set(gfToBytes(fromBig(rowsBig[j]!)), 4);
+      const v = createHash('shake256', { outputLength: OUT }).update(prefix).update(input).digest();
+      assert.equal(hex(r.outputs[j]!), hex(v), `output ${j}`);
+    }
+  });
+
+  it('is deterministic under seededRng', () => {
+    const ctx = sessionCtx(5);
+    const choices = seededRng('c')(52);
+    const a = otExtReceive(receiver, ctx, choices, 416, 48, seededRng('pad'));
+    const b = otExtReceive(receiver, ctx, choices, 416, 48, seededRng('pad'));
+    assert.equal(hex(a.message), hex(b.message));
+    assert.deepEqual(a.outputs.map(hex), b.outputs.map(hex));
+  });
+
+  it('different contexts give unrelated outputs; a context mismatch fails the check', () => {
+    const choices = seededRng('c')(52);
+    const a = otExtReceive(receiver, sessionCtx(10), choices, 416, OUT, seededRng('pad'));
+    const b = otExtReceive(receiver, sessionCtx(11), choices, 416, OUT, seededRng('pad'));
+    const seen = new Set(a.outputs.map(hex));
+    for (const v of b.outputs) assert.ok(!seen.has(hex(v)));
+    // Alice's outputs in another session contain none of Bob's outputs from this one.
+    const other = otExtSend(sender, sessionCtx(11), 416, OUT, b.message, BOB);
+    const aliceSeen = new Set([...other.outputs0, ...other.outputs1].map(hex));
+    for (const v of a.outputs) assert.ok(!aliceSeen.has(hex(v)));
+    expectAbort(() => otExtSend(sender, sessionCtx(12), 416, OUT, a.message, BOB), 'ot-check-failed', BOB, true);
+  });
+
+  describe('tampering and malicious receivers', () => {
+    const m = 416;
+    const ctx = sessionCtx(99);
+    const rows = paddedRows(m);
+    let honest: Uint8Array;
+
+    before(() => {
+      honest = otExtReceive(receiver, ctx, systemRng(52), m, OUT, systemRng).message;
+      otExtSend(sender, ctx, m, OUT, honest, BOB); // passes
+    });
+
+    const flip = (pos: number, mask = 1): Uint8Array => {
+      const msg = honest.slice();
+      msg[pos]! ^= mask;
+      return msg;
+    };
+
+    // Any change to u changes every chi (Fiat–Shamir), so Bob's x and t no longer match: detected
+    // whatever Δ is. (A malicious Bob who recomputes x and t for his altered u is the selective-
+    // failure attack: see the seed tests below.)
+    it('a flipped bit in u → ot-check-failed, blame Bob', () => {
+      for (const pos of [0, 7, 16 * rows - 1, 5000]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(pos, 0x10), BOB), 'ot-check-failed', BOB, true);
+    });
+
+    // x' = x ⊕ e makes the right-hand side t ⊕ x'·Δ differ by e·Δ ≠ 0 (Δ ≠ 0, e ≠ 0).
+    it('a flipped bit in x → ot-check-failed', () => {
+      for (const k of [0, 15]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(16 * rows + k, 0x80), BOB), 'ot-check-failed', BOB, true);
+    });
+
+    it('a flipped bit in t → ot-check-failed', () => {
+      for (const k of [0, 9, 15]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(16 * rows + 16 + k, 1), BOB), 'ot-check-failed', BOB, true);
+    });
+
+    // A message of the wrong size is rejected before any secret is touched: it cannot leak Δ,
+    // so it is a plain 'wrong-length' abort naming Bob, not an OT blame.
+    it('a truncated or extended message → wrong-length, culprit Bob', () => {
+      expectAbort(() => otExtSend(sender, ctx, m, OUT, honest.subarray(0, honest.length - 1), BOB), 'wrong-length', BOB, false);
+      expectAbort(() => otExtSend(sender, ctx, m, OUT, honest.subarray(0, 16 * rows), BOB), 'wrong-length', BOB, false);
+      const longer = new Uint8Array(honest.length + 16);
+      longer.set(honest);
+      expectAbort(() => otExtSend(sender, ctx, m, OUT, longer, BOB), 'wrong-length', BOB, false);
+      // The message for another m does not fit either.
+      expectAbort(() => otExtSend(sender, ctx, m + 128, OUT, honest, BOB), 'wrong-length', BOB, false);
+    });
+
+    it('an unaligned but correct message buffer is accepted', () => {
+      const buf = new Uint8Array(honest.length + 3);
+      buf.set(honest, 3);
+      otExtSend(sender, ctx, m, OUT, buf.subarray(3), BOB);
+    });
+
+    /*
+     * A Bob whose seed k_{i,β} is wrong (a malicious base-OT sender, or a corrupted set-up).
+     * Alice only ever holds k_{i,Δ_i}; what the check can see:
+     *  - β = Δ_i (Alice holds that seed): Bob's column t^0_i (β = 0) or his u_i (β = 1) is
+     *    inconsistent with Alice's q_i by a pseudorandom vector d, so Σ chi_j q_j is off by
+     *    x^i · Σ_j chi_j d_j ≠ 0 w.h.p. → detected, blame.
+     *  - β = 1 − Δ_i (Alice does not hold it): Alice's q_i = PRG(k_{i,Δ_i}) ⊕ Δ_i u_i is exactly
+     *    the column of a consistent execution in which Bob's own seed was the wrong one, so the
+     *    check passes and the outputs still satisfy the OT relation — undetectable and harmless
+     *    by design (it is equivalent to Bob having picked other base-OT keys).
+     * So whether a corrupted seed is caught reveals Δ_i to Bob: this is KOS's selective-failure
+     * leakage. It costs Bob an abort with probability 1/2 per guessed bit, and every abort is a
+     * blame after which the pair never runs again (DESIGN §3), which is what the analysis
+     * assumes. Likewise, flipping t^0_i and t^1_i by the same vector leaves u_i unchanged and only
+     * garbles Bob's own outputs if he then reports honest x, t (undetectable, harmless), or is
+     * caught like the first case if his x, t follow his altered rows. We test exactly this.
+     */
+    function corrupt(setup: OtExtReceiverSetup, i: number, which: 0 | 1): OtExtReceiverSetup {
+      const seeds0 = setup.seeds0.map((s) => s.slice());
+      const seeds1 = setup.seeds1.map((s) => s.slice());
+      (which === 0 ? seeds0 : seeds1)[i]![0]! ^= 1;
+      return { seeds0, seeds1 };
+    }
+    const indexWithDelta = (v: number): number => {
+      for (let i = 0; i < 128; i++) if (bit(sender.delta, i) === v) return i;
+      throw new Error('degenerate delta');
+    };
+
+    it('a corrupted seed that Alice holds (k_{i,Δ_i}) is detected → ot-check-failed, blame', () => {
+      for (const v of [0, 1] as const) {
+        const i = indexWithDelta(v);
+        const bad = otExtReceive(corrupt(receiver, i, v), ctx, systemRng(52), m, OUT, systemRng);
+        expectAbort(() => otExtSend(sender, ctx, m, OUT, bad.message, BOB), 'ot-check-failed', BOB, true);
+      }
+    });
+
+    it('a corrupted seed that Alice does not hold (k_{i,1−Δ_i}) passes and the OTs stay correct', () => {
+      for (const v of [0, 1] as const) {
+        const i = indexWithDelta(v);
+        const choices = systemRng(52);
+        const r = otExtReceive(corrupt(receiver, i, v === 0 ? 1 : 0), ctx, choices, m, OUT, systemRng);
+        const a = otExtSend(sender, ctx, m, OUT, r.message, BOB);
+        for (let j = 0; j < m; j++) assert.equal(hex(r.outputs[j]!), hex((bit(choices, j) ? a.outputs1 : a.outputs0)[j]!));
+      }
+    });
+  });
+
+  it('set-ups survive a serialisation round trip', () => {
+    const sBytes = serializeOtExtSenderSetup(sender);
+    const rBytes = serializeOtExtReceiverSetup(receiver);
+    assert.equal(sBytes.length, 4114);
+    assert.equal(rBytes.length, 8194);
+    const s2 = deserializeOtExtSenderSetup(sBytes);
+    const r2 = deserializeOtExtReceiverSetup(rBytes);
+    assert.equal(hex(s2.delta), hex(sender.delta));
+    assert.deepEqual(s2.seeds.map(hex), sender.seeds.map(hex));
+    assert.deepEqual(r2.seeds0.map(hex), receiver.seeds0.map(hex));
+    assert.deepEqual(r2.seeds1.map(hex), receiver.seeds1.map(hex));
+    const ctx = sessionCtx(123);
+    const choices = systemRng(13);
+    const r = otExtReceive(r2, ctx, choices, 100, 32, systemRng);
+    const a = otExtSend(s2, ctx, 100, 32, r.message, BOB);
+    for (let j = 0; j < 100; j++) assert.equal(hex(r.outputs[j]!), hex((bit(choices, j) ? a.outputs1 : a.outputs0)[j]!));
+
+    expectAbort(() => deserializeOtExtSenderSetup(sBytes.subarray(1)), 'wrong-length', undefined, false);
+    expectAbort(() => deserializeOtExtSenderSetup(rBytes), 'wrong-length', undefined, false);
+    expectAbort(() => deserializeOtExtReceiverSetup(Uint8Array.of(9, ...rBytes.subarray(1))), 'malformed-message', undefined, false);
+    const zeroDelta = sBytes.slice();
+    zeroDelta.fill(0, 2, 18);
+    expectAbort(() => deserializeOtExtSenderSetup(zeroDelta), 'bad-parameters', undefined, false);
+  });
+
+  it('rejects bad local parameters without naming a culprit', () => {
+    const ctx = sessionCtx(1);
+    expectAbort(() => otExtReceive(receiver, ctx, new Uint8Array(3), 416, OUT, systemRng), 'bad-parameters', undefined, false);
+    expectAbort(() => otExtReceive(receiver, ctx, new Uint8Array(0), 0, OUT, systemRng), 'bad-parameters', undefined, false);
+    expectAbort(() => otExtReceive(receiver, ctx, new Uint8Array(1), 1, 0, systemRng), 'bad-parameters', undefined, false);
+    expectAbort(() => otExtSend(sender, ctx, 1.5, OUT, new Uint8Array(0), BOB), 'bad-parameters', undefined, false);
+  });
+
+  it('a replacement row hasher is used for both parties, and can be removed again', () => {
+    const ctx = sessionCtx(31);
+    const choices = seededRng('h')(13);
+    const reference = otExtReceive(receiver, ctx, choices, 100, 40, seededRng('pad'));
+    let calls = 0;
+    try {
+      useOtRowHasher((prefix, rows, m, outputBytes, mask) => {
+        calls++;
+        return nodeCryptoRowHasher(prefix, rows, m, outputBytes, mask);
+      });
+      const r = otExtReceive(receiver, ctx, choices, 100, 40, seededRng('pad'));
+      const a = otExtSend(sender, ctx, 100, 40, r.message, BOB);
+      assert.equal(calls, 3);
+      assert.deepEqual(r.outputs.map(hex), reference.outputs.map(hex));
+      for (let j = 0; j < 100; j++) assert.equal(hex(r.outputs[j]!), hex((bit(choices, j) ? a.outputs1 : a.outputs0)[j]!));
+      useOtRowHasher(() => new Uint8Array(1));
+      assert.throws(() => otExtReceive(receiver, ctx, choices, 100, 40, systemRng), /wrong number of bytes/);
+    } finally {
+      useOtRowHasher(undefined);
+    }
+    otExtReceive(receiver, ctx, choices, 100, 40, systemRng);
+    assert.equal(calls, 3);
+  });
+
+  it('ignores choice bits beyond m in the last byte', () => {
+    const ctx = sessionCtx(3);
+    const a = otExtReceive(receiver, ctx, Uint8Array.of(0b0000_0101), 3, 32, seededRng('x'));
+    const b = otExtReceive(receiver, ctx, Uint8Array.of(0b1111_1101), 3, 32, seededRng('x'));
+    assert.equal(hex(a.message), hex(b.message));
+  });
+});
