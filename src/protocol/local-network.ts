@@ -36,8 +36,10 @@ export function runSessions<T>(sessions: ReadonlyMap<number, Session<T>>, interc
     for (const original of pending) {
       const message = intercept ? intercept(original) : original;
       if (!message) continue;
-      const session = sessions.get(message.to);
-      if (session) attempt(message.to, () => (session.receive(message, original.from), []));
+      // Delivery follows the channel (original sender → original receiver), not the header:
+      // a header naming another receiver or sender is the sender's fault, caught by the session.
+      const session = sessions.get(original.to);
+      if (session) attempt(original.to, () => (session.receive(message, original.from), []));
     }
     pending = [...sessions].flatMap(([party, session]) => attempt(party, () => session.advance()));
   }

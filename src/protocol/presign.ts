@@ -149,10 +149,9 @@ export class PresignSession extends Session<Presignature[]> {
     const keySum = this.instances.map((x) => x.keyPoint);
     for (const peer of this.peers) {
       const msg = inbox.get(peer)!;
-      const nonceBytes = field(msg, 'nonces', peer, this.count * POINT_BYTES);
-      if (!opens(this.nonceCommitments.get(peer)!, this.nonceContext(peer), nonceBytes, field(msg, 'nonceSalt', peer, SALT_BYTES)))
-        abort('commitment-mismatch', 'nonces do not open the round-1 commitment', peer);
       const nonces = splitField(msg, 'nonces', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `nonces[${b}]`, peer));
+      if (!opens(this.nonceCommitments.get(peer)!, this.nonceContext(peer), field(msg, 'nonces', peer), field(msg, 'nonceSalt', peer, SALT_BYTES)))
+        abort('commitment-mismatch', 'nonces do not open the round-1 commitment', peer);
       const keyPoints = splitField(msg, 'keyShares', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `keyShares[${b}]`, peer));
       const gammaU = splitField(msg, 'gammaU', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `gammaU[${b}]`, peer));
       const gammaV = splitField(msg, 'gammaV', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `gammaV[${b}]`, peer));

@@ -84,7 +84,7 @@ export abstract class Session<Output> {
       if (message.protocol !== this.protocol) abort('malformed-message', `message for protocol '${message.protocol}', expected '${this.protocol}'`, from);
       if (message.keyId !== this.keyId) abort('wrong-key-id', `message for key '${message.keyId}', expected '${this.keyId}'`, from);
       if (!(message.sessionId instanceof Uint8Array) || !bytesEqual(message.sessionId, this.sessionId))
-        abort('wrong-session-id', `message for session ${message.sessionId instanceof Uint8Array ? toHex(message.sessionId) : 'none'}`, from);
+        abort('wrong-session-id', `message for another session (${message.sessionId instanceof Uint8Array ? toHex(message.sessionId).slice(0, 16) : 'none'}…)`, from);
       if (message.to !== this.self) abort('wrong-receiver', `message addressed to party ${message.to}, this is party ${this.self}`, from);
       if (message.round !== this.round) abort('wrong-round', `message for round ${message.round}, session is in round ${this.round}`, from);
       if (this.inbox.has(from)) abort('duplicate-message', `second message in round ${this.round}`, from);
