@@ -1,0 +1,89 @@
+/**
+ * The cluster description every process reads from <dir>/cluster.json, and the layout of the
+ * cluster directory:
+ *
+ *   <dir>/cluster.json            this file's ClusterConfig
+ *   <dir>/pki/                    cluster CA and identities (signer-<i>, coordinator, admin, provider)
+ *   <dir>/signer-<i>/             a signer's data: sealed shares, its seal secret in dev mode
+ *   <dir>/coordinator/            keys.json (public key data, policies), audit.log
+ *   <dir>/coordinator.sock        the provider-facing Coordinator endpoint (unix socket)
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export type SealConfig =
+  /** Development: a random passphrase kept in <signer dir>/seal.passphrase (mode 0600). */
+  | { mode: 'passphrase'; passphraseFile?: string }
+  | { mode: 'pkcs11'; module: string; tokenLabel: string; keyLabel: string; pinFile: string };
+
+export interface SignerConfig {
+  index: number;
+  /** host:port of its gRPC server (Signer and Peer services, mTLS). */
+  endpoint: string;
+  /** host:port of its HTTP server (/metrics, /healthz). */
+  http: string;
+  seal: SealConfig;
+}
+
+export interface PoolConfig {
+  /** Presignatures to keep per (key, subset) for the fastest healthy subsets. */
+  target: number;
+  /** Presignatures per presign session. */
+  batch: number;
+  /** Presign sessions in flight at once. */
+  refillConcurrency: number;
+  /** How many subsets per key are kept filled. */
+  subsets: number;
+}
+
+export interface ClusterConfig {
+  signers: SignerConfig[];
+  coordinator: {
+    /** host:port, mTLS: Admin service, and Coordinator for TCP clients with a certificate. */
+    grpc: string;
+    /** Path of the unix socket serving Coordinator to local clients (the provider). */
+    socket: string;
+    /** host:port of HTTP: /metrics, /healthz, POST /v1/sign. */
+    http: string;
+  };
+  pool: PoolConfig;
+  /** Milliseconds a protocol session may wait for its peers. */
+  sessionTimeoutMs: number;
+}
+
+export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };
+
+export const paths = (dir: string) => {
+  const root = resolve(dir);
+  return {
+    root,
+    config: join(root, 'cluster.json'),
+    pki: join(root, 'pki'),
+    signer: (index: number) => join(root, `signer-${index}`),
+    coordinator: join(root, 'coordinator'),
+    socket: join(root, 'coordinator.sock'),
+  };
+};
+
+export function readClusterConfig(dir: string): ClusterConfig {
+  const file = paths(dir).config;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`no cluster at ${paths(dir).root}: ${file} is missing (run 'quorumkey up --dir ${dir}' first)`);
+  }
+  return JSON.parse(text) as ClusterConfig;
+}
+
+export function writeClusterConfig(dir: string, config: ClusterConfig): void {
+  const file = paths(dir).config;
+  writeFileSync(`${file}.tmp`, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+export function signerConfig(config: ClusterConfig, index: number): SignerConfig {
+  const signer = config.signers.find((s) => s.index === index);
+  if (!signer) throw new Error(`signer ${index} is not in the cluster configuration`);
+  return signer;
+}

@@ -1,0 +1,119 @@
+/**
+ * Binary encoding of a KeyShare, for sealing at rest. Versioned, length-prefixed, and strict on
+ * decode: every length and range is checked and trailing bytes are refused.
+ */
+import type { KeyShare } from './keyshare.js';
+import { MAX_PARTIES } from './keyshare.js';
+import { POINT_BYTES, curveBackend } from './math/curve.js';
+import { bytesToBigInt, N, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
+import {
+  deserializeOtExtReceiverSetup,
+  deserializeOtExtSenderSetup,
+  serializeOtExtReceiverSetup,
+  serializeOtExtSenderSetup,
+} from './ot/extension.js';
+
+const VERSION = 1;
+const SEED_BYTES = 32;
+
+class Writer {
+  private readonly parts: Uint8Array[] = [];
+  u8(v: number) {
+    this.parts.push(Uint8Array.of(v));
+  }
+  u32(v: number) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v);
+    this.parts.push(b);
+  }
+  bytes(b: Uint8Array) {
+    this.parts.push(b);
+  }
+  sized(b: Uint8Array) {
+    this.u32(b.length);
+    this.bytes(b);
+  }
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of this.parts) out.set(p, (at += p.length) - p.length);
+    return out;
+  }
+}
+
+class Reader {
+  private at = 0;
+  constructor(private readonly buf: Uint8Array) {}
+  take(n: number, what: string): Uint8Array {
+    if (this.at + n > this.buf.length) throw new Error(`key share encoding truncated in ${what}`);
+    return this.buf.subarray(this.at, (this.at += n));
+  }
+  u8(what: string) {
+    return this.take(1, what)[0]!;
+  }
+  u32(what: string) {
+    return new DataView(this.buf.buffer, this.buf.byteOffset + this.at, 4).getUint32(0, (this.take(4, what), false));
+  }
+  sized(what: string) {
+    return this.take(this.u32(what), what);
+  }
+  point(what: string): Uint8Array {
+    const p = this.take(POINT_BYTES, what);
+    if (!curveBackend().isValid(p)) throw new Error(`key share encoding: ${what} is not a valid point`);
+    return p.slice();
+  }
+  end() {
+    if (this.at !== this.buf.length) throw new Error('key share encoding has trailing bytes');
+  }
+}
+
+export function encodeKeyShare(share: KeyShare): Uint8Array {
+  const w = new Writer();
+  w.u8(VERSION);
+  w.sized(new TextEncoder().encode(share.keyId));
+  w.u32(share.epoch);
+  w.u8(share.threshold);
+  w.u8(share.parties.length);
+  for (const p of share.parties) w.u8(p);
+  w.u8(share.self);
+  w.bytes(scalarToBytes(share.secretShare));
+  w.bytes(share.publicKey);
+  for (const p of share.parties) w.bytes(share.publicShares.get(p)!);
+  for (const p of share.parties) {
+    if (p === share.self) continue;
+    w.bytes(share.zeroSeeds.get(p)!);
+    w.sized(serializeOtExtSenderSetup(share.otSender.get(p)!));
+    w.sized(serializeOtExtReceiverSetup(share.otReceiver.get(p)!));
+  }
+  return w.finish();
+}
+
+export function decodeKeyShare(bytes: Uint8Array): KeyShare {
+  const r = new Reader(bytes);
+  const version = r.u8('version');
+  if (version !== VERSION) throw new Error(`unsupported key share encoding version ${version}`);
+  const keyId = new TextDecoder('utf-8', { fatal: true }).decode(r.sized('key id'));
+  const epoch = r.u32('epoch');
+  const threshold = r.u8('threshold');
+  const count = r.u8('party count');
+  if (count < 2 || count > MAX_PARTIES || threshold < 2 || threshold > count) throw new Error('key share encoding: bad threshold or party count');
+  const parties = Array.from({ length: count }, () => r.u8('parties'));
+  if (parties.some((p, i) => p < 1 || (i > 0 && p <= parties[i - 1]!))) throw new Error('key share encoding: parties not ascending');
+  const self = r.u8('self');
+  if (!parties.includes(self)) throw new Error('key share encoding: self is not a party');
+  const secretShare = bytesToBigInt(r.take(SCALAR_BYTES, 'secret share'));
+  if (secretShare >= N) throw new Error('key share encoding: secret share out of range');
+  const publicKey = r.point('public key');
+  const publicShares = new Map(parties.map((p) => [p, r.point(`public share ${p}`)] as const));
+  const zeroSeeds = new Map<number, Uint8Array>();
+  const otSender = new Map<number, ReturnType<typeof deserializeOtExtSenderSetup>>();
+  const otReceiver = new Map<number, ReturnType<typeof deserializeOtExtReceiverSetup>>();
+  for (const p of parties) {
+    if (p === self) continue;
+    zeroSeeds.set(p, r.take(SEED_BYTES, 'zero seed').slice());
+    otSender.set(p, deserializeOtExtSenderSetup(r.sized('OT sender set-up')));
+    otReceiver.set(p, deserializeOtExtReceiverSetup(r.sized('OT receiver set-up')));
+  }
+  r.end();
+  return { keyId, epoch, threshold, parties, self, secretShare, publicKey, publicShares, zeroSeeds, otSender, otReceiver };
+}
