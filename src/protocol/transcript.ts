@@ -9,6 +9,7 @@ import { reduceWide } from './math/scalar.js';
 const PROTOCOL_TAG = 'quorumkey/v1';
 
 function u32(n: number): Uint8Array {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`transcript: ${n} is not a 32-bit unsigned integer`);
   const b = new Uint8Array(4);
   new DataView(b.buffer).setUint32(0, n);
   return b;
