@@ -1,0 +1,36 @@
+/** gRPC clients the CLI uses: Admin over mTLS with the `admin` identity, Coordinator over the unix socket. */
+import * as grpc from '@grpc/grpc-js';
+import { paths, readClusterConfig } from '../cluster/config.js';
+import { loadIdentity } from '../pki/cluster-ca.js';
+import { services } from '../transport/proto.js';
+import { channelOptions, clientCredentials } from '../transport/tls.js';
+
+type Callback<T> = (err: grpc.ServiceError | null, value: T) => void;
+type UnaryMethod = (request: unknown, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback<unknown>) => void;
+
+/** Calls a unary method with a deadline and returns a promise. */
+export function unary<T>(client: grpc.Client, method: string, request: unknown, timeoutMs = 30_000): Promise<T> {
+  const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+  if (!fn) throw new Error(`unknown RPC ${method}`);
+  return new Promise((resolve, reject) =>
+    fn.call(client, request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, value) => (err ? reject(err) : resolve(value as T))),
+  );
+}
+
+export function adminClient(dir: string): grpc.Client {
+  const config = readClusterConfig(dir);
+  const identity = loadIdentity(paths(dir).pki, 'admin');
+  return new services.Admin(config.coordinator.grpc, clientCredentials(identity), channelOptions('coordinator'));
+}
+
+export function coordinatorClient(dir: string): grpc.Client {
+  const config = readClusterConfig(dir);
+  return new services.Coordinator(`unix:${config.coordinator.socket}`, grpc.credentials.createInsecure());
+}
+
+/** A one-line description of a gRPC failure for the terminal. */
+export function describeError(err: unknown): string {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e.code === 'number') return `${grpc.status[e.code]}: ${e.details ?? e.message}`;
+  return (err as Error).message ?? String(err);
+}

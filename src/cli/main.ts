@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+/**
+ * The quorumkey command line. Every command takes --dir (default ./.quorumkey) and finds the
+ * running cluster through <dir>/cluster.json.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { verifyAuditLog } from '../audit/log.js';
+import { paths } from '../cluster/config.js';
+import { adminClient, coordinatorClient, describeError, unary } from './clients.js';
+import { up } from './up.js';
+
+const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
+
+  up [--signers N] [--threshold T]              start the embedded cluster (default 5 signers, 3-of-5 key 'tls')
+  key create ID --threshold T --signers N [--policy a,b]
+  key list
+  key show ID [--pem]                           --pem: the public key as SubjectPublicKeyInfo PEM
+  sign ID --digest HEX | --tbs-file FILE        prints the DER signature as hex
+  status [--json]                               signers, quarantine, pools
+  refresh ID                                    proactive refresh: new shares, same public key
+  audit verify                                  checks the audit log's hash chain`;
+
+interface KeyInfo {
+  key_id: string;
+  threshold: number;
+  signers: number[];
+  public_key: Buffer;
+  spki_der: Buffer;
+  policy: string[];
+  epoch: number;
+}
+
+function fail(message: string): never {
+  console.error(`quorumkey: ${message}`);
+  process.exit(2);
+}
+
+function pem(label: string, der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n');
+  return `-----BEGIN ${label}-----\n${b64}-----END ${label}-----\n`;
+}
+
+function describeKey(k: KeyInfo): string {
+  return `${k.key_id}  ${k.threshold}-of-${k.signers.length} signers [${k.signers.join(',')}]  epoch ${k.epoch}  policy ${k.policy.join(',')}  pubkey ${Buffer.from(k.public_key).toString('hex')}`;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string', default: '.quorumkey' },
+      signers: { type: 'string' },
+      threshold: { type: 'string' },
+      policy: { type: 'string' },
+      pem: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      digest: { type: 'string' },
+      'tbs-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const dir = values.dir!;
+  const [command, sub, arg] = positionals;
+  const int = (name: 'signers' | 'threshold', fallback?: number) => {
+    const raw = values[name];
+    if (raw === undefined) return fallback ?? fail(`--${name} is required`);
+    if (!/^\d+$/.test(raw)) fail(`--${name} must be a number`);
+    return Number(raw);
+  };
+  if (values.help || !command) return void console.log(USAGE);
+
+  switch (command) {
+    case 'up':
+      return up({ dir, signers: int('signers', 5), threshold: int('threshold', 3), keyId: 'tls' });
+    case 'key': {
+      const admin = adminClient(dir);
+      if (sub === 'create') {
+        if (!arg) fail('key create needs an ID');
+        const key = await unary<KeyInfo>(
+          admin,
+          'CreateKey',
+          { key_id: arg, threshold: int('threshold'), signer_count: int('signers'), policy: values.policy ? values.policy.split(',') : [] },
+          180_000,
+        );
+        console.log(describeKey(key));
+      } else if (sub === 'list') {
+        const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
+        for (const k of keys) console.log(describeKey(k));
+      } else if (sub === 'show') {
+        if (!arg) fail('key show needs an ID');
+        const key = await unary<KeyInfo>(coordinatorClient(dir), 'GetKey', { key_id: arg });
+        console.log(values.pem ? pem('PUBLIC KEY', key.spki_der).trimEnd() : describeKey(key));
+      } else fail(`unknown key command '${sub ?? ''}'\n${USAGE}`);
+      return;
+    }
+    case 'sign': {
+      if (!sub) fail('sign needs a key ID');
+      const request: Record<string, unknown> = { key_id: sub };
+      if (values.digest !== undefined) {
+        if (!/^([0-9a-fA-F]{2})+$/.test(values.digest)) fail('--digest must be hex');
+        request.digest = Buffer.from(values.digest, 'hex');
+      } else if (values['tbs-file'] !== undefined) {
+        request.tbs = readFileSync(values['tbs-file']);
+      } else fail('sign needs --digest HEX or --tbs-file FILE');
+      const response = await unary<{ signature_der: Buffer }>(coordinatorClient(dir), 'Sign', request);
+      console.log(Buffer.from(response.signature_der).toString('hex'));
+      return;
+    }
+    case 'status': {
+      const status = await unary<{ signers: Record<string, unknown>[]; pools: { key_id: string; subset: number[]; depth: number; target: number }[] }>(
+        adminClient(dir),
+        'Status',
+        {},
+      );
+      if (values.json) return void console.log(JSON.stringify(status, null, 2));
+      console.log('signer  up  healthy  quarantined  latency   boot id');
+      for (const s of status.signers) {
+        console.log(
+          `${String(s.index).padEnd(7)} ${(s.up ? 'yes' : 'no').padEnd(3)} ${(s.healthy ? 'yes' : 'no').padEnd(8)} ${(s.quarantined ? `yes (${s.quarantine_reason})` : 'no').padEnd(12)} ${Number(s.latency_ms).toFixed(1).padStart(6)} ms  ${s.boot_id}${s.last_error ? `  last error: ${s.last_error}` : ''}`,
+        );
+      }
+      console.log('\nkey     subset        depth/target');
+      for (const pool of status.pools) console.log(`${pool.key_id.padEnd(7)} ${pool.subset.join(',').padEnd(13)} ${pool.depth}/${pool.target}`);
+      return;
+    }
+    case 'refresh': {
+      if (!sub) fail('refresh needs a key ID');
+      console.log(describeKey(await unary<KeyInfo>(adminClient(dir), 'RefreshKey', { key_id: sub }, 180_000)));
+      return;
+    }
+    case 'audit': {
+      if (sub !== 'verify') fail(`unknown audit command '${sub ?? ''}'`);
+      const log = `${paths(dir).coordinator}/audit.log`;
+      const result = await verifyAuditLog(log);
+      if (!result.ok) fail(`audit log ${log} is broken at line ${result.line}: ${result.reason}`);
+      console.log(`audit log ${log}: ${result.records} records, chain intact, head ${result.head}`);
+      return;
+    }
+    default:
+      fail(`unknown command '${command}'\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => {
+    // `up` keeps running (its children and signal handlers hold the event loop); the others end here.
+  },
+  (err) => fail(describeError(err)),
+);

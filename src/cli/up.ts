@@ -1,0 +1,153 @@
+/**
+ * `quorumkey up`: the embedded default. N signer processes and a coordinator as children under
+ * one directory, the cluster CA on first run, key `tls` on first run, one ready line, and a clean
+ * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig } from '../cluster/config.js';
+import { ensureClusterPki, signerName } from '../pki/cluster-ca.js';
+import { adminClient, describeError, unary } from './clients.js';
+
+export interface UpOptions {
+  dir: string;
+  signers: number;
+  threshold: number;
+  keyId: string;
+}
+
+const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
+const COORDINATOR_MAIN = fileURLToPath(new URL('../coordinator/main.js', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function freshConfig(dir: string, signers: number): Promise<ClusterConfig> {
+  const p = paths(dir);
+  const previous = existsSync(p.config) ? readClusterConfig(dir) : undefined;
+  if (previous && previous.signers.length !== signers)
+    throw new Error(`${p.root} holds a cluster of ${previous.signers.length} signers; use that number or another --dir`);
+  const endpoint = async () => `127.0.0.1:${await freePort()}`;
+  const config: ClusterConfig = {
+    signers: [],
+    coordinator: { grpc: await endpoint(), socket: p.socket, http: await endpoint() },
+    pool: previous?.pool ?? DEFAULT_POOL,
+    sessionTimeoutMs: previous?.sessionTimeoutMs ?? 30_000,
+  };
+  for (let index = 1; index <= signers; index++) {
+    const seal = previous?.signers.find((s) => s.index === index)?.seal ?? { mode: 'passphrase' as const };
+    config.signers.push({ index, endpoint: await endpoint(), http: await endpoint(), seal });
+  }
+  return config;
+}
+
+/** Development sealing: a random passphrase per signer, mode 0600, created once. */
+function ensureDevPassphrase(dir: string, index: number): void {
+  const signerDir = paths(dir).signer(index);
+  mkdirSync(signerDir, { recursive: true, mode: 0o700 });
+  const file = join(signerDir, 'seal.passphrase');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+}
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+  readyLine: string;
+}
+
+function startChild(name: string, script: string, args: string[], dir: string, readyPrefix: string): Promise<Child> {
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  mkdirSync(join(paths(dir).root, 'run'), { recursive: true });
+  writeFileSync(join(paths(dir).root, 'run', `${name}.pid`), `${child.pid}\n`);
+  const stderr: string[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr.push(chunk.toString());
+    if (stderr.length > 50) stderr.shift();
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not become ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.startsWith(readyPrefix)) {
+        clearTimeout(timer);
+        resolve({ name, process: child, readyLine: line });
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      const last = stderr.join('').trim().split('\n').slice(-3).join('\n');
+      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready${last ? `:\n${last}` : ''}`));
+    });
+  });
+}
+
+export async function up(options: UpOptions): Promise<void> {
+  const { dir, signers, threshold } = options;
+  if (!Number.isInteger(signers) || signers < 2 || signers > 16) throw new Error('--signers must be between 2 and 16');
+  if (!Number.isInteger(threshold) || threshold < 2 || threshold > signers) throw new Error(`--threshold must be between 2 and ${signers}`);
+  const p = paths(dir);
+  mkdirSync(p.root, { recursive: true, mode: 0o700 });
+  ensureClusterPki(p.pki, [...Array.from({ length: signers }, (_, i) => signerName(i + 1)), 'coordinator', 'admin', 'provider']);
+  const config = await freshConfig(dir, signers);
+  writeClusterConfig(dir, config);
+  for (const s of config.signers) if (s.seal.mode === 'passphrase' && !s.seal.passphraseFile) ensureDevPassphrase(dir, s.index);
+
+  const children: Child[] = [];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.process.exitCode !== null || c.process.signalCode !== null) return resolve();
+            c.process.once('exit', () => resolve());
+            c.process.kill('SIGTERM');
+            setTimeout(() => c.process.kill('SIGKILL'), 10_000).unref();
+          }),
+      ),
+    );
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  try {
+    const started = await Promise.all(
+      config.signers.map((s) => startChild(signerName(s.index), SIGNER_MAIN, ['--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`)),
+    );
+    children.push(...started);
+    children.push(await startChild('coordinator', COORDINATOR_MAIN, ['--dir', p.root], dir, 'coordinator ready'));
+    for (const c of children) {
+      c.process.once('exit', (code, signal) => {
+        if (!stopping) console.error(`quorumkey: ${c.name} exited (${signal ?? `code ${code}`}); start it again with the command in ${join(p.root, 'run')}`);
+      });
+    }
+    const admin = adminClient(dir);
+    const { keys } = await unary<{ keys: { key_id: string }[] }>(admin, 'ListKeys', {});
+    if (!keys.some((k) => k.key_id === options.keyId)) {
+      console.error(`quorumkey: creating key '${options.keyId}' (${threshold}-of-${signers}, policy tls-server) by distributed key generation…`);
+      await unary(admin, 'CreateKey', { key_id: options.keyId, threshold, signer_count: signers, policy: ['tls-server'] }, 180_000);
+    }
+    admin.close();
+    console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=http://${config.coordinator.http}`);
+  } catch (err) {
+    console.error(`quorumkey up failed: ${describeError(err)}`);
+    await stop(1);
+  }
+}
