@@ -1,0 +1,537 @@
+/**
+ * The signer node service: wraps one Party (src/protocol/party.ts) behind the Signer and Peer
+ * gRPC services (mutual TLS with the cluster CA) and an HTTP server for /metrics and /healthz.
+ *
+ * Signer: callable only by the certificate `coordinator`. Peer: only by `signer-<j>`, j a
+ * configured signer other than this one. Every input is validated before it reaches the Party;
+ * a handler never throws out of grpc-js (bad input is answered, and the service keeps serving).
+ *
+ * Statuses (details always a readable sentence):
+ *   INVALID_ARGUMENT     malformed field (key id, session id, index lists, count, digest, seed…)
+ *   NOT_FOUND            unknown key
+ *   ALREADY_EXISTS       KeyGen of a key this signer already holds
+ *   FAILED_PRECONDITION  "presignature unknown or already used"; a key generation/refresh of the
+ *                        key is already running; key refreshed while a presign ran
+ *   ABORTED              a ProtocolAbort: trailing metadata qk-abort-reason, qk-culprit (when
+ *                        known), qk-blame: 1 (for a blame)
+ *   RESOURCE_EXHAUSTED   too many sessions or presignatures in memory
+ *   PERMISSION_DENIED    wrong caller certificate
+ *   UNAVAILABLE          shutting down
+ *   INTERNAL             sealing failed, or a bug (logged)
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ClusterConfig } from '../src/cluster/config.js';
+import type { TlsIdentity } from '../src/pki/cluster-ca.js';
+import { ProtocolAbort } from '../src/protocol/errors.js';
+import type { KeyShare } from '../src/protocol/keyshare.js';
+import { MAX_PARTIES } from '../src/protocol/keyshare.js';
+import { SESSION_ID_BYTES, toHex } from '../src/protocol/message.js';
+import { TWEAK_SEED_BYTES } from '../src/protocol/online.js';
+import { Party } from '../src/protocol/party.js';
+import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
+import type { KeyDealingSession } from '../src/protocol/dkg.js';
+import { SealError } from '../src/storage/seal.js';
+import { ABORT_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { callerName, serverCredentials } from '../src/transport/tls.js';
+import type { Logger } from './log.js';
+import { SignerMetrics } from './metrics.js';
+import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport } from './peers.js';
+import { SessionDriver, ShuttingDown } from './sessions.js';
+import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
+
+export const COORDINATOR_IDENTITY = 'coordinator';
+export const MIN_DIGEST_BYTES = 20;
+export const MAX_DIGEST_BYTES = 64;
+/** Running protocol sessions at once; more are refused with RESOURCE_EXHAUSTED. */
+export const MAX_RUNNING_SESSIONS = 128;
+/** Presignatures kept in memory per key; a presign that would exceed it is refused. */
+export const MAX_PRESIGNATURES_PER_KEY = 65_536;
+export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+
+/** An answer with a specific gRPC status. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+    readonly metadata?: grpc.Metadata,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string) => new RpcError(grpc.status.INVALID_ARGUMENT, message);
+
+export function abortMetadata(err: ProtocolAbort): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(ABORT_METADATA.reason, err.reason);
+  if (err.culprit !== undefined) md.set(ABORT_METADATA.culprit, String(err.culprit));
+  if (err.isBlame) md.set(ABORT_METADATA.blame, '1');
+  return md;
+}
+
+// --- wire shapes (proto-loader, keepCase, defaults) -------------------------------------------
+
+interface KeyGenRequest {
+  key_id: string;
+  session_id: Buffer;
+  parties: number[];
+  threshold: number;
+}
+interface PresignRequest {
+  key_id: string;
+  session_id: Buffer;
+  subset: number[];
+  count: number;
+}
+interface FinishRequest {
+  key_id: string;
+  presignature_id: Buffer;
+  digest: Buffer;
+  tweak_seed: Buffer;
+}
+interface RefreshRequest {
+  key_id: string;
+  session_id: Buffer;
+}
+interface SignerRef {
+  index: number;
+}
+interface KeySummary {
+  key_id: string;
+  epoch: number;
+  public_key: Uint8Array;
+  presignatures: number;
+}
+interface HealthResponse {
+  index: number;
+  boot_id: string;
+  keys: KeySummary[];
+  blamed_peers: number[];
+}
+interface KeyGenResponse {
+  public_key: Uint8Array;
+  epoch: number;
+  public_shares_digest: Uint8Array;
+}
+interface PresignResponse {
+  boot_id: string;
+  presignatures: { id: Uint8Array; nonce: Uint8Array }[];
+}
+interface FinishResponse {
+  share: ProtocolEnvelope;
+}
+
+export interface SignerNodeOptions {
+  index: number;
+  config: ClusterConfig;
+  identity: TlsIdentity;
+  store: ShareStore;
+  log: Logger;
+  bootId?: string;
+}
+
+export interface Addresses {
+  grpc: string;
+  http: string;
+}
+
+/** SHA-256 over the public shares in party order (every holder must report the same). */
+export function publicSharesDigest(share: KeyShare): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of share.parties) h.update(share.publicShares.get(p)!);
+  return new Uint8Array(h.digest());
+}
+
+function splitHostPort(endpoint: string, what: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(endpoint ?? '');
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new Error(`${what} '${endpoint}' is not host:port`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+export class SignerNode {
+  readonly index: number;
+  readonly bootId: string;
+  readonly party: Party;
+  readonly metrics: SignerMetrics;
+  private readonly config: ClusterConfig;
+  private readonly identity: TlsIdentity;
+  private readonly store: ShareStore;
+  private readonly log: Logger;
+  private readonly signerIndices: ReadonlySet<number>;
+  private readonly keys = new Set<string>();
+  /** Keys with a key generation or refresh running here. */
+  private readonly dealing = new Set<string>();
+  private readonly transport: PeerTransport;
+  private readonly driver: SessionDriver;
+  private readonly server: grpc.Server;
+  private http: HttpServer | undefined;
+  private stopping = false;
+
+  constructor(options: SignerNodeOptions) {
+    this.index = options.index;
+    this.config = options.config;
+    this.identity = options.identity;
+    this.store = options.store;
+    this.log = options.log;
+    this.bootId = options.bootId ?? randomUUID();
+    this.party = new Party(this.index);
+    this.signerIndices = new Set(this.config.signers.map((s) => s.index));
+    const timeout = this.config.sessionTimeoutMs;
+    const timeoutMs = Number.isInteger(timeout) && timeout > 0 ? timeout : DEFAULT_SESSION_TIMEOUT_MS;
+    this.metrics = new SignerMetrics(this.index, this.bootId, {
+      keys: () => this.keySummaries().map((k) => ({ keyId: k.key_id, epoch: k.epoch, presignatures: k.presignatures })),
+      blamedPeers: () => [...this.party.blamedPeers],
+      pendingMessages: () => this.driver.pending.size,
+      runningSessions: () => this.driver.runningCount,
+    });
+    this.transport = new PeerTransport(this.identity, this.index, this.config.signers, this.log);
+    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics);
+    this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
+    this.server.addService(services.Signer.service, {
+      Health: this.unary('Health', () => this.health()),
+      KeyGen: this.unary('KeyGen', (r: KeyGenRequest) => this.keyGen(r)),
+      Presign: this.unary('Presign', (r: PresignRequest) => this.presign(r)),
+      Finish: this.unary('Finish', (r: FinishRequest) => this.finish(r)),
+      Refresh: this.unary('Refresh', (r: RefreshRequest) => this.refresh(r)),
+      Readmit: this.unary('Readmit', (r: SignerRef) => this.readmit(r)),
+    });
+    this.server.addService(services.Peer.service, {
+      Exchange: exchangeHandler(this.transport, (sender, envelope) => this.driver.deliver(sender, envelope)),
+    });
+  }
+
+  /** Installs shares loaded from sealed storage. */
+  installShares(shares: readonly KeyShare[]): void {
+    for (const share of shares) {
+      this.party.installShare(share);
+      this.keys.add(share.keyId);
+    }
+  }
+
+  /** Binds gRPC (config endpoint) and HTTP (config http); returns the bound addresses. */
+  async listen(): Promise<Addresses> {
+    const me = this.config.signers.find((s) => s.index === this.index)!;
+    const g = splitHostPort(me.endpoint, `signer ${this.index} endpoint`);
+    const h = splitHostPort(me.http, `signer ${this.index} http`);
+    const grpcPort = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(me.endpoint, serverCredentials(this.identity), (err, port) => {
+        if (err) reject(new Error(`cannot listen for gRPC on ${me.endpoint}: ${err.message}`));
+        else resolve(port);
+      });
+    });
+    const http = createServer((req, res) => void this.serveHttp(req, res));
+    this.http = http;
+    const httpPort = await new Promise<number>((resolve, reject) => {
+      http.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`cannot listen for HTTP on ${me.http}: ${e.code ?? e.message}`)));
+      http.listen(h.port, h.host, () => resolve((http.address() as AddressInfo).port));
+    });
+    http.on('error', (e) => this.log.error('http server error', { error: e.message }));
+    return { grpc: formatHostPort(g.host, grpcPort), http: formatHostPort(h.host, httpPort) };
+  }
+
+  /** Stops accepting, stops running sessions, closes everything. */
+  async stop(graceMs = 2000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.driver.close();
+    await Promise.all([
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          this.server.forceShutdown();
+          resolve();
+        }, graceMs);
+        this.server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+      new Promise<void>((resolve) => {
+        if (!this.http) return resolve();
+        this.http.close(() => resolve());
+        this.http.closeAllConnections();
+      }),
+    ]);
+    this.transport.close();
+  }
+
+  // --- RPC plumbing -------------------------------------------------------------------------
+
+  private unary<Req, Res>(method: string, fn: (request: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const respond = (err: grpc.ServerErrorResponse | null, value?: Res) => {
+        this.metrics.rpcs.inc({ method, code: grpc.status[err ? (err.code ?? grpc.status.UNKNOWN) : grpc.status.OK] ?? 'UNKNOWN' });
+        try {
+          if (err) callback(err);
+          else callback(null, value);
+        } catch (e) {
+          this.log.error('grpc callback failed', { method, error: (e as Error)?.message });
+        }
+      };
+      const caller = callerName(call);
+      if (caller !== COORDINATOR_IDENTITY) {
+        this.log.warn('signer call refused', { method, caller: caller ?? null });
+        respond(this.toStatus(method, new RpcError(grpc.status.PERMISSION_DENIED, `Signer.${method}: caller '${caller ?? 'unauthenticated'}' is not the coordinator`)));
+        return;
+      }
+      let result: Promise<Res>;
+      try {
+        if (this.stopping) throw new ShuttingDown();
+        result = Promise.resolve(fn(call.request));
+      } catch (e) {
+        result = Promise.reject(e);
+      }
+      result.then(
+        (value) => respond(null, value),
+        (e) => respond(this.toStatus(method, e)),
+      );
+    };
+  }
+
+  private toStatus(method: string, e: unknown): grpc.ServerErrorResponse {
+    if (e instanceof RpcError) {
+      if (e.code === grpc.status.INVALID_ARGUMENT) this.log.info('invalid request', { method, detail: e.message });
+      return { name: 'RpcError', message: e.message, code: e.code, details: e.message, ...(e.metadata ? { metadata: e.metadata } : {}) };
+    }
+    if (e instanceof ProtocolAbort) {
+      return { name: 'ProtocolAbort', message: e.message, code: grpc.status.ABORTED, details: e.message, metadata: abortMetadata(e) };
+    }
+    if (e instanceof ShuttingDown) return { name: 'Unavailable', message: e.message, code: grpc.status.UNAVAILABLE, details: e.message };
+    if (e instanceof SealError) {
+      this.log.error('sealing failed', { method, error: e.message });
+      return { name: 'SealError', message: e.message, code: grpc.status.INTERNAL, details: `signer ${this.index} could not seal the share: ${e.message}` };
+    }
+    this.log.error('internal error', { method, error: (e as Error)?.message ?? String(e), stack: (e as Error)?.stack });
+    return { name: 'Internal', message: 'internal error', code: grpc.status.INTERNAL, details: `signer ${this.index}: internal error in ${method} (see its log)` };
+  }
+
+  // --- validation -----------------------------------------------------------------------------
+
+  private keyId(value: unknown): string {
+    if (typeof value !== 'string' || !KEY_ID_PATTERN.test(value)) {
+      throw invalid(`key_id must match ${KEY_ID_PATTERN.source}, got ${typeof value === 'string' ? JSON.stringify(value.slice(0, 80)) : 'nothing'}`);
+    }
+    return value;
+  }
+
+  private knownKey(value: unknown): string {
+    const keyId = this.keyId(value);
+    if (!this.keys.has(keyId)) throw new RpcError(grpc.status.NOT_FOUND, `signer ${this.index} holds no share of key '${keyId}'`);
+    return keyId;
+  }
+
+  private bytes(value: unknown, name: string, min: number, max = min): Uint8Array {
+    const b = value instanceof Uint8Array ? value : undefined;
+    const len = b?.length ?? 0;
+    if (!b || len < min || len > max) {
+      const want = min === max ? `${min} bytes` : `${min} to ${max} bytes`;
+      throw invalid(`${name} must be ${want}, got ${len}`);
+    }
+    return new Uint8Array(b);
+  }
+
+  private sessionId(value: unknown): Uint8Array {
+    return this.bytes(value, 'session_id', SESSION_ID_BYTES);
+  }
+
+  /** A sorted list of distinct configured signer indices that contains this signer. */
+  private indices(value: unknown, name: string, min: number, max: number): number[] {
+    const list = Array.isArray(value) ? (value as unknown[]) : [];
+    if (list.length < min || list.length > max) throw invalid(`${name} must list ${min} to ${max} signer indices, got ${list.length}`);
+    const out: number[] = [];
+    for (const v of list) {
+      if (typeof v !== 'number' || !Number.isInteger(v) || !this.signerIndices.has(v)) {
+        throw invalid(`${name}: ${String(v)} is not a configured signer (signers: ${[...this.signerIndices].sort((a, b) => a - b).join(',')})`);
+      }
+      if (out.length > 0 && v <= out[out.length - 1]!) throw invalid(`${name} must be sorted ascending without repetition, got ${list.join(',')}`);
+      out.push(v);
+    }
+    if (!out.includes(this.index)) throw invalid(`${name} ${out.join(',')} does not include this signer (${this.index})`);
+    return out;
+  }
+
+  private checkCapacity(): void {
+    if (this.driver.runningCount >= MAX_RUNNING_SESSIONS) {
+      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `signer ${this.index} already runs ${MAX_RUNNING_SESSIONS} sessions`);
+    }
+  }
+
+  /** Creates a session on the Party; its refusals become statuses. */
+  private create<S>(sessionId: Uint8Array, make: () => S): S {
+    try {
+      return make();
+    } catch (e) {
+      this.driver.discard(sessionId);
+      if (!(e instanceof ProtocolAbort)) throw e;
+      if (e.reason === 'session-reused') throw invalid(`session_id ${toHex(sessionId).slice(0, 16)}… was used before: every session needs a fresh id`);
+      if (e.reason === 'bad-parameters') throw invalid(e.message);
+      throw e; // peer-blamed → ABORTED with metadata
+    }
+  }
+
+  // --- Signer service -----------------------------------------------------------------------
+
+  private keySummaries(): KeySummary[] {
+    return [...this.keys].sort().map((keyId) => {
+      const share = this.party.share(keyId);
+      return { key_id: keyId, epoch: share.epoch, public_key: share.publicKey, presignatures: this.party.presignatureCount(keyId) };
+    });
+  }
+
+  private health(): HealthResponse {
+    return { index: this.index, boot_id: this.bootId, keys: this.keySummaries(), blamed_peers: [...this.party.blamedPeers].sort((a, b) => a - b) };
+  }
+
+  private async keyGen(req: KeyGenRequest): Promise<KeyGenResponse> {
+    const keyId = this.keyId(req.key_id);
+    const sessionId = this.sessionId(req.session_id);
+    const parties = this.indices(req.parties, 'parties', 2, MAX_PARTIES);
+    const threshold = req.threshold;
+    if (!Number.isInteger(threshold) || threshold < 2 || threshold > parties.length) {
+      throw invalid(`threshold must be between 2 and the number of parties (${parties.length}), got ${threshold}`);
+    }
+    if (this.keys.has(keyId)) throw new RpcError(grpc.status.ALREADY_EXISTS, `key '${keyId}' already exists on signer ${this.index}`);
+    if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is already running on signer ${this.index}`);
+    this.checkCapacity();
+    const session = this.create(sessionId, () => this.party.startKeyGen(keyId, sessionId, parties, threshold));
+    this.dealing.add(keyId);
+    try {
+      this.log.info('key generation started', { key: keyId, session: toHex(sessionId).slice(0, 16), parties, threshold });
+      await this.driver.run(session);
+      const share = await this.seal(session);
+      this.keys.add(keyId);
+      this.log.info('key generated and sealed', { key: keyId, epoch: share.epoch, public_key: toHex(share.publicKey) });
+      return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
+    } finally {
+      this.dealing.delete(keyId);
+    }
+  }
+
+  private async refresh(req: RefreshRequest): Promise<KeyGenResponse> {
+    const keyId = this.knownKey(req.key_id);
+    const sessionId = this.sessionId(req.session_id);
+    if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is already running on signer ${this.index}`);
+    this.checkCapacity();
+    const session = this.create(sessionId, () => this.party.startRefresh(keyId, sessionId));
+    this.dealing.add(keyId);
+    try {
+      this.log.info('refresh started', { key: keyId, session: toHex(sessionId).slice(0, 16), epoch: this.party.share(keyId).epoch });
+      await this.driver.run(session);
+      const share = await this.seal(session);
+      this.log.info('key refreshed and sealed; older presignatures destroyed', { key: keyId, epoch: share.epoch });
+      return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
+    } finally {
+      this.dealing.delete(keyId);
+    }
+  }
+
+  /** Seals a finished key-dealing session's share, then installs it (the file first, always). */
+  private async seal(session: KeyDealingSession): Promise<KeyShare> {
+    const share = session.output;
+    await this.store.save(share);
+    this.party.complete(session);
+    return share;
+  }
+
+  private async presign(req: PresignRequest): Promise<PresignResponse> {
+    const keyId = this.knownKey(req.key_id);
+    const sessionId = this.sessionId(req.session_id);
+    const subset = this.indices(req.subset, 'subset', 2, MAX_PARTIES);
+    const count = req.count;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) throw invalid(`count must be between 1 and ${MAX_BATCH}, got ${count}`);
+    const share = this.party.share(keyId);
+    if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
+    const outsider = subset.find((p) => !share.parties.includes(p));
+    if (outsider !== undefined) throw invalid(`subset: signer ${outsider} holds no share of '${keyId}' (holders: ${share.parties.join(',')})`);
+    if (this.party.presignatureCount(keyId) + count > MAX_PRESIGNATURES_PER_KEY) {
+      throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `signer ${this.index} already holds ${this.party.presignatureCount(keyId)} presignatures of '${keyId}' (limit ${MAX_PRESIGNATURES_PER_KEY})`);
+    }
+    this.checkCapacity();
+    const session = this.create(sessionId, () => this.party.startPresign(keyId, sessionId, subset, count));
+    await this.driver.run(session);
+    return this.completePresign(session);
+  }
+
+  private completePresign(session: PresignSession): PresignResponse {
+    const output = session.output;
+    const current = this.party.share(session.keyId).epoch;
+    if (output.some((p) => p.epoch !== current)) {
+      this.party.reportAbort(session, new ProtocolAbort('bad-parameters', 'key refreshed while presigning'));
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${session.keyId}' was refreshed while this presign ran; its presignatures were discarded`);
+    }
+    this.party.complete(session);
+    this.metrics.presignaturesCreated.inc({ key: session.keyId }, output.length);
+    return { boot_id: this.bootId, presignatures: output.map((p) => ({ id: p.id, nonce: p.nonce })) };
+  }
+
+  private finish(req: FinishRequest): FinishResponse {
+    const keyId = this.knownKey(req.key_id);
+    const presignatureId = this.bytes(req.presignature_id, 'presignature_id', 32);
+    const digest = this.bytes(req.digest, 'digest', MIN_DIGEST_BYTES, MAX_DIGEST_BYTES);
+    const tweakSeed = this.bytes(req.tweak_seed, 'tweak_seed', TWEAK_SEED_BYTES);
+    const started = performance.now();
+    try {
+      const message = this.party.sign(keyId, presignatureId, { digest, tweakSeed });
+      this.metrics.finishDuration.observe((performance.now() - started) / 1000);
+      this.metrics.finishes.inc({ result: 'ok' });
+      this.log.debug('online share computed', { key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
+      return { share: toEnvelope(message) };
+    } catch (e) {
+      if (e instanceof ProtocolAbort && e.reason === 'presignature-used') {
+        this.metrics.finishes.inc({ result: 'unknown-presignature' });
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, 'presignature unknown or already used');
+      }
+      this.metrics.finishes.inc({ result: 'error' });
+      if (e instanceof ProtocolAbort && e.reason === 'bad-parameters') throw invalid(e.message);
+      throw e;
+    }
+  }
+
+  private readmit(req: SignerRef): HealthResponse {
+    const peer = req.index;
+    if (!Number.isInteger(peer) || !this.signerIndices.has(peer) || peer === this.index) {
+      throw invalid(`index must be a configured signer other than this one (${this.index}), got ${peer}`);
+    }
+    const wasBlamed = this.party.blamedPeers.has(peer);
+    this.party.readmit(peer);
+    this.log.info('peer readmitted by the operator', { peer, was_blamed: wasBlamed });
+    return this.health();
+  }
+
+  // --- HTTP -----------------------------------------------------------------------------------
+
+  private async serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const path = (req.url ?? '/').split('?')[0];
+      if ((req.method === 'GET' || req.method === 'HEAD') && path === '/metrics') {
+        const body = await this.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      if ((req.method === 'GET' || req.method === 'HEAD') && path === '/healthz') {
+        const h = this.health();
+        const body = JSON.stringify({
+          index: h.index,
+          boot_id: h.boot_id,
+          keys: h.keys.map((k) => ({ key_id: k.key_id, epoch: k.epoch, public_key: toHex(k.public_key), presignatures: k.presignatures })),
+          blamed_peers: h.blamed_peers,
+        });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    } catch (e) {
+      this.log.error('http handler failed', { error: (e as Error)?.message });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('internal error\n');
+    }
+  }
+}

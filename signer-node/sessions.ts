@@ -1,0 +1,354 @@
+/**
+ * Drives protocol sessions of the Party over the peer transport. No protocol logic lives here:
+ * the session checks every message; this file only routes them, in order, at the right time.
+ *
+ * - Incoming messages are routed by session id. A message for a session that has not started
+ *   here yet (the coordinator calls the signers concurrently) waits in a bounded buffer (per
+ *   peer and in total, at most two per session and peer) and expires after the session timeout.
+ * - A peer may be one round ahead (it got everybody's messages before we got the last one):
+ *   its next-round message is held until this session reaches that round.
+ * - A message from a party that is not a peer of the session is dropped, not delivered: a third
+ *   signer must not be able to abort a session it has no part in.
+ * - A session that has not finished within the timeout is advanced anyway, which aborts it with
+ *   'missing-message' naming the silent peer.
+ */
+import { ProtocolAbort } from '../src/protocol/errors.js';
+import type { Party } from '../src/protocol/party.js';
+import { SESSION_ID_BYTES, toHex, type ProtocolMessage } from '../src/protocol/message.js';
+import type { Session } from '../src/protocol/session.js';
+import { fromEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import type { Logger } from './log.js';
+import type { SignerMetrics } from './metrics.js';
+import type { PeerTransport, SessionStreams } from './peers.js';
+
+export interface BufferLimits {
+  perPeerMessages: number;
+  perPeerBytes: number;
+  totalMessages: number;
+  totalBytes: number;
+  /** Messages for one (session, peer) before the session starts; honest peers send one. */
+  perSessionPeerMessages: number;
+}
+
+export const DEFAULT_BUFFER_LIMITS: BufferLimits = {
+  perPeerMessages: 256,
+  perPeerBytes: 256 * 1024 * 1024,
+  totalMessages: 1024,
+  totalBytes: 512 * 1024 * 1024,
+  perSessionPeerMessages: 2,
+};
+
+interface Buffered {
+  sender: number;
+  message: ProtocolMessage;
+  bytes: number;
+}
+
+type BufferResult = 'buffered' | 'dropped-peer-limit' | 'dropped-total-limit' | 'dropped-session-limit';
+
+/** Messages for sessions that do not exist here yet. */
+export class PendingBuffer {
+  private readonly sessions = new Map<string, { expires: number; items: Buffered[] }>();
+  private readonly perPeer = new Map<number, { count: number; bytes: number }>();
+  private count = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly limits: BufferLimits,
+    private readonly ttlMs: number,
+  ) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(hex: string, sender: number, message: ProtocolMessage, bytes: number, now = Date.now()): BufferResult {
+    this.sweep(now);
+    const peer = this.perPeer.get(sender) ?? { count: 0, bytes: 0 };
+    if (peer.count + 1 > this.limits.perPeerMessages || peer.bytes + bytes > this.limits.perPeerBytes) return 'dropped-peer-limit';
+    if (this.count + 1 > this.limits.totalMessages || this.bytes + bytes > this.limits.totalBytes) return 'dropped-total-limit';
+    let entry = this.sessions.get(hex);
+    if (entry && entry.items.filter((i) => i.sender === sender).length >= this.limits.perSessionPeerMessages) return 'dropped-session-limit';
+    if (!entry) {
+      entry = { expires: now + this.ttlMs, items: [] };
+      this.sessions.set(hex, entry);
+    }
+    entry.items.push({ sender, message, bytes });
+    peer.count += 1;
+    peer.bytes += bytes;
+    this.perPeer.set(sender, peer);
+    this.count += 1;
+    this.bytes += bytes;
+    return 'buffered';
+  }
+
+  /** Removes and returns what was buffered for a session. */
+  take(hex: string): Buffered[] {
+    const entry = this.sessions.get(hex);
+    if (!entry) return [];
+    this.sessions.delete(hex);
+    for (const item of entry.items) this.release(item);
+    return entry.items;
+  }
+
+  /** Drops expired sessions; returns how many messages were dropped. */
+  sweep(now = Date.now()): number {
+    let dropped = 0;
+    for (const [hex, entry] of this.sessions) {
+      if (entry.expires > now) continue;
+      this.sessions.delete(hex);
+      for (const item of entry.items) this.release(item);
+      dropped += entry.items.length;
+    }
+    return dropped;
+  }
+
+  private release(item: Buffered): void {
+    const peer = this.perPeer.get(item.sender);
+    if (peer) {
+      peer.count -= 1;
+      peer.bytes -= item.bytes;
+      if (peer.count === 0) this.perPeer.delete(item.sender);
+    }
+    this.count -= 1;
+    this.bytes -= item.bytes;
+  }
+}
+
+interface Run {
+  session: Session<unknown>;
+  hex: string;
+  label: string;
+  streams: SessionStreams;
+  /** Messages of the next round, by sender, that arrived before this session got there. */
+  held: Map<number, ProtocolMessage>;
+  timer: NodeJS.Timeout | undefined;
+  started: number;
+  settled: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** Raised for sessions stopped because the node shuts down. */
+export class ShuttingDown extends Error {
+  constructor() {
+    super('signer is shutting down');
+  }
+}
+
+function messageBytes(m: ProtocolMessage): number {
+  let n = 128 + m.keyId.length + m.sessionId.length;
+  for (const [k, v] of Object.entries(m.payload)) n += k.length + v.length;
+  return n;
+}
+
+export class SessionDriver {
+  private readonly running = new Map<string, Run>();
+  /** Session ids that ended here recently: late messages for them are dropped, not buffered. */
+  private readonly finished = new Map<string, number>();
+  readonly pending: PendingBuffer;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly lastDropLog = new Map<string, number>();
+  private closed = false;
+
+  constructor(
+    private readonly party: Party,
+    private readonly transport: PeerTransport,
+    readonly timeoutMs: number,
+    private readonly log: Logger,
+    private readonly metrics: SignerMetrics,
+    limits: BufferLimits = DEFAULT_BUFFER_LIMITS,
+  ) {
+    this.pending = new PendingBuffer(limits, timeoutMs);
+    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(5000, Math.floor(timeoutMs / 4))));
+    this.sweeper.unref();
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Runs a session created by the Party (not started yet) until it has its output. Rejects with
+   * the ProtocolAbort (after reporting it to the Party) or another Error; never leaves the
+   * session running.
+   */
+  run(session: Session<unknown>): Promise<void> {
+    const hex = toHex(session.sessionId);
+    const label = hex.slice(0, 16);
+    return new Promise<void>((resolve, reject) => {
+      if (this.closed) return reject(new ShuttingDown());
+      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
+      const run: Run = {
+        session,
+        hex,
+        label,
+        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
+          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
+        ),
+        held: new Map(),
+        timer: undefined,
+        started: performance.now(),
+        settled: false,
+        resolve,
+        reject,
+      };
+      this.running.set(hex, run);
+      this.finished.delete(hex);
+      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
+      this.log.debug('session started', { protocol: session.protocol, key: session.keyId, session: label, parties: session.parties });
+      this.step(run, () => {
+        run.streams.send(session.start());
+        for (const item of this.pending.take(hex)) {
+          if (run.settled) break;
+          this.accept(run, item.sender, item.message);
+        }
+      });
+    });
+  }
+
+  /** An envelope from the Peer service, with the sender index from the peer's certificate. */
+  deliver(sender: number, envelope: ProtocolEnvelope): void {
+    const message = fromEnvelope(envelope);
+    if (!message || message.sessionId.length !== SESSION_ID_BYTES) {
+      this.drop('dropped-malformed', sender, message ? 'session id is not 32 bytes' : `unknown protocol '${String(envelope?.protocol)}'`);
+      return;
+    }
+    const hex = toHex(message.sessionId);
+    const run = this.running.get(hex);
+    if (run) {
+      this.metrics.peerMessages.inc({ result: 'delivered' });
+      this.step(run, () => this.accept(run, sender, message));
+      return;
+    }
+    if (this.finished.has(hex)) {
+      this.metrics.peerMessages.inc({ result: 'dropped-finished' });
+      this.log.debug('message for a finished session dropped', { peer: sender, session: hex.slice(0, 16) });
+      return;
+    }
+    const result = this.pending.add(hex, sender, message, messageBytes(message));
+    if (result === 'buffered') this.metrics.peerMessages.inc({ result });
+    else this.drop(result, sender, 'buffer for sessions not started yet is full');
+  }
+
+  /** Forgets buffered messages of a session that will not start here (its RPC was refused). */
+  discard(sessionId: Uint8Array): void {
+    this.pending.take(toHex(sessionId));
+  }
+
+  /** Stops every running session (shutdown). */
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweeper);
+    for (const run of [...this.running.values()]) this.settle(run, new ShuttingDown());
+  }
+
+  private accept(run: Run, sender: number, message: ProtocolMessage): void {
+    const { session } = run;
+    if (!session.peers.includes(sender)) {
+      this.drop('dropped-not-a-peer', sender, `party ${sender} is not a peer of session ${run.label}…`);
+      return;
+    }
+    if (message.round === session.currentRound + 1 && !run.held.has(sender)) {
+      run.held.set(sender, message);
+      return;
+    }
+    session.receive(message, sender);
+    this.pump(run);
+  }
+
+  /** Advances the session as long as its round is complete. */
+  private pump(run: Run): void {
+    const { session } = run;
+    while (!run.settled && session.ready) {
+      run.streams.send(session.advance());
+      if (session.done) {
+        this.settle(run);
+        return;
+      }
+      for (const [sender, message] of [...run.held]) {
+        if (message.round !== session.currentRound) continue;
+        run.held.delete(sender);
+        session.receive(message, sender);
+      }
+    }
+    if (!run.settled && session.aborted) this.settle(run, session.aborted);
+  }
+
+  private step(run: Run, fn: () => void): void {
+    if (run.settled) return;
+    try {
+      fn();
+    } catch (err) {
+      this.settle(run, err);
+    }
+  }
+
+  private onTimeout(run: Run): void {
+    run.timer = undefined;
+    if (run.settled) return;
+    this.step(run, () => {
+      // Every message arrived would have made the round complete already: this names the silent peer.
+      run.streams.send(run.session.advance());
+      this.pump(run);
+      if (!run.settled) throw new ProtocolAbort('missing-message', `session did not finish within ${this.timeoutMs} ms`);
+    });
+  }
+
+  private settle(run: Run, err?: unknown): void {
+    if (run.settled) return;
+    run.settled = true;
+    if (run.timer) clearTimeout(run.timer);
+    run.streams.end();
+    run.held.clear();
+    this.running.delete(run.hex);
+    this.finished.set(run.hex, Date.now() + 2 * this.timeoutMs);
+    const { session } = run;
+    const seconds = (performance.now() - run.started) / 1000;
+    this.metrics.sessionDuration.observe({ protocol: session.protocol }, seconds);
+    const context = { protocol: session.protocol, key: session.keyId, session: run.label, seconds: Number(seconds.toFixed(3)) };
+    if (err === undefined) {
+      this.metrics.sessions.inc({ protocol: session.protocol, result: 'ok' });
+      this.log.info('session finished', context);
+      run.resolve();
+      return;
+    }
+    if (err instanceof ProtocolAbort) {
+      this.party.reportAbort(session, err);
+      this.metrics.sessions.inc({ protocol: session.protocol, result: 'aborted' });
+      this.metrics.sessionAborts.inc({ protocol: session.protocol, reason: err.reason });
+      if (err.isBlame && err.culprit !== undefined) {
+        this.metrics.blames.inc({ peer: String(err.culprit) });
+        this.log.error('peer blamed: every session with it is stopped until an operator readmits it', { ...context, reason: err.reason, culprit: err.culprit });
+      }
+      this.log.warn('session aborted', { ...context, reason: err.reason, culprit: err.culprit, detail: err.message });
+      run.reject(err);
+      // A blame stops the Party's other sessions with the culprit: settle them too.
+      for (const other of [...this.running.values()]) if (other.session.aborted) this.settle(other, other.session.aborted);
+      return;
+    }
+    this.metrics.sessions.inc({ protocol: session.protocol, result: 'error' });
+    if (err instanceof ShuttingDown) this.log.info('session stopped: shutting down', context);
+    else this.log.error('session failed', { ...context, error: (err as Error)?.message ?? String(err) });
+    run.reject(err);
+  }
+
+  private sweep(): void {
+    const dropped = this.pending.sweep();
+    if (dropped > 0) {
+      this.metrics.peerMessages.inc({ result: 'dropped-expired' }, dropped);
+      this.log.warn('buffered peer messages expired: their session never started here', { messages: dropped });
+    }
+    const now = Date.now();
+    for (const [hex, until] of this.finished) if (until <= now) this.finished.delete(hex);
+  }
+
+  private drop(result: string, sender: number, detail: string): void {
+    this.metrics.peerMessages.inc({ result });
+    const key = `${result}/${sender}`;
+    const now = Date.now();
+    if ((this.lastDropLog.get(key) ?? 0) + 1000 > now) return;
+    this.lastDropLog.set(key, now);
+    this.log.warn('peer message dropped', { peer: sender, result, detail });
+  }
+}
