@@ -89,7 +89,8 @@ export function encodeKeyShare(share: KeyShare): Uint8Array {
 }
 
 export function decodeKeyShare(bytes: Uint8Array): KeyShare {
-  const r = new Reader(bytes);
+  // Copy first: the caller zeroises its plaintext buffer, and a Node Buffer's slices would share it.
+  const r = new Reader(new Uint8Array(bytes));
   const version = r.u8('version');
   if (version !== VERSION) throw new Error(`unsupported key share encoding version ${version}`);
   const keyId = new TextDecoder('utf-8', { fatal: true }).decode(r.sized('key id'));
