@@ -1,0 +1,242 @@
+/**
+ * gRPC front ends.
+ *
+ * - Unix socket (insecure credentials; the socket file's permissions are the access control,
+ *   0660): Coordinator only. Caller identity "unix".
+ * - TCP with mutual TLS (client certificate from the cluster CA required): Coordinator and Admin.
+ *   Caller identity = certificate CN. Admin requires CN "admin" or "admin-*"; signer identities
+ *   ("signer-*") may not call Coordinator either.
+ *
+ * Sign statuses: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE ("quorum
+ * insufficient: …"), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL (see proto/quorumkey.proto).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { publicKeySpki } from '../protocol/ecdsa.js';
+import { callerName } from '../transport/tls.js';
+import { services } from '../transport/proto.js';
+import type { AdminService, ClusterStatusView } from './admin.js';
+import { asCoordinatorError, CoordinatorError, grpcStatus } from './errors.js';
+import type { KeyRecord, KeyStore } from './keys.js';
+import type { Logger } from './log.js';
+import { KEY_ID_PATTERN } from './policy.js';
+import type { DigestAlg, SignService } from './sign.js';
+
+/** Deadline applied when the client sets none. */
+export const DEFAULT_SIGN_DEADLINE_MS = 30_000;
+
+export function keyInfo(k: KeyRecord) {
+  return {
+    key_id: k.id,
+    threshold: k.threshold,
+    signers: k.signers,
+    public_key: Buffer.from(k.publicKey),
+    spki_der: Buffer.from(publicKeySpki(k.publicKey)),
+    policy: k.policy,
+    epoch: k.epoch,
+    created_ms: k.created,
+  };
+}
+
+export function clusterStatus(s: ClusterStatusView) {
+  return {
+    signers: s.signers.map((x) => ({
+      index: x.index,
+      endpoint: x.endpoint,
+      up: x.up,
+      healthy: x.up && !x.quarantined,
+      quarantined: x.quarantined,
+      boot_id: x.bootId,
+      latency_ms: x.latencyMs ?? 0,
+      last_error: x.lastError,
+      quarantine_reason: x.quarantineReason,
+    })),
+    pools: s.pools.map((p) => ({ key_id: p.keyId, subset: p.subset, depth: p.depth, target: p.target })),
+  };
+}
+
+const DIGEST_ENUM: Record<string, DigestAlg> = {
+  DIGEST_ALGORITHM_UNSPECIFIED: 'sha256',
+  SHA256: 'sha256',
+  SHA384: 'sha384',
+  SHA512: 'sha512',
+  '0': 'sha256',
+  '1': 'sha256',
+  '2': 'sha384',
+  '3': 'sha512',
+};
+
+function toServiceError(e: unknown): Partial<grpc.ServiceError> {
+  const err = asCoordinatorError(e);
+  return { code: grpcStatus(err.kind), details: err.message, message: err.message };
+}
+
+export interface GrpcDeps {
+  sign: SignService;
+  admin: AdminService;
+  keys: KeyStore;
+  log: Logger;
+}
+
+type Call<Req> = grpc.ServerUnaryCall<Req, unknown>;
+type Cb = grpc.sendUnaryData<unknown>;
+
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+  const d = call.getDeadline();
+  const ms = d instanceof Date ? d.getTime() : typeof d === 'number' ? d : Number.POSITIVE_INFINITY;
+  return Number.isFinite(ms) ? ms : Date.now() + DEFAULT_SIGN_DEADLINE_MS;
+}
+
+interface SignWire {
+  key_id: string;
+  tbs: Buffer;
+  digest: Buffer;
+  digest_alg: string | number;
+}
+
+/** Handlers of the Coordinator service; `secure` says whether callers come with a certificate. */
+export function coordinatorHandlers(d: GrpcDeps, secure: boolean): grpc.UntypedServiceImplementation {
+  const identify = (call: Call<unknown>): string => {
+    if (!secure) return 'unix';
+    const cn = callerName(call);
+    if (!cn) throw new CoordinatorError('forbidden', 'a client certificate is required');
+    if (cn.startsWith('signer-')) throw new CoordinatorError('forbidden', `identity '${cn}' may not request signatures`);
+    return cn;
+  };
+  return {
+    Sign: (call: Call<SignWire>, cb: Cb) => {
+      void (async () => {
+        try {
+          const caller = identify(call);
+          const req = call.request;
+          const alg = DIGEST_ENUM[String(req.digest_alg ?? 0)];
+          if (!alg) throw new CoordinatorError('invalid', `unknown digest_alg ${String(req.digest_alg)}`);
+          const out = await d.sign.sign({
+            keyId: req.key_id,
+            tbs: req.tbs?.length ? new Uint8Array(req.tbs) : undefined,
+            digest: req.digest?.length ? new Uint8Array(req.digest) : undefined,
+            digestAlg: alg,
+            caller,
+            deadline: deadlineOf(call),
+          });
+          cb(null, {
+            signature_der: Buffer.from(out.signatureDer),
+            r: Buffer.from(out.r),
+            s: Buffer.from(out.s),
+            public_key: Buffer.from(out.publicKey),
+            quorum: out.quorum,
+            presignature_id: Buffer.from(out.presignatureId),
+            context: out.context,
+            audit_seq: out.auditSeq,
+            timestamp_ms: out.timestampMs,
+          });
+        } catch (e) {
+          cb(toServiceError(e));
+        }
+      })();
+    },
+    GetKey: (call: Call<{ key_id: string }>, cb: Cb) => {
+      try {
+        identify(call);
+        const id = call.request.key_id;
+        if (typeof id !== 'string' || !KEY_ID_PATTERN.test(id)) throw new CoordinatorError('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+        const key = d.keys.get(id);
+        if (!key) throw new CoordinatorError('not-found', `unknown key '${id}'`);
+        cb(null, keyInfo(key));
+      } catch (e) {
+        cb(toServiceError(e));
+      }
+    },
+  };
+}
+
+export function isAdminIdentity(cn: string | undefined): boolean {
+  return cn === 'admin' || (!!cn && cn.startsWith('admin-'));
+}
+
+export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
+  const guard = (call: Call<unknown>): string => {
+    const cn = callerName(call);
+    if (!isAdminIdentity(cn)) throw new CoordinatorError('forbidden', `identity '${cn ?? '(none)'}' may not use the Admin service`);
+    return cn!;
+  };
+  const unary =
+    <Req>(name: string, fn: (req: Req, who: string) => Promise<unknown> | unknown) =>
+    (call: Call<Req>, cb: Cb) => {
+      void (async () => {
+        try {
+          const who = guard(call);
+          const res = await fn(call.request, who);
+          cb(null, res);
+        } catch (e) {
+          const err = asCoordinatorError(e);
+          d.log.warn('admin request failed', { method: name, status: grpc.status[grpcStatus(err.kind)], message: err.message });
+          cb(toServiceError(err));
+        }
+      })();
+    };
+  return {
+    CreateKey: unary('CreateKey', async (req: { key_id: string; threshold: number; signers: number[]; signer_count: number; policy: string[] }, who) => {
+      d.log.info('admin: create key', { caller: who, key: req.key_id });
+      const k = await d.admin.createKey({
+        keyId: req.key_id ?? '',
+        threshold: req.threshold ?? 0,
+        signers: req.signers ?? [],
+        signerCount: req.signer_count ?? 0,
+        policy: req.policy ?? [],
+      });
+      return keyInfo(k);
+    }),
+    RefreshKey: unary('RefreshKey', async (req: { key_id: string }, who) => {
+      d.log.info('admin: refresh key', { caller: who, key: req.key_id });
+      if (!KEY_ID_PATTERN.test(req.key_id ?? '')) throw new CoordinatorError('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+      return keyInfo(await d.admin.refreshKey(req.key_id));
+    }),
+    ListKeys: unary('ListKeys', () => ({ keys: d.keys.list().map(keyInfo) })),
+    Status: unary('Status', () => clusterStatus(d.admin.status())),
+    Quarantine: unary('Quarantine', (req: { index: number }, who) => {
+      d.log.warn('admin: quarantine', { caller: who, signer: req.index });
+      return clusterStatus(d.admin.quarantine(req.index));
+    }),
+    Readmit: unary('Readmit', async (req: { index: number }, who) => {
+      d.log.warn('admin: readmit', { caller: who, signer: req.index });
+      return clusterStatus(await d.admin.readmit(req.index));
+    }),
+  };
+}
+
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 2 * 1024 * 1024,
+};
+
+export function bindServer(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+export function newSocketServer(d: GrpcDeps): grpc.Server {
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(services.Coordinator.service, coordinatorHandlers(d, false));
+  return server;
+}
+
+export function newTlsServer(d: GrpcDeps): grpc.Server {
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(services.Coordinator.service, coordinatorHandlers(d, true));
+  server.addService(services.Admin.service, adminHandlers(d));
+  return server;
+}
+
+/** Graceful shutdown with a bound: in-flight calls get `graceMs`, then the server is forced down. */
+export function shutdownServer(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}

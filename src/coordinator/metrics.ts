@@ -1,0 +1,202 @@
+/**
+ * Coordinator metrics (DESIGN §9): prom-client on an own Registry, names quorumkey_* with the
+ * unit in the name, counters ending in _total, help text on everything.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Label value for requests naming a key that does not exist (cannot collide: not a valid key id). */
+export const UNKNOWN_KEY_LABEL = '(unknown)';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const PRESIGN_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const AUDIT_BUCKETS = [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+
+  readonly signRequests = new Counter({
+    name: 'quorumkey_sign_requests_total',
+    help: 'Sign requests by key, classified context and result (ok, invalid, not_found, policy_refused, quorum_insufficient, exhausted, deadline, internal).',
+    labelNames: ['key', 'context', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly signDuration = new Histogram({
+    name: 'quorumkey_sign_duration_seconds',
+    help: 'End-to-end duration of successful sign requests at the coordinator, by key.',
+    labelNames: ['key'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly signAttempts = new Counter({
+    name: 'quorumkey_sign_retries_total',
+    help: 'Sign attempts that failed and were retried on another subset, by key.',
+    labelNames: ['key'] as const,
+    registers: [this.registry],
+  });
+  readonly inlinePresign = new Counter({
+    name: 'quorumkey_sign_inline_presign_total',
+    help: 'Sign requests that found every pool empty and ran a presign inline, by key.',
+    labelNames: ['key'] as const,
+    registers: [this.registry],
+  });
+  readonly finishDuration = new Histogram({
+    name: 'quorumkey_signer_finish_duration_seconds',
+    help: 'Duration of the online-round Finish RPC per signer.',
+    labelNames: ['signer'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly poolDepth = new Gauge({
+    name: 'quorumkey_pool_depth',
+    help: 'Presignatures held by the coordinator per key and signer subset.',
+    labelNames: ['key', 'subset'] as const,
+    registers: [this.registry],
+  });
+  /** Set by the service: fills poolTarget / keyQuorum at scrape time. */
+  collectPoolTargets: ((g: Gauge<'key' | 'subset'>) => void) | undefined;
+  collectKeyQuorum: ((g: Gauge<'key'>) => void) | undefined;
+
+  readonly poolTarget: Gauge<'key' | 'subset'> = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_pool_target',
+      help: 'Target depth per key and subset: pool.target for the subsets currently kept filled (the fastest healthy ones), 0 for the others.',
+      labelNames: ['key', 'subset'] as const,
+      registers: [this.registry],
+      collect() {
+        self.collectPoolTargets?.(this);
+      },
+    });
+  })();
+  readonly presign = new Counter({
+    name: 'quorumkey_presign_total',
+    help: 'Presign sessions by key and result (ok, error, blame, mismatch, stale).',
+    labelNames: ['key', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly presignDuration = new Histogram({
+    name: 'quorumkey_presign_duration_seconds',
+    help: 'Duration of presign sessions (all members), successful or not.',
+    labelNames: ['key'] as const,
+    buckets: PRESIGN_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly presignaturesGenerated = new Counter({
+    name: 'quorumkey_presignatures_generated_total',
+    help: 'Presignatures accepted into the pools (or used inline), by key: the refill rate.',
+    labelNames: ['key'] as const,
+    registers: [this.registry],
+  });
+  readonly presignaturesDropped = new Counter({
+    name: 'quorumkey_presignatures_dropped_total',
+    help: 'Pooled presignatures discarded unused, by key and reason (signer-restart, refresh, failed-sign).',
+    labelNames: ['key', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly signerUp = new Gauge({
+    name: 'quorumkey_signer_up',
+    help: '1 when the last health probe (or call) of the signer succeeded.',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly signerHealthy = new Gauge({
+    name: 'quorumkey_signer_healthy',
+    help: '1 when the signer is up and not quarantined (eligible for signing).',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly signerQuarantined = new Gauge({
+    name: 'quorumkey_signer_quarantined',
+    help: '1 while the signer is quarantined (blamed, or set by an operator) until readmitted.',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly signerLatency = new Gauge({
+    name: 'quorumkey_signer_latency_seconds',
+    help: 'Exponentially weighted moving average of the signer round-trip time (health and Finish).',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly signerRestarts = new Counter({
+    name: 'quorumkey_signer_restarts_total',
+    help: 'Boot id changes observed per signer.',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly signerFailures = new Counter({
+    name: 'quorumkey_signer_failures_total',
+    help: 'Failed calls to a signer by RPC method and gRPC status or abort reason.',
+    labelNames: ['signer', 'method', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly blames = new Counter({
+    name: 'quorumkey_blames_total',
+    help: 'Blames naming the signer as culprit (reported by a peer or found by the combiner).',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly suspected = new Counter({
+    name: 'quorumkey_signer_suspected_total',
+    help: 'Invalid combined signatures the signer took part in (one of the subset misbehaved, which one is unknown).',
+    labelNames: ['signer'] as const,
+    registers: [this.registry],
+  });
+  readonly auditRecords = new Counter({
+    name: 'quorumkey_audit_records_total',
+    help: 'Audit records appended (one per released signature).',
+    registers: [this.registry],
+  });
+  readonly auditFailures = new Counter({
+    name: 'quorumkey_audit_failures_total',
+    help: 'Audit appends that failed (the signature was withheld).',
+    registers: [this.registry],
+  });
+  readonly auditAppendDuration = new Histogram({
+    name: 'quorumkey_audit_append_duration_seconds',
+    help: 'Time from combining a signature to its audit record being durable (audit log lag).',
+    buckets: AUDIT_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly auditLastAppend = new Gauge({
+    name: 'quorumkey_audit_last_append_timestamp_seconds',
+    help: 'Unix time of the last durable audit append.',
+    registers: [this.registry],
+  });
+  readonly auditHeadSeq = new Gauge({
+    name: 'quorumkey_audit_head_records',
+    help: 'Records in the audit log (sequence number of its head).',
+    registers: [this.registry],
+  });
+  readonly keys = new Gauge({
+    name: 'quorumkey_keys',
+    help: 'Keys in the registry.',
+    registers: [this.registry],
+  });
+  readonly keyQuorum: Gauge<'key'> = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_key_quorum_available',
+      help: '1 when at least T of the key holders are healthy (up and not quarantined).',
+      labelNames: ['key'] as const,
+      registers: [this.registry],
+      collect() {
+        self.collectKeyQuorum?.(this);
+      },
+    });
+  })();
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'quorumkey_coordinator_' });
+    // prom-client exports these gauges with a _total suffix, which promtool rejects.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(`quorumkey_coordinator_${name}`);
+    }
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

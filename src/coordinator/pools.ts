@@ -1,0 +1,430 @@
+/**
+ * Presignature pools (DESIGN §4). The coordinator holds, per (key, subset of T holders), the
+ * public half of presignatures its signers made together: id and nonce R, plus the boot ids of
+ * the members when they were made. Nothing here is secret and nothing is persisted: a
+ * presignature exists only in the memory of its signers, and a restarted signer has none.
+ *
+ * - Ranking: a subset is eligible when every member is healthy; eligible subsets are ranked by
+ *   their slowest member's latency EWMA (ties by indices).
+ * - Refill: for each key, the `pool.subsets` best-ranked eligible subsets are kept at
+ *   `pool.target`, in batches of `pool.batch` (one presign session each), with at most
+ *   `pool.refillConcurrency` sessions in flight overall and one per pool. A pool whose session
+ *   failed backs off (1 s doubling to 30 s). Pools of other subsets keep what they hold and are
+ *   still used, but not refilled.
+ * - Take: pops (single use) the oldest entry of the best-ranked eligible subset that has one.
+ * - A boot id change drops every entry involving that signer; a refresh drops the key's pools.
+ *
+ * PoolSet is pure (injected signer view and clock) so that the selection logic is unit-tested;
+ * Refiller drives it with a presign function.
+ */
+import type { PoolConfig } from '../cluster/config.js';
+import type { Logger } from './log.js';
+
+export interface PoolEntry {
+  id: Uint8Array;
+  /** R, 33-byte compressed point, as reported by every member. */
+  nonce: Uint8Array;
+  /** Boot id of each member when the presignature was made. */
+  bootIds: ReadonlyMap<number, string>;
+  created: number;
+}
+
+export interface SignerView {
+  healthy(index: number): boolean;
+  latencyMs(index: number): number;
+  bootId(index: number): string;
+}
+
+export interface PoolKey {
+  id: string;
+  epoch: number;
+  threshold: number;
+  signers: readonly number[];
+}
+
+export interface RefillJob {
+  keyId: string;
+  epoch: number;
+  subset: number[];
+  count: number;
+}
+
+export interface PoolInfo {
+  keyId: string;
+  subset: number[];
+  depth: number;
+  target: number;
+}
+
+export type DropReason = 'signer-restart' | 'refresh' | 'failed-sign';
+
+export interface PoolHooks {
+  depth?(keyId: string, subset: string, depth: number): void;
+  dropped?(keyId: string, reason: DropReason, count: number): void;
+}
+
+/** All subsets of `holders` of size t, each ascending, in lexicographic order. */
+export function subsetsOf(holders: readonly number[], t: number): number[][] {
+  const sorted = [...holders].sort((a, b) => a - b);
+  const out: number[][] = [];
+  const pick = (start: number, acc: number[]) => {
+    if (acc.length === t) {
+      out.push([...acc]);
+      return;
+    }
+    for (let k = start; k <= sorted.length - (t - acc.length); k++) {
+      acc.push(sorted[k]!);
+      pick(k + 1, acc);
+      acc.pop();
+    }
+  };
+  if (t >= 1 && t <= sorted.length) pick(0, []);
+  return out;
+}
+
+export const subsetLabel = (subset: readonly number[]): string => subset.join(',');
+
+/**
+ * Eligible subsets (all members healthy), fastest first (by slowest member), ties by indices.
+ * Penalised subsets (recently produced an invalid signature) come after all others.
+ */
+export function rankSubsets(subsets: readonly (readonly number[])[], view: SignerView, penalised: (subset: readonly number[]) => boolean = () => false): number[][] {
+  const scored = subsets
+    .filter((s) => s.every((i) => view.healthy(i)))
+    .map((s) => ({ s: [...s], worst: Math.max(...s.map((i) => view.latencyMs(i))), penalty: penalised(s) ? 1 : 0 }));
+  scored.sort((a, b) => {
+    if (a.penalty !== b.penalty) return a.penalty - b.penalty;
+    if (a.worst !== b.worst) {
+      // Infinity (no sample yet) after every measured one; NaN-free comparison.
+      if (!Number.isFinite(a.worst)) return 1;
+      if (!Number.isFinite(b.worst)) return -1;
+      return a.worst - b.worst;
+    }
+    const la = subsetLabel(a.s);
+    const lb = subsetLabel(b.s);
+    return la < lb ? -1 : la > lb ? 1 : 0;
+  });
+  return scored.map((x) => x.s);
+}
+
+interface Pool {
+  subset: number[];
+  entries: PoolEntry[];
+  /** Presign sessions in flight for this pool (at most one) and their count. */
+  inflight: number;
+  failures: number;
+  retryAt: number;
+}
+
+interface KeyPools {
+  key: PoolKey;
+  subsets: number[][];
+  pools: Map<string, Pool>;
+}
+
+export class PoolSet {
+  private readonly keys = new Map<string, KeyPools>();
+  private readonly suspended = new Set<string>();
+  /** `${key}/${subset}` → until (ms): ranked last. */
+  private readonly penalties = new Map<string, number>();
+
+  constructor(
+    readonly config: PoolConfig,
+    private readonly view: SignerView,
+    private readonly hooks: PoolHooks = {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Adds a key, or updates it; a new epoch (refresh) drops all its presignatures. */
+  setKey(key: PoolKey): void {
+    const existing = this.keys.get(key.id);
+    if (existing && existing.key.epoch === key.epoch && subsetLabel(existing.key.signers) === subsetLabel(key.signers)) {
+      existing.key = key;
+      return;
+    }
+    if (existing) this.dropKey(key.id, 'refresh');
+    const subsets = subsetsOf(key.signers, key.threshold);
+    const pools = new Map<string, Pool>();
+    for (const s of subsets) pools.set(subsetLabel(s), { subset: s, entries: [], inflight: 0, failures: 0, retryAt: 0 });
+    this.keys.set(key.id, { key: { ...key, signers: [...key.signers] }, subsets, pools });
+    for (const s of subsets) this.hooks.depth?.(key.id, subsetLabel(s), 0);
+  }
+
+  key(keyId: string): PoolKey | undefined {
+    return this.keys.get(keyId)?.key;
+  }
+
+  /** Stops (true) or resumes refills of a key (during a refresh). */
+  suspend(keyId: string, suspended: boolean): void {
+    if (suspended) this.suspended.add(keyId);
+    else this.suspended.delete(keyId);
+  }
+
+  depth(keyId: string, subset: readonly number[]): number {
+    return this.keys.get(keyId)?.pools.get(subsetLabel(subset))?.entries.length ?? 0;
+  }
+
+  totalDepth(keyId: string): number {
+    let n = 0;
+    for (const p of this.keys.get(keyId)?.pools.values() ?? []) n += p.entries.length;
+    return n;
+  }
+
+  /** Eligible subsets of a key, best first, skipping those `exclude` rejects. */
+  ranked(keyId: string, exclude?: (subset: readonly number[]) => boolean): number[][] {
+    const kp = this.keys.get(keyId);
+    if (!kp) return [];
+    return rankSubsets(kp.subsets, this.view, (s) => this.penalised(keyId, s)).filter((s) => !exclude?.(s));
+  }
+
+  private penalised(keyId: string, subset: readonly number[]): boolean {
+    const k = `${keyId}/${subsetLabel(subset)}`;
+    const until = this.penalties.get(k);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.penalties.delete(k);
+    return false;
+  }
+
+  /**
+   * A subset produced an invalid signature (one member misbehaved, which one is unknown): its
+   * entries are dropped and it is ranked after every other eligible subset for `ms`, so that
+   * signing and refills move to subsets without the culprit while some remain.
+   */
+  penalise(keyId: string, subset: readonly number[], ms: number): void {
+    const kp = this.keys.get(keyId);
+    const pool = kp?.pools.get(subsetLabel(subset));
+    if (!pool) return;
+    this.penalties.set(`${keyId}/${subsetLabel(subset)}`, this.now() + ms);
+    if (pool.entries.length) this.hooks.dropped?.(keyId, 'failed-sign', pool.entries.length);
+    pool.entries = [];
+    this.hooks.depth?.(keyId, subsetLabel(subset), 0);
+  }
+
+  /**
+   * Pops the oldest presignature of the best-ranked eligible subset that has one, skipping
+   * entries whose members restarted since (their presignatures are gone).
+   */
+  take(keyId: string, exclude?: (subset: readonly number[]) => boolean): { subset: number[]; entry: PoolEntry } | undefined {
+    const kp = this.keys.get(keyId);
+    if (!kp) return undefined;
+    for (const subset of this.ranked(keyId, exclude)) {
+      const pool = kp.pools.get(subsetLabel(subset))!;
+      while (pool.entries.length > 0) {
+        const entry = pool.entries.shift()!;
+        if (this.current(entry)) {
+          this.hooks.depth?.(keyId, subsetLabel(subset), pool.entries.length);
+          return { subset: [...subset], entry };
+        }
+        this.hooks.dropped?.(keyId, 'signer-restart', 1);
+      }
+      this.hooks.depth?.(keyId, subsetLabel(subset), 0);
+    }
+    return undefined;
+  }
+
+  private current(entry: PoolEntry): boolean {
+    for (const [i, boot] of entry.bootIds) if (this.view.bootId(i) !== boot) return false;
+    return true;
+  }
+
+  /**
+   * Adds a finished batch. Refused (returns 0) when the key's epoch moved on, the pool does not
+   * exist, or a member's boot id is no longer the one the batch was made under.
+   */
+  add(keyId: string, epoch: number, subset: readonly number[], entries: readonly PoolEntry[]): number {
+    const kp = this.keys.get(keyId);
+    if (!kp || kp.key.epoch !== epoch) return 0;
+    const pool = kp.pools.get(subsetLabel(subset));
+    if (!pool) return 0;
+    const fresh = entries.filter((e) => this.current(e));
+    pool.entries.push(...fresh);
+    this.hooks.depth?.(keyId, subsetLabel(subset), pool.entries.length);
+    return fresh.length;
+  }
+
+  /** Drops every entry involving signer `index` (it restarted). Returns how many. */
+  dropSigner(index: number): number {
+    let total = 0;
+    for (const [keyId, kp] of this.keys) {
+      let n = 0;
+      for (const [label, pool] of kp.pools) {
+        if (!pool.subset.includes(index)) continue;
+        n += pool.entries.length;
+        pool.entries = [];
+        pool.failures = 0;
+        pool.retryAt = 0;
+        this.hooks.depth?.(keyId, label, 0);
+      }
+      if (n) this.hooks.dropped?.(keyId, 'signer-restart', n);
+      total += n;
+    }
+    return total;
+  }
+
+  /** Drops every entry of a key. */
+  dropKey(keyId: string, reason: DropReason): number {
+    const kp = this.keys.get(keyId);
+    if (!kp) return 0;
+    let n = 0;
+    for (const [label, pool] of kp.pools) {
+      n += pool.entries.length;
+      pool.entries = [];
+      this.hooks.depth?.(keyId, label, 0);
+    }
+    if (n) this.hooks.dropped?.(keyId, reason, n);
+    return n;
+  }
+
+  /** Clears the back-off of every pool involving `index` (e.g. it was readmitted or came back). */
+  resetBackoff(index?: number): void {
+    for (const kp of this.keys.values()) {
+      for (const pool of kp.pools.values()) {
+        if (index === undefined || pool.subset.includes(index)) {
+          pool.failures = 0;
+          pool.retryAt = 0;
+        }
+      }
+    }
+  }
+
+  /**
+   * The next presign sessions to start, at most `slots`. Candidates are the `pool.subsets`
+   * best-ranked eligible subsets of every key that are below target, have no session in flight
+   * and are not backing off; the best-ranked subset of each key comes first (then the second of
+   * each, …), emptier pools first within a rank.
+   */
+  plan(slots: number): RefillJob[] {
+    if (slots <= 0) return [];
+    const now = this.now();
+    const candidates: { job: RefillJob; rank: number; depth: number }[] = [];
+    for (const [keyId, kp] of this.keys) {
+      if (this.suspended.has(keyId)) continue;
+      const ranked = this.ranked(keyId).slice(0, Math.max(0, this.config.subsets));
+      ranked.forEach((subset, rank) => {
+        const pool = kp.pools.get(subsetLabel(subset))!;
+        if (pool.inflight > 0 || pool.retryAt > now) return;
+        const deficit = this.config.target - pool.entries.length;
+        if (deficit <= 0) return;
+        const count = Math.max(1, Math.min(this.config.batch, deficit));
+        candidates.push({ job: { keyId, epoch: kp.key.epoch, subset: [...subset], count }, rank, depth: pool.entries.length });
+      });
+    }
+    candidates.sort((a, b) => a.rank - b.rank || a.depth - b.depth || (a.job.keyId < b.job.keyId ? -1 : 1));
+    return candidates.slice(0, slots).map((c) => c.job);
+  }
+
+  /** Marks a planned job as started / finished (ok resets back-off, failure doubles it). */
+  started(job: RefillJob): void {
+    const pool = this.keys.get(job.keyId)?.pools.get(subsetLabel(job.subset));
+    if (pool) pool.inflight++;
+  }
+  finished(job: RefillJob, ok: boolean): void {
+    const pool = this.keys.get(job.keyId)?.pools.get(subsetLabel(job.subset));
+    if (!pool) return;
+    pool.inflight = Math.max(0, pool.inflight - 1);
+    if (ok) {
+      pool.failures = 0;
+      pool.retryAt = 0;
+    } else {
+      pool.failures++;
+      pool.retryAt = this.now() + Math.min(30_000, 1000 * 2 ** (pool.failures - 1));
+    }
+  }
+
+  /** Every pool; `target` is pool.target for the subsets currently kept filled, 0 for the others. */
+  info(): PoolInfo[] {
+    const out: PoolInfo[] = [];
+    for (const [keyId, kp] of this.keys) {
+      const filled = this.suspended.has(keyId) ? new Set<string>() : new Set(this.ranked(keyId).slice(0, this.config.subsets).map(subsetLabel));
+      for (const [label, pool] of kp.pools) {
+        out.push({ keyId, subset: [...pool.subset], depth: pool.entries.length, target: filled.has(label) ? this.config.target : 0 });
+      }
+    }
+    return out;
+  }
+}
+
+export type PresignFn = (job: RefillJob) => Promise<PoolEntry[]>;
+
+/**
+ * Keeps the pools filled: plans jobs on a timer and on `kick()`, runs at most
+ * `refillConcurrency` presign sessions at once.
+ */
+export class Refiller {
+  private running = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly pools: PoolSet,
+    private readonly presign: PresignFn,
+    private readonly log: Logger,
+    private readonly intervalMs = 250,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.kick(), this.intervalMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Stops planning and waits for the sessions in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** Resolves the next time a batch is added to a pool (or after `ms`). */
+  waitForRefill(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        const k = this.waiters.indexOf(done);
+        if (k >= 0) this.waiters.splice(k, 1);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      t.unref();
+      this.waiters.push(done);
+    });
+  }
+
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  kick(): void {
+    if (this.stopped) return;
+    const jobs = this.pools.plan(this.pools.config.refillConcurrency - this.running);
+    for (const job of jobs) {
+      this.pools.started(job);
+      this.running++;
+      const p = this.run(job).finally(() => {
+        this.running--;
+        this.inflight.delete(p);
+        if (!this.stopped) setImmediate(() => this.kick());
+      });
+      this.inflight.add(p);
+    }
+  }
+
+  private async run(job: RefillJob): Promise<void> {
+    let ok = false;
+    try {
+      const entries = await this.presign(job);
+      const added = this.pools.add(job.keyId, job.epoch, job.subset, entries);
+      ok = added > 0 || entries.length === 0;
+      if (added) this.notify();
+    } catch (e) {
+      this.log.debug('presign batch failed', { key: job.keyId, subset: job.subset, error: (e as Error).message });
+    } finally {
+      this.pools.finished(job, ok);
+    }
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * The coordinator, assembled: configuration, registry, signers, pools, sign path, servers.
+ * main.ts runs it as a process; tests may run it in-process.
+ */
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import { isAbsolute, join, resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { AuditLog } from '../audit/log.js';
+import { DEFAULT_POOL, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
+import { loadIdentity } from '../pki/cluster-ca.js';
+import { serverCredentials } from '../transport/tls.js';
+import { AdminService } from './admin.js';
+import { bindServer, newSocketServer, newTlsServer, shutdownServer } from './grpc.js';
+import { newHttpServer } from './http.js';
+import { KeyStore } from './keys.js';
+import { jsonLogger, type Logger } from './log.js';
+import { CoordinatorMetrics } from './metrics.js';
+import { PoolSet, Refiller, subsetLabel } from './pools.js';
+import { Presigner } from './presign.js';
+import { SignService, type SignOptions } from './sign.js';
+import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
+
+export const COORDINATOR_IDENTITY = 'coordinator';
+
+export interface CoordinatorOptions {
+  dir: string;
+  log?: Logger;
+  signers?: SignerRegistryOptions;
+  sign?: SignOptions;
+  /** Mode of the unix socket (default 0660: owner and group, e.g. the web server's group). */
+  socketMode?: number;
+}
+
+export interface Endpoints {
+  socket: string;
+  grpc: string;
+  http: string;
+}
+
+function splitHostPort(endpoint: string, what: string): { host: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(endpoint);
+  if (!m) throw new Error(`${what} '${endpoint}' is not host:port`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
+
+export function poolConfig(config: ClusterConfig): PoolConfig {
+  const pool = { ...DEFAULT_POOL, ...(config.pool ?? {}) };
+  for (const [k, v] of Object.entries(pool)) {
+    if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  if (pool.batch < 1 || pool.batch > 256) throw new Error('cluster.json: pool.batch must be in [1, 256]');
+  return pool;
+}
+
+/** Removes a stale socket file; refuses when something else is there or a process still listens. */
+async function prepareSocket(path: string): Promise<void> {
+  if (Buffer.byteLength(path) > 100) throw new Error(`unix socket path ${path} is too long (> 100 bytes)`);
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((res) => {
+    const c = connect(path);
+    c.once('connect', () => {
+      c.destroy();
+      res(true);
+    });
+    c.once('error', () => res(false));
+  });
+  if (live) throw new Error(`another process is serving on ${path}`);
+  unlinkSync(path);
+}
+
+export class Coordinator {
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: ClusterConfig,
+    readonly endpoints: Endpoints,
+    readonly metrics: CoordinatorMetrics,
+    readonly keys: KeyStore,
+    readonly signers: SignerRegistry,
+    readonly pools: PoolSet,
+    readonly signService: SignService,
+    readonly admin: AdminService,
+    private readonly refiller: Refiller,
+    private readonly audit: AuditLog,
+    private readonly socketServer: grpc.Server,
+    private readonly tlsServer: grpc.Server,
+    private readonly httpServer: HttpServer,
+    private readonly log: Logger,
+  ) {}
+
+  /** The one stdout line printed when serving. */
+  get readyLine(): string {
+    return `coordinator ready sign=unix:${this.endpoints.socket} grpc=${this.endpoints.grpc} http=http://${this.endpoints.http}`;
+  }
+
+  static async start(options: CoordinatorOptions): Promise<Coordinator> {
+    const log = options.log ?? jsonLogger('coordinator');
+    const dir = resolve(options.dir);
+    const config = readClusterConfig(dir);
+    const pool = poolConfig(config);
+    const layout = paths(dir);
+    const identity = loadIdentity(layout.pki, COORDINATOR_IDENTITY);
+    mkdirSync(layout.coordinator, { recursive: true, mode: 0o700 });
+    const keys = KeyStore.load(join(layout.coordinator, 'keys.json'));
+    const metrics = new CoordinatorMetrics();
+    metrics.keys.set(keys.list().length);
+    const signers = new SignerRegistry(config, identity, metrics, log, options.signers);
+    const pools = new PoolSet(pool, signers, {
+      depth: (key, subset, depth) => metrics.poolDepth.set({ key, subset }, depth),
+      dropped: (key, reason, n) => metrics.presignaturesDropped.inc({ key, reason }, n),
+    });
+    for (const k of keys.list()) {
+      for (const i of k.signers) if (!signers.has(i)) throw new Error(`keys.json: key '${k.id}' names signer ${i}, which is not in cluster.json`);
+      pools.setKey(k);
+    }
+    const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
+    const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
+    const refiller = new Refiller(pools, (job) => presigner.run(job), log);
+    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'));
+    metrics.auditHeadSeq.set(audit.head().seq);
+    const sign = new SignService({ keys, signers, pools, refiller, presigner, audit, metrics, log }, options.sign);
+    const admin = new AdminService({ config, keys, signers, pools, metrics, log });
+
+    const updateQuorum = () => {
+      for (const k of keys.list()) metrics.keyQuorum.set({ key: k.id }, sign.quorumError(k) ? 0 : 1);
+    };
+    metrics.collectKeyQuorum = updateQuorum;
+    metrics.collectPoolTargets = (g) => {
+      g.reset();
+      for (const p of pools.info()) g.set({ key: p.keyId, subset: subsetLabel(p.subset) }, p.target);
+    };
+    signers.on('boot-changed', (i: number) => {
+      pools.dropSigner(i);
+      refiller.kick();
+    });
+    signers.on('change', (i: number) => {
+      if (signers.healthy(i)) pools.resetBackoff(i);
+      updateQuorum();
+      refiller.kick();
+    });
+
+    const deps = { sign, admin, keys, log, metrics };
+    const socketPath = isAbsolute(config.coordinator.socket) ? config.coordinator.socket : resolve(dir, config.coordinator.socket || layout.socket);
+    const socketServer = newSocketServer(deps);
+    const tlsServer = newTlsServer(deps);
+    const httpServer = newHttpServer(deps);
+    const closeAll = async () => {
+      socketServer.forceShutdown();
+      tlsServer.forceShutdown();
+      httpServer.close();
+      signers.stop();
+      await audit.close();
+    };
+    try {
+      await prepareSocket(socketPath);
+      await bindServer(socketServer, `unix:${socketPath}`, grpc.ServerCredentials.createInsecure());
+      chmodSync(socketPath, options.socketMode ?? 0o660);
+      const grpcEp = splitHostPort(config.coordinator.grpc, 'coordinator.grpc');
+      const grpcPort = await bindServer(tlsServer, config.coordinator.grpc, serverCredentials(identity));
+      const httpEp = splitHostPort(config.coordinator.http, 'coordinator.http');
+      if (httpEp.host !== '127.0.0.1' && httpEp.host !== 'localhost') {
+        log.warn('coordinator.http names a non-loopback host; binding 127.0.0.1 only (the endpoint is unauthenticated)', { configured: config.coordinator.http });
+      }
+      const httpPort = await new Promise<number>((res, rej) => {
+        httpServer.once('error', rej);
+        httpServer.listen(httpEp.port, '127.0.0.1', () => {
+          httpServer.off('error', rej);
+          const addr = httpServer.address();
+          res(typeof addr === 'object' && addr ? addr.port : httpEp.port);
+        });
+      });
+      const endpoints: Endpoints = { socket: socketPath, grpc: `${grpcEp.host}:${grpcPort}`, http: `127.0.0.1:${httpPort}` };
+      const c = new Coordinator(config, endpoints, metrics, keys, signers, pools, sign, admin, refiller, audit, socketServer, tlsServer, httpServer, log);
+      signers.start();
+      refiller.start();
+      updateQuorum();
+      log.info('coordinator serving', {
+        socket: socketPath,
+        grpc: endpoints.grpc,
+        http: endpoints.http,
+        keys: keys.list().map((k) => k.id),
+        signers: signers.indices,
+        pool,
+        pools: keys.list().map((k) => ({ key: k.id, subsets: pools.ranked(k.id).map(subsetLabel) })),
+      });
+      return c;
+    } catch (e) {
+      await closeAll().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Drains: stop accepting, let in-flight requests finish (bounded), stop refills, close the audit log. */
+  stop(graceMs = 10_000): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info('coordinator draining', { active_signs: this.signService.active });
+      const httpClosed = new Promise<void>((res) => this.httpServer.close(() => res()));
+      this.httpServer.closeIdleConnections();
+      await Promise.all([shutdownServer(this.socketServer, graceMs), shutdownServer(this.tlsServer, graceMs)]);
+      await Promise.race([this.signService.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      this.httpServer.closeAllConnections();
+      await httpClosed;
+      await Promise.race([this.refiller.stop(), new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
+      this.signers.stop();
+      await this.audit.close();
+      try {
+        unlinkSync(this.endpoints.socket);
+      } catch {
+        /* already gone */
+      }
+      this.log.info('coordinator stopped', { audit_records: this.audit.head().seq });
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * The sign path (DESIGN §2): validate → key → classify + policy → digest → presignature (pool,
+ * else inline presign) → Finish on the T signers concurrently → combine and verify → audit →
+ * answer. A failed attempt (a Finish error, a nonce mismatch, an invalid combination) records the
+ * signers involved, quarantines a named culprit and retries on another subset, up to
+ * `maxAttempts`. Nothing is returned that did not verify against the key, and nothing is
+ * returned before its audit record is durable.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { AuditLog } from '../audit/log.js';
+import { combineSignature, TWEAK_SEED_BYTES } from '../protocol/online.js';
+import { ProtocolAbort } from '../protocol/errors.js';
+import type { ProtocolMessage } from '../protocol/message.js';
+import { fromEnvelope } from '../transport/proto.js';
+import { classify, CONTEXTS, type ContentClass, type Context, type Detail } from './classify.js';
+import { CoordinatorError, errorName, fail, formatSigners } from './errors.js';
+import type { KeyRecord, KeyStore } from './keys.js';
+import type { Logger } from './log.js';
+import { UNKNOWN_KEY_LABEL, type CoordinatorMetrics } from './metrics.js';
+import { decide, KEY_ID_PATTERN } from './policy.js';
+import type { PoolEntry, PoolSet, Refiller } from './pools.js';
+import { PresignError, type Presigner } from './presign.js';
+import { SignerCallError, type SignerRegistry } from './signers.js';
+
+export type DigestAlg = 'sha256' | 'sha384' | 'sha512';
+export const DIGEST_BYTES: Record<DigestAlg, number> = { sha256: 32, sha384: 48, sha512: 64 };
+/** How long a subset that produced an invalid signature is ranked last. */
+export const SUBSET_PENALTY_MS = 60_000;
+/** Largest accepted tbs (bytes). */
+export const MAX_TBS_BYTES = 1024 * 1024;
+
+export interface SignInput {
+  keyId: string;
+  tbs?: Uint8Array | undefined;
+  digest?: Uint8Array | undefined;
+  digestAlg: DigestAlg;
+  /** Caller identity: certificate CN, "unix" or "http". */
+  caller: string;
+  /** Context the caller says it is signing (HTTP); must match the classification when given. */
+  claimedContext?: string | undefined;
+  /** Absolute deadline, ms since the epoch. */
+  deadline: number;
+}
+
+export interface SignOutput {
+  keyId: string;
+  epoch: number;
+  signatureDer: Uint8Array;
+  r: Uint8Array;
+  s: Uint8Array;
+  publicKey: Uint8Array;
+  quorum: number[];
+  presignatureId: Uint8Array;
+  context: Context;
+  auditSeq: number;
+  timestampMs: number;
+}
+
+export interface SignOptions {
+  maxAttempts?: number;
+  /** Deadline of one Finish RPC (bounded by the request's deadline). */
+  finishTimeoutMs?: number;
+  /** Inline presign sessions allowed at once; further requests wait for a slot or a refill. */
+  inlineConcurrency?: number;
+}
+
+export interface SignDeps {
+  keys: KeyStore;
+  signers: SignerRegistry;
+  pools: PoolSet;
+  refiller: Refiller;
+  presigner: Presigner;
+  audit: AuditLog;
+  metrics: CoordinatorMetrics;
+  log: Logger;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const scalar32 = (v: bigint) => Uint8Array.from(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
+
+interface Chosen {
+  subset: number[];
+  entry: PoolEntry;
+  inline: boolean;
+}
+
+export class SignService {
+  private readonly maxAttempts: number;
+  private readonly finishTimeoutMs: number;
+  private readonly inlineLimit: number;
+  private inlineRunning = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private inflight = 0;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly d: SignDeps,
+    options: SignOptions = {},
+  ) {
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.finishTimeoutMs = options.finishTimeoutMs ?? 5000;
+    this.inlineLimit = options.inlineConcurrency ?? 4;
+  }
+
+  /** Sign requests in progress (for draining at shutdown). */
+  get active(): number {
+    return this.inflight;
+  }
+  /** Resolves once no sign request is in progress. */
+  idle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  async sign(input: SignInput): Promise<SignOutput> {
+    const started = process.hrtime.bigint();
+    this.inflight++;
+    let keyLabel = UNKNOWN_KEY_LABEL;
+    let contextLabel = 'none';
+    try {
+      const key = this.lookup(input);
+      keyLabel = key.id;
+      const { context, detail } = this.classify(input);
+      contextLabel = context;
+      const decision = decide(key, context, input.caller);
+      if (!decision.allowed) fail('policy', decision.message);
+      const digest = input.digest ? Uint8Array.from(input.digest) : Uint8Array.from(createHash(input.digestAlg).update(input.tbs!).digest());
+      const out = await this.signDigest(key, context as Context, detail, digest, input);
+      this.d.metrics.signRequests.inc({ key: keyLabel, context: contextLabel, result: 'ok' });
+      this.d.metrics.signDuration.observe({ key: keyLabel }, Number(process.hrtime.bigint() - started) / 1e9);
+      return out;
+    } catch (e) {
+      const err = e instanceof CoordinatorError ? e : new CoordinatorError('internal', `internal error: ${(e as Error).message}`);
+      this.d.metrics.signRequests.inc({ key: keyLabel, context: contextLabel, result: errorName(err.kind) });
+      const level = err.kind === 'internal' ? 'error' : err.kind === 'invalid' || err.kind === 'not-found' ? 'debug' : 'warn';
+      this.d.log[level]('sign refused', { key: keyLabel, context: contextLabel, caller: input.caller, status: errorName(err.kind), message: err.message });
+      throw err;
+    } finally {
+      this.inflight--;
+      if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private lookup(input: SignInput): KeyRecord {
+    if (typeof input.keyId !== 'string' || !KEY_ID_PATTERN.test(input.keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+    const hasTbs = !!input.tbs && input.tbs.length > 0;
+    const hasDigest = !!input.digest && input.digest.length > 0;
+    if (hasTbs === hasDigest) fail('invalid', 'exactly one of tbs / digest must be set');
+    if (!(input.digestAlg in DIGEST_BYTES)) fail('invalid', 'unknown digest algorithm');
+    if (hasDigest && input.digest!.length !== DIGEST_BYTES[input.digestAlg]) {
+      fail('invalid', `digest must be ${DIGEST_BYTES[input.digestAlg]} bytes for ${input.digestAlg}, got ${input.digest!.length}`);
+    }
+    if (hasTbs && input.tbs!.length > MAX_TBS_BYTES) fail('invalid', `tbs is longer than ${MAX_TBS_BYTES} bytes`);
+    if (input.claimedContext !== undefined && !(CONTEXTS as readonly string[]).includes(input.claimedContext)) {
+      fail('invalid', `unknown context '${input.claimedContext}' (one of ${CONTEXTS.join(', ')})`);
+    }
+    const key = this.d.keys.get(input.keyId);
+    if (!key) fail('not-found', `unknown key '${input.keyId}'`);
+    return key!;
+  }
+
+  private classify(input: SignInput): { context: ContentClass | 'raw-digest'; detail: Detail } {
+    if (input.digest && input.digest.length > 0) {
+      if (input.claimedContext !== undefined && input.claimedContext !== 'raw-digest') {
+        fail('invalid', `a bare digest cannot be checked as '${input.claimedContext}': send the to-be-signed bytes (tbs) instead`);
+      }
+      return { context: 'raw-digest', detail: {} };
+    }
+    const c = classify(input.tbs!);
+    if (input.claimedContext !== undefined && input.claimedContext !== c.context) {
+      fail('invalid', `content is ${c.context === 'unknown' ? 'not a recognised structure' : c.context}, request says ${input.claimedContext}`);
+    }
+    return c;
+  }
+
+  /** Fewer than T healthy holders? Then the fail-fast error. */
+  quorumError(key: KeyRecord): CoordinatorError | undefined {
+    const healthy = key.signers.filter((i) => this.d.signers.healthy(i));
+    if (healthy.length >= key.threshold) return undefined;
+    const quarantined = key.signers.filter((i) => this.d.signers.has(i) && this.d.signers.state(i).quarantined);
+    return new CoordinatorError(
+      'quorum',
+      `quorum insufficient: key '${key.id}' needs ${key.threshold} of signers ${formatSigners(key.signers)}, healthy: ${formatSigners(healthy)}` +
+        (quarantined.length ? `, quarantined: ${formatSigners(quarantined)}` : ''),
+    );
+  }
+
+  private async signDigest(key: KeyRecord, context: Context, detail: Detail, digest: Uint8Array, input: SignInput): Promise<SignOutput> {
+    const q = this.quorumError(key);
+    if (q) throw q;
+    const avoidSigners = new Set<number>();
+    const avoidSubsets = new Set<string>();
+    const exclude = (s: readonly number[]) => s.some((i) => avoidSigners.has(i)) || avoidSubsets.has(s.join(','));
+    const failures: string[] = [];
+    let lastTimedOut = false;
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
+      if (Date.now() >= input.deadline) fail('deadline', `deadline exceeded after ${attempt - 1} attempt(s)${failures.length ? `: ${failures.join('; ')}` : ''}`);
+      if (attempt > 1) this.d.metrics.signAttempts.inc({ key: key.id });
+      let chosen: Chosen;
+      try {
+        chosen = await this.choose(key, exclude, input.deadline, avoidSigners);
+      } catch (e) {
+        if (!(e instanceof PresignError)) throw e;
+        for (const i of e.signers) avoidSigners.add(i);
+        failures.push(e.message);
+        lastTimedOut = e.kind === 'timeout';
+        continue;
+      }
+      const tweakSeed = randomBytes(TWEAK_SEED_BYTES);
+      try {
+        const shares = await this.finish(key, chosen, digest, tweakSeed, input.deadline, avoidSigners, avoidSubsets);
+        const sig = combineSignature({
+          keyId: key.id,
+          publicKey: key.publicKey,
+          presignatureId: chosen.entry.id,
+          nonce: chosen.entry.nonce,
+          subset: chosen.subset,
+          shares,
+          digest,
+          tweakSeed,
+        });
+        return await this.release(key, context, detail, digest, input, chosen, sig);
+      } catch (e) {
+        if (e instanceof CoordinatorError) throw e;
+        if (e instanceof AttemptFailed) {
+          failures.push(e.message);
+          lastTimedOut = e.timedOut;
+          continue;
+        }
+        if (e instanceof ProtocolAbort) {
+          failures.push(`subset [${chosen.subset}]: ${e.message}`);
+          lastTimedOut = false;
+          if (e.culprit !== undefined && chosen.subset.includes(e.culprit)) {
+            avoidSigners.add(e.culprit);
+            this.d.metrics.blames.inc({ signer: String(e.culprit) });
+            this.d.signers.quarantine(e.culprit, `online share rejected by the combiner: ${e.message}`);
+          } else {
+            avoidSubsets.add(chosen.subset.join(','));
+            this.d.pools.penalise(key.id, chosen.subset, SUBSET_PENALTY_MS);
+            for (const i of e.suspects.length ? e.suspects : chosen.subset) this.d.metrics.suspected.inc({ signer: String(i) });
+            this.d.log.error('combined signature invalid: one of the subset misbehaved', { key: key.id, subset: chosen.subset, suspects: e.suspects, reason: e.reason });
+          }
+          continue;
+        }
+        throw e;
+      }
+    }
+    const q2 = this.quorumError(key);
+    if (q2) throw q2;
+    if (lastTimedOut || Date.now() >= input.deadline) fail('deadline', `signing timed out after ${this.maxAttempts} attempts: ${failures.join('; ')}`);
+    return fail('internal', `signing failed after ${this.maxAttempts} attempts: ${failures.join('; ')}`);
+  }
+
+  /** A presignature from the pools, else an inline presign of count 1 on the best subset. */
+  private async choose(key: KeyRecord, exclude: (s: readonly number[]) => boolean, deadline: number, avoid: ReadonlySet<number>): Promise<Chosen> {
+    for (;;) {
+      const taken = this.d.pools.take(key.id, exclude);
+      if (taken) return { ...taken, inline: false };
+      const ranked = this.d.pools.ranked(key.id, exclude);
+      if (ranked.length === 0) {
+        const q = this.quorumError(key);
+        if (q) throw q;
+        fail('unavailable', `no usable signer subset left for key '${key.id}' (avoiding ${formatSigners([...avoid])} after failures)`);
+      }
+      if (this.inlineRunning < this.inlineLimit) {
+        this.inlineRunning++;
+        this.d.metrics.inlinePresign.inc({ key: key.id });
+        try {
+          const remaining = deadline - Date.now();
+          const subset = ranked[0]!;
+          const entries = await this.d.presigner.run({ keyId: key.id, epoch: key.epoch, subset, count: 1 }, Math.max(1, Math.min(remaining, 60_000)));
+          return { subset, entry: entries[0]!, inline: true };
+        } finally {
+          this.inlineRunning--;
+          for (const w of this.slotWaiters.splice(0)) w();
+        }
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) fail('exhausted', `pool of key '${key.id}' depleted and inline presigning impossible: ${this.inlineLimit} inline presigns already running`);
+      await new Promise<void>((resolve) => {
+        let done = false;
+        const finish = () => {
+          if (done) return;
+          done = true;
+          const k = this.slotWaiters.indexOf(finish);
+          if (k >= 0) this.slotWaiters.splice(k, 1);
+          resolve();
+        };
+        this.slotWaiters.push(finish);
+        void this.d.refiller.waitForRefill(remaining).then(finish);
+      });
+    }
+  }
+
+  private async finish(
+    key: KeyRecord,
+    chosen: Chosen,
+    digest: Uint8Array,
+    tweakSeed: Uint8Array,
+    deadline: number,
+    avoidSigners: Set<number>,
+    avoidSubsets: Set<string>,
+  ): Promise<Map<number, ProtocolMessage>> {
+    const timeout = Math.min(this.finishTimeoutMs, deadline - Date.now());
+    if (timeout <= 0) fail('deadline', 'deadline exceeded before the online round');
+    const req = { key_id: key.id, presignature_id: chosen.entry.id, digest, tweak_seed: tweakSeed };
+    const settled = await Promise.allSettled(chosen.subset.map((i) => this.d.signers.finish(i, req, timeout)));
+    const errors: string[] = [];
+    let timedOut = false;
+    const shares = new Map<number, ProtocolMessage>();
+    settled.forEach((s, k) => {
+      const i = chosen.subset[k]!;
+      if (s.status === 'rejected') {
+        const e = s.reason as unknown;
+        errors.push(e instanceof Error ? e.message : String(e));
+        if (e instanceof SignerCallError) {
+          timedOut ||= e.timedOut;
+          if (e.blame && e.culprit !== undefined) avoidSigners.add(e.culprit);
+          else if (e.unreachable || e.timedOut) avoidSigners.add(i);
+          else avoidSubsets.add(chosen.subset.join(','));
+        } else {
+          avoidSigners.add(i);
+        }
+        return;
+      }
+      const envelope = s.value.share;
+      const message = envelope ? fromEnvelope(envelope) : undefined;
+      // Attribution follows the channel: the share is signer i's whatever its header says.
+      if (!message) throw new ProtocolAbort('malformed-message', 'Finish answer without a valid share envelope', i);
+      shares.set(i, message);
+    });
+    if (errors.length) throw new AttemptFailed(`subset [${chosen.subset}]: ${errors.join('; ')}`, timedOut);
+    return shares;
+  }
+
+  private async release(
+    key: KeyRecord,
+    context: Context,
+    detail: Detail,
+    digest: Uint8Array,
+    input: SignInput,
+    chosen: Chosen,
+    sig: { r: bigint; s: bigint; der: Uint8Array; nonce: Uint8Array },
+  ): Promise<SignOutput> {
+    const time = new Date();
+    const record = {
+      context,
+      key_id: key.id,
+      epoch: key.epoch,
+      digest: hex(digest),
+      digest_alg: input.digestAlg,
+      subset: chosen.subset,
+      presignature_id: hex(chosen.entry.id),
+      nonce: hex(sig.nonce),
+      presignature_nonce: hex(chosen.entry.nonce),
+      signature: hex(sig.der),
+      caller: input.caller,
+      detail,
+      inline_presign: chosen.inline,
+      time: time.toISOString(),
+    };
+    const t0 = process.hrtime.bigint();
+    let appended;
+    try {
+      appended = await this.d.audit.append(record);
+    } catch (e) {
+      this.d.metrics.auditFailures.inc();
+      this.d.log.error('audit append failed: signature withheld', { key: key.id, error: (e as Error).message });
+      return fail('internal', 'audit log unavailable: signature withheld');
+    }
+    this.d.metrics.auditAppendDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    this.d.metrics.auditRecords.inc();
+    this.d.metrics.auditLastAppend.set(Date.now() / 1000);
+    this.d.metrics.auditHeadSeq.set(appended.seq);
+    this.d.log.info('signed', { key: key.id, context, subset: chosen.subset, caller: input.caller, audit_seq: appended.seq, inline_presign: chosen.inline });
+    return {
+      keyId: key.id,
+      epoch: key.epoch,
+      signatureDer: sig.der,
+      r: scalar32(sig.r),
+      s: scalar32(sig.s),
+      publicKey: key.publicKey,
+      quorum: chosen.subset,
+      presignatureId: chosen.entry.id,
+      context,
+      auditSeq: appended.seq,
+      timestampMs: time.getTime(),
+    };
+  }
+}
+
+/** One attempt failed at the signers (not the caller's fault); the loop retries. */
+class AttemptFailed extends Error {
+  constructor(
+    message: string,
+    readonly timedOut: boolean,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,390 @@
+/**
+ * The coordinator's view of its signers: one mTLS client per signer (the server certificate
+ * must name `signer-<i>`), health polling, latency EWMA, boot ids and quarantine.
+ *
+ * - up: the last health probe succeeded and no call since failed with UNAVAILABLE. A refused
+ *   connection marks a signer down at once; probe deadlines only after two in a row (a signer busy
+ *   with a presign batch may answer a probe late).
+ * - healthy = up ∧ ¬quarantined: only healthy signers are selected for anything.
+ * - quarantined: named as the culprit of a blame (ABORTED with qk-blame=1 / qk-culprit=j from
+ *   any signer, listed in a signer's blamed_peers, or the single culprit of a failed combine), or
+ *   set by an operator; lifted only by Admin.Readmit.
+ * - boot id: a change means the signer restarted and lost its presignatures; listeners drop
+ *   every pooled presignature involving it.
+ */
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import type { ClusterConfig, SignerConfig } from '../cluster/config.js';
+import { signerName, type TlsIdentity } from '../pki/cluster-ca.js';
+import { channelOptions, clientCredentials } from '../transport/tls.js';
+import { ABORT_METADATA, services, type ProtocolEnvelope } from '../transport/proto.js';
+import type { Logger } from './log.js';
+import type { CoordinatorMetrics } from './metrics.js';
+
+// Wire shapes (keepCase field names, as loaded by src/transport/proto.ts).
+export interface HealthResponse {
+  index: number;
+  boot_id: string;
+  keys: { key_id: string; epoch: number; public_key: Uint8Array; presignatures: number }[];
+  blamed_peers: number[];
+}
+export interface KeyGenRequest {
+  key_id: string;
+  session_id: Uint8Array;
+  parties: number[];
+  threshold: number;
+}
+export interface KeyGenResponse {
+  public_key: Uint8Array;
+  epoch: number;
+  public_shares_digest: Uint8Array;
+}
+export interface PresignRequest {
+  key_id: string;
+  session_id: Uint8Array;
+  subset: number[];
+  count: number;
+}
+export interface PresignResponse {
+  boot_id: string;
+  presignatures: { id: Uint8Array; nonce: Uint8Array }[];
+}
+export interface FinishRequest {
+  key_id: string;
+  presignature_id: Uint8Array;
+  digest: Uint8Array;
+  tweak_seed: Uint8Array;
+}
+export interface FinishResponse {
+  share: ProtocolEnvelope | null;
+}
+export interface RefreshRequest {
+  key_id: string;
+  session_id: Uint8Array;
+}
+
+/** A failed call to one signer, with the ProtocolAbort metadata when the signer sent it. */
+export class SignerCallError extends Error {
+  constructor(
+    readonly signer: number,
+    readonly method: string,
+    readonly code: grpc.status,
+    readonly details: string,
+    readonly abortReason: string | undefined,
+    readonly culprit: number | undefined,
+    readonly blame: boolean,
+  ) {
+    super(`signer ${signer} ${method}: ${grpc.status[code] ?? code}${abortReason ? ` (${abortReason}${culprit !== undefined ? `, culprit ${culprit}` : ''})` : ''}: ${details}`);
+    this.name = 'SignerCallError';
+  }
+  /** The signer could not be reached (as opposed to answering with an error). */
+  get unreachable(): boolean {
+    return this.code === grpc.status.UNAVAILABLE;
+  }
+  get timedOut(): boolean {
+    return this.code === grpc.status.DEADLINE_EXCEEDED;
+  }
+  /** Label for metrics: abort reason or status name. */
+  get reasonLabel(): string {
+    return this.abortReason ?? (grpc.status[this.code] ?? String(this.code)).toLowerCase();
+  }
+}
+
+function metadataString(md: grpc.Metadata | undefined, key: string): string | undefined {
+  const v = md?.get(key)[0];
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : v.toString('utf8');
+}
+
+export function toSignerCallError(signer: number, method: string, err: grpc.ServiceError): SignerCallError {
+  const md = err.metadata;
+  const reason = metadataString(md, ABORT_METADATA.reason);
+  const culpritText = metadataString(md, ABORT_METADATA.culprit);
+  const culprit = culpritText !== undefined && /^\d{1,3}$/.test(culpritText) ? Number(culpritText) : undefined;
+  const blame = metadataString(md, ABORT_METADATA.blame) === '1';
+  return new SignerCallError(signer, method, err.code ?? grpc.status.UNKNOWN, err.details ?? err.message, reason, culprit, blame);
+}
+
+export interface SignerState {
+  index: number;
+  endpoint: string;
+  up: boolean;
+  quarantined: boolean;
+  quarantineReason: string;
+  bootId: string;
+  /** EWMA of round trips, ms; undefined until the first success. */
+  latencyMs: number | undefined;
+  lastError: string;
+  /** Consecutive probe deadlines. */
+  probeTimeouts: number;
+  /** Time of the last readmission (probes started before it cannot re-quarantine). */
+  readmittedAt: number;
+}
+
+export interface SignerRegistryOptions {
+  healthIntervalMs?: number;
+  healthTimeoutMs?: number;
+  /** Weight of a new sample in the latency EWMA. */
+  ewmaAlpha?: number;
+}
+
+type Client = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
+
+/**
+ * Events: 'boot-changed' (index, oldBootId, newBootId), 'change' (index) whenever up /
+ * quarantined changes, 'quarantined' (index, reason), 'readmitted' (index).
+ */
+export class SignerRegistry extends EventEmitter {
+  private readonly clients = new Map<number, Client>();
+  private readonly states = new Map<number, SignerState>();
+  private readonly polling = new Set<number>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly intervalMs: number;
+  private readonly timeoutMs: number;
+  private readonly alpha: number;
+
+  constructor(
+    config: ClusterConfig,
+    identity: TlsIdentity,
+    private readonly metrics: CoordinatorMetrics,
+    private readonly log: Logger,
+    options: SignerRegistryOptions = {},
+  ) {
+    super();
+    this.intervalMs = options.healthIntervalMs ?? 1000;
+    this.timeoutMs = options.healthTimeoutMs ?? 1500;
+    this.alpha = options.ewmaAlpha ?? 0.2;
+    const creds = clientCredentials(identity);
+    for (const s of [...config.signers].sort((a, b) => a.index - b.index)) {
+      this.clients.set(s.index, this.makeClient(s, creds));
+      this.states.set(s.index, {
+        index: s.index,
+        endpoint: s.endpoint,
+        up: false,
+        quarantined: false,
+        quarantineReason: '',
+        bootId: '',
+        latencyMs: undefined,
+        lastError: 'not probed yet',
+        probeTimeouts: 0,
+        readmittedAt: 0,
+      });
+      this.updateGauges(s.index);
+    }
+  }
+
+  private makeClient(s: SignerConfig, creds: grpc.ChannelCredentials): Client {
+    return new services.Signer(s.endpoint, creds, {
+      ...channelOptions(signerName(s.index)),
+      // Reconnect quickly to a restarted signer (grpc's default backoff grows to 120 s).
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.min_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2000,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    }) as unknown as Client;
+  }
+
+  get indices(): number[] {
+    return [...this.states.keys()];
+  }
+  has(index: number): boolean {
+    return this.states.has(index);
+  }
+  state(index: number): SignerState {
+    const s = this.states.get(index);
+    if (!s) throw new Error(`unknown signer ${index}`);
+    return s;
+  }
+  all(): SignerState[] {
+    return [...this.states.values()];
+  }
+  healthy(index: number): boolean {
+    const s = this.states.get(index);
+    return !!s && s.up && !s.quarantined;
+  }
+  latencyMs(index: number): number {
+    return this.states.get(index)?.latencyMs ?? Number.POSITIVE_INFINITY;
+  }
+  bootId(index: number): string {
+    return this.states.get(index)?.bootId ?? '';
+  }
+
+  start(): void {
+    if (this.timer) return;
+    for (const i of this.indices) void this.probe(i);
+    this.timer = setInterval(() => {
+      for (const i of this.indices) void this.probe(i);
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const c of this.clients.values()) c.close();
+  }
+
+  /** One health probe (skipped while one is in flight). Resolves when done; never rejects. */
+  async probe(index: number): Promise<void> {
+    if (this.polling.has(index)) return;
+    this.polling.add(index);
+    const started = Date.now();
+    try {
+      const res = await this.call<HealthResponse>(index, 'Health', {}, this.timeoutMs, false);
+      const s = this.state(index);
+      if (res.index !== index) {
+        this.setDown(index, `endpoint ${s.endpoint} answers as signer ${res.index}`);
+        return;
+      }
+      s.probeTimeouts = 0;
+      this.observeLatency(index, Date.now() - started);
+      this.observeBootId(index, res.boot_id);
+      if (!s.up) {
+        s.up = true;
+        s.lastError = '';
+        this.log.info('signer up', { signer: index, boot_id: res.boot_id });
+        this.changed(index);
+      }
+      for (const peer of res.blamed_peers ?? []) {
+        const p = this.states.get(peer);
+        if (p && !p.quarantined && started > p.readmittedAt) {
+          this.metrics.blames.inc({ signer: String(peer) });
+          this.quarantine(peer, `blamed by signer ${index} (reported in its health)`);
+        }
+      }
+    } catch (e) {
+      const err = e as SignerCallError;
+      const s = this.state(index);
+      if (err.timedOut) {
+        s.probeTimeouts++;
+        if (s.probeTimeouts >= 2) this.setDown(index, err.message);
+        else s.lastError = err.message;
+      } else {
+        this.setDown(index, err.message);
+      }
+    } finally {
+      this.polling.delete(index);
+    }
+  }
+
+  /** Records a boot id seen in a health or presign answer. */
+  observeBootId(index: number, bootId: string): void {
+    const s = this.state(index);
+    if (!bootId || s.bootId === bootId) return;
+    const old = s.bootId;
+    s.bootId = bootId;
+    if (old) {
+      this.metrics.signerRestarts.inc({ signer: String(index) });
+      this.log.warn('signer restarted: dropping its presignatures', { signer: index, old_boot_id: old, boot_id: bootId });
+      this.emit('boot-changed', index, old, bootId);
+    }
+  }
+
+  private observeLatency(index: number, ms: number): void {
+    const s = this.state(index);
+    s.latencyMs = s.latencyMs === undefined ? ms : s.latencyMs + this.alpha * (ms - s.latencyMs);
+    this.metrics.signerLatency.set({ signer: String(index) }, s.latencyMs / 1000);
+  }
+
+  private setDown(index: number, why: string): void {
+    const s = this.state(index);
+    s.lastError = why;
+    if (s.up) {
+      s.up = false;
+      this.log.warn('signer down', { signer: index, error: why });
+      this.changed(index);
+    }
+  }
+
+  /** Called by users of the RPCs when a call failed: an unreachable signer is down at once. */
+  noteFailure(err: SignerCallError): void {
+    this.metrics.signerFailures.inc({ signer: String(err.signer), method: err.method, reason: err.reasonLabel });
+    const s = this.states.get(err.signer);
+    if (!s) return;
+    if (err.unreachable) this.setDown(err.signer, err.message);
+    else s.lastError = err.message;
+    if (err.blame && err.culprit !== undefined && this.states.has(err.culprit)) {
+      this.metrics.blames.inc({ signer: String(err.culprit) });
+      this.quarantine(err.culprit, `blamed by signer ${err.signer} during ${err.method}: ${err.abortReason ?? 'blame'}`);
+    }
+    if (err.timedOut || err.unreachable) void this.probe(err.signer);
+  }
+
+  quarantine(index: number, reason: string): void {
+    const s = this.state(index);
+    if (s.quarantined) return;
+    s.quarantined = true;
+    s.quarantineReason = reason;
+    this.log.warn('signer quarantined', { signer: index, reason });
+    this.changed(index);
+    this.emit('quarantined', index, reason);
+  }
+
+  readmit(index: number): void {
+    const s = this.state(index);
+    s.readmittedAt = Date.now();
+    if (!s.quarantined) return;
+    s.quarantined = false;
+    s.quarantineReason = '';
+    this.log.info('signer readmitted', { signer: index });
+    this.changed(index);
+    this.emit('readmitted', index);
+  }
+
+  private changed(index: number): void {
+    this.updateGauges(index);
+    this.emit('change', index);
+  }
+
+  private updateGauges(index: number): void {
+    const s = this.state(index);
+    const label = { signer: String(index) };
+    this.metrics.signerUp.set(label, s.up ? 1 : 0);
+    this.metrics.signerHealthy.set(label, s.up && !s.quarantined ? 1 : 0);
+    this.metrics.signerQuarantined.set(label, s.quarantined ? 1 : 0);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // RPCs. Each rejects with a SignerCallError; Finish and Health update the latency EWMA.
+
+  call<Res>(index: number, method: string, request: unknown, timeoutMs: number, noteFailures = true): Promise<Res> {
+    const client = this.clients.get(index);
+    if (!client) return Promise.reject(new SignerCallError(index, method, grpc.status.NOT_FOUND, `signer ${index} is not configured`, undefined, undefined, false));
+    return new Promise<Res>((resolve, reject) => {
+      const deadline = new Date(Date.now() + Math.max(1, timeoutMs));
+      client[method]!(request, new grpc.Metadata(), { deadline }, (err: grpc.ServiceError | null, res: Res) => {
+        if (err) {
+          const e = toSignerCallError(index, method, err);
+          if (noteFailures) this.noteFailure(e);
+          reject(e);
+        } else {
+          resolve(res);
+        }
+      });
+    });
+  }
+
+  keyGen(index: number, req: KeyGenRequest, timeoutMs: number): Promise<KeyGenResponse> {
+    return this.call(index, 'KeyGen', req, timeoutMs);
+  }
+  refresh(index: number, req: RefreshRequest, timeoutMs: number): Promise<KeyGenResponse> {
+    return this.call(index, 'Refresh', req, timeoutMs);
+  }
+  presign(index: number, req: PresignRequest, timeoutMs: number): Promise<PresignResponse> {
+    return this.call(index, 'Presign', req, timeoutMs);
+  }
+  async finish(index: number, req: FinishRequest, timeoutMs: number): Promise<FinishResponse> {
+    const started = process.hrtime.bigint();
+    const res = await this.call<FinishResponse>(index, 'Finish', req, timeoutMs);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.finishDuration.observe({ signer: String(index) }, seconds);
+    this.observeLatency(index, seconds * 1000);
+    return res;
+  }
+  /** Tells signer `index` that the operator readmitted `peer`. */
+  readmitPeer(index: number, peer: number, timeoutMs: number): Promise<HealthResponse> {
+    return this.call(index, 'Readmit', { index: peer }, timeoutMs);
+  }
+}
