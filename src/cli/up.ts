@@ -4,7 +4,6 @@
  * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ensureClusterPki, signerName } from '../pki/cluster-ca.js';
+import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { adminClient, describeError, unary } from './clients.js';
 
 export interface UpOptions {
@@ -53,14 +53,6 @@ async function freshConfig(dir: string, signers: number): Promise<ClusterConfig>
     config.signers.push({ index, endpoint: await endpoint(), http: await endpoint(), seal });
   }
   return config;
-}
-
-/** Development sealing: a random passphrase per signer, mode 0600, created once. */
-function ensureDevPassphrase(dir: string, index: number): void {
-  const signerDir = paths(dir).signer(index);
-  mkdirSync(signerDir, { recursive: true, mode: 0o700 });
-  const file = join(signerDir, 'seal.passphrase');
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
 }
 
 interface Child {
