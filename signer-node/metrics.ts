@@ -3,7 +3,8 @@
  * `quorumkey_signer_*` with the unit in the name. Labels carry only public values: key ids,
  * protocol names, abort reasons, peer indices, gRPC method and status names.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../src/metrics/process.js';
 
 export interface KeyGaugeSource {
   /** (key id, epoch, presignatures in memory) for every key this signer holds. */
@@ -29,7 +30,7 @@ export class SignerMetrics {
   constructor(index: number, bootId: string, source: KeyGaugeSource) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ signer: String(index) });
-    collectDefaultMetrics({ register: this.registry, prefix: 'quorumkey_signer_' });
+    registerProcessMetrics(this.registry, 'quorumkey_signer_');
 
     new Gauge({
       name: 'quorumkey_signer_start_time_seconds',
