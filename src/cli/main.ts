@@ -9,6 +9,8 @@ import { verifyAuditLog } from '../audit/log.js';
 import { paths } from '../cluster/config.js';
 import { adminClient, coordinatorClient, describeError, unary } from './clients.js';
 import { up } from './up.js';
+import { keyReferenceFor, opensslConf } from './provider-config.js';
+import { keyReferencePem } from '../keyref/keyref.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
@@ -16,6 +18,8 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
   key create ID --threshold T --signers N [--policy a,b]
   key list
   key show ID [--pem]                           --pem: the public key as SubjectPublicKeyInfo PEM
+  key ref ID [--tcp]                            the provider's key reference (PEM QUORUMKEY KEY) on stdout
+  openssl-conf                                  an openssl.cnf activating the default and quorumkey providers
   sign ID --digest HEX | --tbs-file FILE        prints the DER signature as hex
   status [--json]                               signers, quarantine, pools
   refresh ID                                    proactive refresh: new shares, same public key
@@ -56,6 +60,7 @@ async function main(argv: string[]): Promise<void> {
       policy: { type: 'string' },
       pem: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      tcp: { type: 'boolean', default: false },
       digest: { type: 'string' },
       'tbs-file': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -92,6 +97,10 @@ async function main(argv: string[]): Promise<void> {
         if (!arg) fail('key show needs an ID');
         const key = await unary<KeyInfo>(coordinatorClient(dir), 'GetKey', { key_id: arg });
         console.log(values.pem ? pem('PUBLIC KEY', key.spki_der).trimEnd() : describeKey(key));
+      } else if (sub === 'ref') {
+        if (!arg) fail('key ref needs an ID');
+        const key = await unary<KeyInfo>(coordinatorClient(dir), 'GetKey', { key_id: arg });
+        process.stdout.write(keyReferencePem(keyReferenceFor(dir, key.key_id, key.spki_der, values.tcp!)));
       } else fail(`unknown key command '${sub ?? ''}'\n${USAGE}`);
       return;
     }
@@ -108,6 +117,8 @@ async function main(argv: string[]): Promise<void> {
       console.log(Buffer.from(response.signature_der).toString('hex'));
       return;
     }
+    case 'openssl-conf':
+      return void process.stdout.write(opensslConf());
     case 'status': {
       const status = await unary<{ signers: Record<string, unknown>[]; pools: { key_id: string; subset: number[]; depth: number; target: number }[] }>(
         adminClient(dir),
