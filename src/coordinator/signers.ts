@@ -309,7 +309,8 @@ export class SignerRegistry extends EventEmitter {
       this.metrics.blames.inc({ signer: String(err.culprit) });
       this.quarantine(err.culprit, `blamed by signer ${err.signer} during ${err.method}: ${err.abortReason ?? 'blame'}`);
     }
-    if (err.timedOut || err.unreachable) void this.probe(err.signer);
+    // Unreachable, slow, or answering for presignatures it no longer has (restarted?): probe now.
+    if (err.timedOut || err.unreachable || err.abortReason === 'presignature-used') void this.probe(err.signer);
   }
 
   quarantine(index: number, reason: string): void {

@@ -1,0 +1,318 @@
+/**
+ * The coordinator as a real process in front of three real signer processes: a 2-of-3 key made
+ * by DKG over Admin (mTLS, identity `admin`), signatures over the unix socket and POST /v1/sign
+ * verified by OpenSSL against GetKey's SubjectPublicKeyInfo, policy and input errors, kill -9 of
+ * one signer (signing goes on) and of a second (fast "quorum insufficient"), recovery after the
+ * restarts without operator action, SIGTERM, and the audit log (one record per signature).
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import * as grpc from '@grpc/grpc-js';
+import { verifyAuditLog } from '../../src/audit/log.js';
+import { paths, writeClusterConfig } from '../../src/cluster/config.js';
+import { tls13CertificateVerifyContent } from '../../src/coordinator/classify.js';
+import { ensureClusterPki } from '../../src/pki/cluster-ca.js';
+import {
+  expectStatus,
+  httpJson,
+  socketClient,
+  tlsClient,
+  unary,
+  verifyTbs,
+  waitFor,
+  type AnyClient,
+  type ClusterStatusWire,
+  type KeyInfoWire,
+  type SignResponseWire,
+} from '../coordinator/clients.js';
+import { createTestCluster, startSigner, type SignerProcess, type TestCluster } from './signer-cluster.js';
+
+const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
+const READY = /^coordinator ready sign=unix:(\S+) grpc=(\S+) http=http:\/\/(\S+)$/;
+
+interface CoordinatorProcess {
+  proc: ChildProcess;
+  pid: number;
+  stdout: string[];
+  stderr: string[];
+  socket: string;
+  grpc: string;
+  http: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+async function startCoordinator(cluster: TestCluster, timeoutMs = 30_000): Promise<CoordinatorProcess> {
+  const proc = spawn(process.execPath, [COORDINATOR_MAIN, '--dir', cluster.dir], { env: cluster.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  createInterface({ input: proc.stderr! }).on('line', (l) => {
+    stderr.push(l);
+    if (stderr.length > 2000) stderr.shift();
+  });
+  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`coordinator not ready after ${timeoutMs} ms:\n${stderr.slice(-20).join('\n')}`)), timeoutMs);
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      stdout.push(l);
+      const m = READY.exec(l);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`coordinator exited (code ${code}, signal ${signal}) before it was ready:\n${stderr.slice(-20).join('\n')}`));
+    });
+  });
+  return { proc, pid: proc.pid!, stdout, stderr, socket: match[1]!, grpc: match[2]!, http: match[3]!, exited };
+}
+
+function kill9(p: { pid: number; proc: ChildProcess }): Promise<void> {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return Promise.resolve();
+  const done = new Promise<void>((resolve) => p.proc.once('exit', () => resolve()));
+  try {
+    process.kill(p.pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+  return done;
+}
+
+/** The TBSCertificate of a real certificate: the first element of its outer SEQUENCE. */
+function tbsOf(certPem: Buffer): Buffer {
+  const der = Buffer.from(new X509Certificate(certPem).raw);
+  const lenOf = (pos: number) => {
+    let len = der[pos + 1]!;
+    let off = pos + 2;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let k = 0; k < n; k++) len = len * 256 + der[off + k]!;
+      off += n;
+    }
+    return { off, end: off + len };
+  };
+  const outer = lenOf(0);
+  return der.subarray(outer.off, lenOf(outer.off).end);
+}
+
+const cv = () => Buffer.from(tls13CertificateVerifyContent(randomBytes(32)));
+
+describe('coordinator process with real signer processes', function () {
+  this.timeout(600_000);
+  let cluster: TestCluster;
+  const signers = new Map<number, SignerProcess>();
+  const spawned: { pid: number; proc: ChildProcess }[] = [];
+  let coordinator: CoordinatorProcess;
+  let admin: AnyClient;
+  let client: AnyClient;
+  let key: KeyInfoWire;
+  let signatures = 0;
+
+  const signSocket = async (tbs: Buffer): Promise<SignResponseWire> => {
+    const res = await unary<SignResponseWire>(client, 'Sign', { key_id: 'tls', tbs }, 20_000);
+    signatures++;
+    assert.ok(verifyTbs(key.spki_der, tbs, res.signature_der), 'signature verifies with OpenSSL');
+    return res;
+  };
+  const post = (body: unknown) => httpJson(`http://${coordinator.http}/v1/sign`, 'POST', typeof body === 'string' ? body : JSON.stringify(body));
+  const launchSigner = async (i: number) => {
+    const sp = await startSigner(cluster, i);
+    signers.set(i, sp);
+    spawned.push(sp);
+  };
+
+  before(async () => {
+    cluster = await createTestCluster({ signers: [1, 2, 3], sessionTimeoutMs: 20_000 });
+    ensureClusterPki(cluster.pki, ['admin', 'provider']);
+    cluster.config.pool = { target: 8, batch: 4, refillConcurrency: 2, subsets: 3 };
+    writeClusterConfig(cluster.dir, cluster.config);
+    for (const i of [1, 2, 3]) await launchSigner(i);
+    coordinator = await startCoordinator(cluster);
+    spawned.push(coordinator);
+    admin = tlsClient('Admin', cluster.pki, coordinator.grpc, 'admin');
+    client = socketClient(coordinator.socket);
+    await waitFor('signers up at the coordinator', async () => {
+      const s = await unary<ClusterStatusWire>(admin, 'Status', {});
+      return s.signers.length === 3 && s.signers.every((x) => x.up);
+    });
+  });
+
+  after(async () => {
+    admin?.close();
+    client?.close();
+    await Promise.all(spawned.map(kill9));
+    if (cluster) rmSync(cluster.root, { recursive: true, force: true });
+  });
+
+  it('prints the ready line with the configured endpoints', () => {
+    assert.equal(coordinator.stdout.length, 1);
+    assert.equal(coordinator.socket, paths(cluster.dir).socket);
+    assert.equal(coordinator.grpc, cluster.config.coordinator.grpc);
+    assert.equal(coordinator.http, cluster.config.coordinator.http);
+    // Structured logs on stderr.
+    assert.ok(coordinator.stderr.length > 0 && coordinator.stderr.every((l) => JSON.parse(l).component === 'coordinator'));
+  });
+
+  it('creates a 2-of-3 key by DKG across the signer processes', async () => {
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }, 180_000);
+    assert.deepEqual(key.signers, [1, 2, 3]);
+    assert.equal(key.threshold, 2);
+    assert.deepEqual(key.policy, ['tls-server']);
+    const got = await unary<KeyInfoWire>(client, 'GetKey', { key_id: 'tls' });
+    assert.deepEqual(got.spki_der, key.spki_der);
+    await expectStatus(unary(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }), grpc.status.ALREADY_EXISTS);
+  });
+
+  it('signs 50 times over the unix socket', async () => {
+    for (let round = 0; round < 10; round++) {
+      const results = await Promise.all(Array.from({ length: 5 }, () => signSocket(cv())));
+      for (const r of results) {
+        assert.equal(r.context, 'tls-server');
+        assert.equal(r.quorum.length, 2);
+      }
+    }
+  });
+
+  it('signs 20 times over POST /v1/sign', async () => {
+    for (let n = 0; n < 20; n++) {
+      const tbs = cv();
+      const res = await post({ key_id: 'tls', tbs: tbs.toString('base64') });
+      assert.equal(res.status, 200, res.text);
+      signatures++;
+      assert.ok(verifyTbs(key.spki_der, tbs, Buffer.from(res.json.signature as string, 'hex')));
+      assert.equal(res.json.pubkey, key.public_key.toString('hex'));
+      assert.equal(res.json.context, 'tls-server');
+    }
+  });
+
+  it('refuses a TBSCertificate with a TLS key (PERMISSION_DENIED / 403) and unknown keys (NOT_FOUND / 404)', async () => {
+    const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused: key 'tls' allows tls-server, request is x509-cert$/);
+    const r403 = await post({ key_id: 'tls', tbs: tbs.toString('base64') });
+    assert.equal(r403.status, 403);
+    assert.equal(r403.json.error, 'policy_refused');
+    await expectStatus(unary(client, 'Sign', { key_id: 'other', tbs: cv() }), grpc.status.NOT_FOUND, /unknown key 'other'/);
+    const r404 = await post({ key_id: 'other', tbs: cv().toString('base64') });
+    assert.equal(r404.status, 404);
+  });
+
+  it('answers 400 / 413 / INVALID_ARGUMENT to malformed input', async () => {
+    const digest = createHash('sha256').update('x').digest();
+    assert.equal((await post({ key_id: 'tls', hash: 'zz$' })).status, 400);
+    const short = await post({ key_id: 'tls', hash: digest.subarray(0, 20).toString('hex') });
+    assert.equal(short.status, 400);
+    assert.match(short.json.message as string, /32 bytes/);
+    assert.equal((await post('{"key_id":')).status, 400);
+    assert.equal((await post({ key_id: 'tls', tbs: randomBytes(80_000).toString('base64') })).status, 413);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest: digest.subarray(0, 31) }), grpc.status.INVALID_ARGUMENT, /digest must be 32 bytes/);
+    // Still serving.
+    await signSocket(cv());
+  });
+
+  it('kill -9 of one signer: signing continues on the other subset', async () => {
+    await kill9(signers.get(3)!);
+    for (let n = 0; n < 10; n++) {
+      const res = await signSocket(cv());
+      assert.deepEqual(res.quorum, [1, 2]);
+    }
+  });
+
+  it('kill -9 of a second signer: UNAVAILABLE "quorum insufficient" / 409, quickly', async () => {
+    await kill9(signers.get(2)!);
+    const t0 = Date.now();
+    await expectStatus(
+      unary(client, 'Sign', { key_id: 'tls', tbs: cv() }, 20_000),
+      grpc.status.UNAVAILABLE,
+      /^quorum insufficient: key 'tls' needs 2 of signers \[1..3\], healthy: \[1\]$/,
+    );
+    assert.ok(Date.now() - t0 < 3000, `failed in ${Date.now() - t0} ms`);
+    const t1 = Date.now();
+    const r = await post({ key_id: 'tls', tbs: cv().toString('base64') });
+    assert.equal(r.status, 409);
+    assert.equal(r.json.error, 'quorum_insufficient');
+    assert.ok(Date.now() - t1 < 1000);
+    const h = await httpJson(`http://${coordinator.http}/healthz`);
+    assert.equal(h.status, 503);
+  });
+
+  it('recovers without operator action when the signers come back', async () => {
+    await launchSigner(2);
+    await launchSigner(3);
+    await waitFor(
+      'signing works again',
+      async () => {
+        try {
+          await signSocket(cv());
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      60_000,
+      250,
+    );
+    // Every signer is seen healthy again within a few health probes (reconnect back-off ≤ 2 s).
+    const t0 = Date.now();
+    await waitFor('all signers healthy', async () => (await unary<ClusterStatusWire>(admin, 'Status', {})).signers.every((x) => x.up && x.healthy && !x.quarantined), 15_000);
+    assert.ok(Date.now() - t0 < 10_000);
+    // The pools refill on every subset, including those with the restarted signers.
+    await waitFor('pools refilled', async () => (await unary<ClusterStatusWire>(admin, 'Status', {})).pools.every((p) => p.depth > 0), 60_000);
+    const used = new Set<string>();
+    for (let n = 0; n < 10; n++) used.add((await signSocket(cv())).quorum.join(','));
+    assert.ok(used.size >= 1);
+    const h = await httpJson(`http://${coordinator.http}/healthz`);
+    assert.equal(h.status, 200);
+    const metrics = (await httpJson(`http://${coordinator.http}/metrics`)).text;
+    assert.match(metrics, /quorumkey_signer_restarts_total\{signer="2"\} 1/);
+    assert.match(metrics, /quorumkey_sign_requests_total\{key="tls",context="tls-server",result="ok"\} \d+/);
+  });
+
+  it('RefreshKey across the signer processes: next epoch, same public key, signing goes on', async () => {
+    const k = await unary<KeyInfoWire>(admin, 'RefreshKey', { key_id: 'tls' }, 180_000);
+    assert.equal(k.epoch, 1);
+    assert.deepEqual(k.public_key, key.public_key);
+    for (let n = 0; n < 5; n++) await signSocket(cv());
+  });
+
+  it('after kill -9 the coordinator restarts over its stale socket, with its key registry and no pools', async () => {
+    await kill9(coordinator);
+    assert.ok(existsSync(coordinator.socket), 'kill -9 leaves the socket file behind');
+    client.close();
+    admin.close();
+    coordinator = await startCoordinator(cluster);
+    spawned.push(coordinator);
+    admin = tlsClient('Admin', cluster.pki, coordinator.grpc, 'admin');
+    client = socketClient(coordinator.socket);
+    const got = await unary<KeyInfoWire>(client, 'GetKey', { key_id: 'tls' });
+    assert.equal(got.epoch, 1);
+    assert.deepEqual(got.spki_der, key.spki_der);
+    await waitFor('signers up at the new coordinator', async () => (await unary<ClusterStatusWire>(admin, 'Status', {})).signers.every((x) => x.up));
+    for (let n = 0; n < 5; n++) await signSocket(cv());
+    // A second coordinator on the same directory refuses to take the live socket over.
+    await assert.rejects(startCoordinator(cluster), /another process is serving on/);
+    await signSocket(cv());
+  });
+
+  it('drains on SIGTERM, exits 0, and the audit log verifies with one record per signature', async () => {
+    process.kill(coordinator.pid, 'SIGTERM');
+    const { code } = await coordinator.exited;
+    assert.equal(code, 0);
+    const res = await verifyAuditLog(join(paths(cluster.dir).coordinator, 'audit.log'));
+    assert.ok(res.ok, JSON.stringify(res));
+    assert.equal(res.records, signatures);
+    const lines = readFileSync(join(paths(cluster.dir).coordinator, 'audit.log'), 'utf8').trim().split('\n');
+    const first = JSON.parse(lines[0]!).record;
+    assert.equal(first.context, 'tls-server');
+    assert.equal(first.key_id, 'tls');
+    assert.equal(first.caller, 'unix');
+    assert.match(first.signature, /^30[0-9a-f]+$/);
+    assert.ok(lines.some((l) => JSON.parse(l).record.caller === 'http'));
+  });
+});
