@@ -38,7 +38,7 @@ import { ABORT_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../
 import { callerName, serverCredentials } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
 import { SignerMetrics } from './metrics.js';
-import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport } from './peers.js';
+import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, type PeerAddress } from './peers.js';
 import { SessionDriver, ShuttingDown } from './sessions.js';
 import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
 
@@ -131,7 +131,16 @@ export interface SignerNodeOptions {
   store: ShareStore;
   log: Logger;
   bootId?: string;
+  /**
+   * Builds the signer↔signer transport; default: `new PeerTransport(...)`. Ordinary dependency
+   * injection, the seam through which a test harness decorates the transport from the outside
+   * (test/services/malicious-signer.ts). main.ts never sets it, and no flag, environment
+   * variable or configuration of the product reaches it.
+   */
+  createPeerTransport?: PeerTransportFactory;
 }
+
+export type PeerTransportFactory = (identity: TlsIdentity, self: number, peers: readonly PeerAddress[], log: Logger) => PeerTransport;
 
 export interface Addresses {
   grpc: string;
@@ -190,7 +199,8 @@ export class SignerNode {
       pendingMessages: () => this.driver.pending.size,
       runningSessions: () => this.driver.runningCount,
     });
-    this.transport = new PeerTransport(this.identity, this.index, this.config.signers, this.log);
+    const createTransport: PeerTransportFactory = options.createPeerTransport ?? ((id, self, peers, log) => new PeerTransport(id, self, peers, log));
+    this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
     this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics);
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
     this.server.addService(services.Signer.service, {

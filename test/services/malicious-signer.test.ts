@@ -1,0 +1,442 @@
+/**
+ * A malicious signer among real processes: signers 1–3 are `dist/signer-node/main.js`, signer 4
+ * is the test-only wrapper `dist/test/services/malicious-signer.js` (a real signer node whose
+ * outgoing presign messages / online shares are tampered with from the outside), and the real
+ * coordinator process `dist/src/coordinator/main.js`, all over mTLS.
+ *
+ * Contract under test (DESIGN §2 step 6, §3 "blame"): a failed VOLE check is a blame; the
+ * coordinator quarantines the culprit until Admin.Readmit, never selects it meanwhile, and never
+ * returns a signature that does not verify.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { paths, writeClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
+import { ensureClusterPki, signerName } from '../../src/pki/cluster-ca.js';
+import { ensureDevPassphrase } from '../../signer-node/shares.js';
+import {
+  freePort,
+  httpJson,
+  socketClient,
+  tlsClient,
+  unary,
+  verifyTbs,
+  waitFor,
+  type AnyClient,
+  type ClusterStatusWire,
+  type KeyInfoWire,
+  type SignResponseWire,
+} from '../coordinator/clients.js';
+import { MALICIOUS_MODE_ENV } from './malicious-signer.js';
+
+const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
+const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
+const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
+
+const HONEST = [1, 2, 3];
+const BAD = 4;
+const ALL = [...HONEST, BAD];
+
+/** TLS 1.3 server CertificateVerify content: 64×0x20 ‖ label ‖ 0x00 ‖ 32-byte transcript hash. */
+const tbs = () => Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), randomBytes(32)]);
+
+interface Proc {
+  name: string;
+  proc: ChildProcess;
+  pid: number;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<void>;
+  /** Capture groups of the ready line. */
+  ready: RegExpExecArray;
+}
+
+const running = new Set<Proc>();
+
+async function launch(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 30_000): Promise<Proc> {
+  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = {
+    name,
+    proc,
+    pid: proc.pid!,
+    stdout: [] as string[],
+    stderr: [] as string[],
+    exited: new Promise<void>((resolve) => proc.once('exit', () => resolve())),
+  } as Proc;
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  const collect = (stream: NodeJS.ReadableStream, into: string[]) => {
+    let partial = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop()!;
+      into.push(...lines);
+      proc.emit('qk-line');
+    });
+  };
+  collect(proc.stdout!, p.stdout);
+  collect(proc.stderr!, p.stderr);
+  p.ready = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} not ready after ${timeoutMs} ms; stderr:\n${p.stderr.slice(-20).join('\n')}`)), timeoutMs);
+    const check = () => {
+      const m = p.stdout.map((l) => ready.exec(l)).find((x) => x);
+      if (!m) return;
+      clearTimeout(timer);
+      proc.off('qk-line', check);
+      resolve(m);
+    };
+    proc.on('qk-line', check);
+    void p.exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready; stderr:\n${p.stderr.slice(-20).join('\n')}`));
+    });
+  });
+  return p;
+}
+
+/** SIGTERM by PID, SIGKILL after `graceMs`. */
+async function kill(p: Proc, graceMs = 3000): Promise<void> {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return;
+  try {
+    process.kill(p.pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const t = setTimeout(() => {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }, graceMs);
+  await p.exited;
+  clearTimeout(t);
+}
+
+/** Sum of the Prometheus samples of `name` whose labels include every `labels` pair (0 when none). */
+function sample(text: string, name: string, labels: string): number {
+  const want = labels.split(',').filter(Boolean);
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = (m[2] ?? '').split(',');
+    if (want.every((w) => have.includes(w))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+const tampered = (p: Proc, what: 'presign' | 'finish') =>
+  p.stderr.filter((l) => l.includes('"malicious: tampered"') && l.includes(`"what":"${what}"`)).length;
+
+describe('a malicious signer (test wrapper process) among real signer and coordinator processes', function () {
+  this.timeout(120_000);
+  let root: string;
+  let dir: string;
+  let config: ClusterConfig;
+  const signers = new Map<number, Proc>();
+  let coordinator: Proc;
+  let endpoints: { socket: string; grpc: string; http: string };
+  let admin: AnyClient;
+  let client: AnyClient;
+  let key: KeyInfoWire;
+  /** Every signature the coordinator returned, with what it signed. */
+  const returned: { tbs: Buffer; res: SignResponseWire; spki: Buffer }[] = [];
+  let quarantinedAfter = -1;
+
+  const signerEnv = () => ({ ...process.env, QUORUMKEY_LOG_LEVEL: 'info' });
+  const startHonest = async (i: number) =>
+    signers.set(i, await launch(`signer ${i}`, SIGNER_MAIN, ['--dir', dir, '--index', String(i)], signerEnv(), /^signer (\d+) ready grpc=(\S+) http=(\S+)$/));
+  const startMalicious = async (mode: string) =>
+    signers.set(
+      BAD,
+      await launch(`malicious signer ${BAD}`, MALICIOUS_MAIN, ['--dir', dir, '--index', String(BAD)], { ...signerEnv(), [MALICIOUS_MODE_ENV]: mode }, /^signer (\d+) ready grpc=(\S+) http=(\S+)$/),
+    );
+  const signerHttp = (i: number) => signers.get(i)!.ready[3]!;
+  const status = () => unary<ClusterStatusWire>(admin, 'Status', {});
+  const signerStatus = async (i: number) => (await status()).signers.find((s) => s.index === i)!;
+  const coordinatorMetrics = async () => (await httpJson(`http://${endpoints.http}/metrics`)).text;
+  const signerMetrics = async (i: number) => (await httpJson(`http://${signerHttp(i)}/metrics`)).text;
+  const blamedPeers = async (i: number) => (await httpJson(`http://${signerHttp(i)}/healthz`)).json.blamed_peers as number[];
+
+  /** One Sign over the unix socket; a returned signature must verify (checked here, always). */
+  const sign = async (keyInfo: KeyInfoWire = key): Promise<SignResponseWire> => {
+    const data = tbs();
+    const res = await unary<SignResponseWire>(client, 'Sign', { key_id: keyInfo.key_id, tbs: data, digest_alg: 'SHA256' }, 60_000);
+    returned.push({ tbs: data, res, spki: keyInfo.spki_der });
+    assert.ok(verifyTbs(keyInfo.spki_der, data, res.signature_der), `signature ${returned.length} (quorum [${res.quorum}]) verifies against the key`);
+    assert.equal(res.context, 'tls-server');
+    return res;
+  };
+
+  const dumpLogs = () => {
+    const tail = (p: Proc | undefined, n: number) => (p ? `--- ${p.name} (pid ${p.pid}) stderr, last ${n} lines:\n${p.stderr.slice(-n).join('\n')}` : '');
+    return [tail(coordinator, 40), ...ALL.map((i) => tail(signers.get(i), 12))].join('\n');
+  };
+
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'qk-malicious-'));
+    dir = join(root, 'cluster');
+    mkdirSync(dir, { mode: 0o700 });
+    const pki = paths(dir).pki;
+    ensureClusterPki(pki, [...ALL.map(signerName), 'coordinator', 'admin']);
+    const list = [];
+    for (const index of ALL) {
+      ensureDevPassphrase(dir, index);
+      list.push({ index, endpoint: `127.0.0.1:${await freePort()}`, http: `127.0.0.1:${await freePort()}`, seal: { mode: 'passphrase' as const } });
+    }
+    config = {
+      signers: list,
+      coordinator: { grpc: `127.0.0.1:${await freePort()}`, socket: paths(dir).socket, http: `127.0.0.1:${await freePort()}` },
+      // Every subset of the 2-of-4 key is kept filled, so subsets with signer 4 are presigned at once.
+      pool: { target: 4, batch: 2, refillConcurrency: 3, subsets: 6 },
+      sessionTimeoutMs: 10_000,
+    };
+    writeClusterConfig(dir, config);
+    await Promise.all([...HONEST.map(startHonest), startMalicious('presign-tau')]);
+    coordinator = await launch('coordinator', COORDINATOR_MAIN, ['--dir', dir, '--log-level', 'debug'], process.env, /^coordinator ready sign=unix:(\S+) grpc=(\S+) http=http:\/\/(\S+)$/);
+    endpoints = { socket: coordinator.ready[1]!, grpc: coordinator.ready[2]!, http: coordinator.ready[3]! };
+    admin = tlsClient('Admin', pki, endpoints.grpc, 'admin');
+    client = socketClient(endpoints.socket);
+    await waitFor('every signer up at the coordinator', async () => (await status()).signers.every((s) => s.up), 20_000);
+  });
+
+  after(async () => {
+    if (process.env.QK_TEST_LOG) console.log(dumpLogs());
+    admin?.close();
+    client?.close();
+    await Promise.all([...running].map((p) => kill(p)));
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(dumpLogs());
+  });
+
+  it('creates a 2-of-4 key over Admin: key generation is not tampered with and succeeds', async () => {
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 4 }, 120_000);
+    assert.deepEqual(key.signers, ALL);
+    assert.equal(key.threshold, 2);
+    assert.deepEqual(key.policy, ['tls-server']);
+    assert.equal(key.public_key.length, 33);
+  });
+
+  describe('presign tampering (presign-tau: the VOLE correction tau of its round-2 messages is altered)', () => {
+    it('signer 4 is blamed by an honest peer during presign and quarantined; every returned signature verifies', async () => {
+      const t0 = Date.now();
+      await waitFor(
+        'signer 4 quarantined',
+        async () => {
+          await sign();
+          return (await signerStatus(BAD)).quarantined;
+        },
+        45_000,
+        50,
+      );
+      quarantinedAfter = returned.length;
+      const s = await status();
+      const s4 = s.signers.find((x) => x.index === BAD)!;
+      assert.equal(s4.quarantined, true);
+      assert.equal(s4.healthy, false);
+      assert.match(s4.quarantine_reason, /blamed by signer [123]\b.*(vole-check-failed|reported in its health)/);
+      for (const i of HONEST) assert.equal(s.signers.find((x) => x.index === i)!.quarantined, false, `honest signer ${i} not quarantined`);
+      assert.ok(tampered(signers.get(BAD)!, 'presign') > 0, 'the wrapper did tamper with presign messages');
+      // No presignature with signer 4 was ever accepted: every signature so far came from honest subsets.
+      for (const r of returned) assert.ok(!r.res.quorum.includes(BAD), `quorum [${r.res.quorum}] excludes signer 4`);
+      console.log(`      signer 4 quarantined after ${Date.now() - t0} ms and ${returned.length} signatures; reason: ${s4.quarantine_reason}`);
+    });
+
+    it('while quarantined, signing goes on with honest subsets only', async () => {
+      for (let n = 0; n < 8; n++) {
+        const res = await sign();
+        assert.equal(res.quorum.length, 2);
+        assert.ok(res.quorum.every((i) => HONEST.includes(i)), `quorum [${res.quorum}] is an honest subset`);
+      }
+      for (const r of returned.slice(quarantinedAfter)) assert.ok(!r.res.quorum.includes(BAD));
+      assert.equal((await signerStatus(BAD)).quarantined, true, 'still quarantined: only an operator lifts it');
+    });
+
+    it('metrics: honest signers count a blame of peer 4; the coordinator counts it and shows the quarantine', async () => {
+      const blames = new Map<number, number>();
+      for (const i of HONEST) blames.set(i, sample(await signerMetrics(i), 'quorumkey_signer_blames_total', 'peer="4"'));
+      const blamers = HONEST.filter((i) => blames.get(i)! > 0);
+      if (blamers.length === 0) {
+        const detail: string[] = [];
+        for (const i of HONEST) {
+          detail.push(`signer ${i} metrics: ${(await signerMetrics(i)).split('\n').filter((l) => /blame|abort/.test(l) && !l.startsWith('#')).join(' ; ')}`);
+          detail.push(`signer ${i} log: ${signers.get(i)!.stderr.filter((l) => /blame|abort/i.test(l)).slice(0, 4).join(' ; ')}`);
+        }
+        assert.fail(`no honest signer counts a blame of signer 4 (quorumkey_signer_blames_total{peer="4"}):\n${detail.join('\n')}`);
+      }
+      for (const i of blamers) assert.ok((await blamedPeers(i)).includes(BAD), `signer ${i} /healthz lists 4 among blamed_peers`);
+      for (const i of HONEST) {
+        const text = await signerMetrics(i);
+        for (const j of HONEST) if (j !== i) assert.equal(sample(text, 'quorumkey_signer_blames_total', `peer="${j}"`), 0, `signer ${i} blamed no honest peer (${j})`);
+      }
+      const text = await coordinatorMetrics();
+      assert.ok(sample(text, 'quorumkey_blames_total', 'signer="4"') >= 1, 'quorumkey_blames_total{signer="4"} >= 1');
+      assert.equal(sample(text, 'quorumkey_signer_quarantined', 'signer="4"'), 1);
+      for (const i of HONEST) {
+        assert.equal(sample(text, 'quorumkey_signer_quarantined', `signer="${i}"`), 0);
+        assert.equal(sample(text, 'quorumkey_blames_total', `signer="${i}"`), 0);
+      }
+    });
+
+    it('Admin.Readmit lifts the quarantine everywhere; still tampering, signer 4 is quarantined again', async () => {
+      const blamesBefore = sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'signer="4"');
+      const after = await unary<ClusterStatusWire>(admin, 'Readmit', { index: BAD });
+      assert.equal(after.signers.find((x) => x.index === BAD)!.quarantined, false);
+      // Readmit returns once every signer was told. (Their blamed_peers may list 4 again at once:
+      // the wrapper keeps tampering, and the refills resume as soon as it is eligible.)
+      for (const i of HONEST) {
+        const told = signers.get(i)!.stderr.some((l) => l.includes('"msg":"peer readmitted by the operator"') && l.includes(`"peer":${BAD},`));
+        assert.ok(told, `signer ${i} was told to readmit signer 4`);
+      }
+      await waitFor(
+        'signer 4 quarantined again',
+        async () => {
+          await sign();
+          return (await signerStatus(BAD)).quarantined;
+        },
+        45_000,
+        50,
+      );
+      assert.ok(sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'signer="4"') > blamesBefore, 'a new blame was counted');
+      // Only an operator lifts a quarantine: it holds while signing goes on.
+      const until = Date.now() + 1500;
+      while (Date.now() < until) {
+        assert.ok(!(await sign()).quorum.includes(BAD));
+        assert.equal((await signerStatus(BAD)).quarantined, true, 'signer 4 stays quarantined');
+      }
+      for (const r of returned) assert.ok(!r.res.quorum.includes(BAD));
+    });
+  });
+
+  describe('online-share tampering (wrapper restarted with finish-w: honest presign, corrupted w)', () => {
+    before(async () => {
+      const old = signers.get(BAD)!;
+      const oldBoot = (await signerStatus(BAD)).boot_id;
+      await kill(old);
+      await startMalicious('finish-w');
+      await unary<ClusterStatusWire>(admin, 'Readmit', { index: BAD });
+      await waitFor(
+        'signer 4 back, new boot id, not quarantined',
+        async () => {
+          const s4 = await signerStatus(BAD);
+          return s4.up && !s4.quarantined && s4.boot_id !== oldBoot && s4.boot_id !== '';
+        },
+        20_000,
+      );
+      // Presign is honest now: the pools of every subset with signer 4 fill up.
+      await waitFor(
+        'pools of subsets with signer 4 filled',
+        async () => (await status()).pools.filter((p) => p.key_id === 'tls' && p.subset.includes(BAD) && p.depth > 0).length === 3,
+        30_000,
+        200,
+      );
+    });
+
+    /** Sends `n` Sign requests at once; returns the signatures (each verified in sign()) and the errors. */
+    const burst = async (n: number) => {
+      const settled = await Promise.allSettled(Array.from({ length: n }, () => sign()));
+      const ok: SignResponseWire[] = [];
+      const failed: string[] = [];
+      for (const s of settled) {
+        if (s.status === 'fulfilled') ok.push(s.value);
+        else if (s.reason instanceof assert.AssertionError) throw s.reason;
+        else failed.push(`${grpc.status[(s.reason as grpc.ServiceError).code]}: ${(s.reason as grpc.ServiceError).details}`);
+      }
+      // A combination with signer 4's corrupted w cannot verify: whatever was returned came from honest subsets.
+      for (const r of ok) assert.ok(!r.quorum.includes(BAD), `quorum [${r.quorum}] excludes signer 4`);
+      return { ok, failed };
+    };
+    const counters = async () => {
+      const text = await coordinatorMetrics();
+      return {
+        retries: sample(text, 'quorumkey_sign_retries_total', 'key="tls"'),
+        suspected: sample(text, 'quorumkey_signer_suspected_total', 'signer="4"'),
+        tampered: tampered(signers.get(BAD)!, 'finish'),
+      };
+    };
+
+    it('a corrupted online share is never returned (all four signers eligible)', async () => {
+      // Concurrent requests take pooled presignatures faster than they are refilled, so subsets
+      // with signer 4 are used too (which subset comes first is the coordinator's latency ranking).
+      const before = await counters();
+      let ok = 0;
+      const failed: string[] = [];
+      let now = before;
+      for (let round = 0; round < 4 && now.tampered === before.tampered; round++) {
+        const r = await burst(24);
+        ok += r.ok.length;
+        failed.push(...r.failed);
+        now = await counters();
+      }
+      console.log(
+        `      corrupted online shares: ${now.tampered - before.tampered}; retried attempts: ${now.retries - before.retries}; ` +
+          `signatures returned: ${ok}; requests failed without a signature: ${failed.length}${failed.length ? `, e.g. ${failed[0]}` : ''}`,
+      );
+      assert.ok(now.tampered > before.tampered, 'the wrapper corrupted online shares');
+      assert.ok(now.suspected > before.suspected, 'quorumkey_signer_suspected_total{signer="4"} went up');
+      assert.ok(now.retries > before.retries, 'failed combinations were retried');
+      assert.ok(ok > 0);
+    });
+
+    it('with one honest signer set aside by the operator, every request meeting a corrupted share is retried and succeeds', async () => {
+      // Eligible signers {1,2,4}: subsets [1,2] (honest), [1,4] and [2,4] (corrupted). Three
+      // attempts, each on a subset not tried before, always reach [1,2].
+      await unary<ClusterStatusWire>(admin, 'Quarantine', { index: 3 });
+      try {
+        await waitFor(
+          'pools [1,4] and [2,4] refilled',
+          async () => (await status()).pools.filter((p) => p.key_id === 'tls' && (p.subset.join() === '1,4' || p.subset.join() === '2,4') && p.depth > 0).length === 2,
+          30_000,
+          100,
+        );
+        const before = await counters();
+        const r = await burst(16);
+        const now = await counters();
+        console.log(`      corrupted online shares: ${now.tampered - before.tampered}; retried attempts: ${now.retries - before.retries}; signatures returned: ${r.ok.length}/16`);
+        assert.deepEqual(r.failed, [], 'every request succeeded');
+        assert.ok(now.tampered > before.tampered, 'corrupted shares were met');
+        assert.ok(now.retries > before.retries, 'and retried on another subset');
+        for (const res of r.ok) assert.deepEqual(res.quorum, [1, 2]);
+      } finally {
+        await unary<ClusterStatusWire>(admin, 'Readmit', { index: 3 });
+      }
+    });
+
+    it('a key whose only subset includes the malicious signer: Sign fails, no signature leaves', async () => {
+      const pair = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'pair', threshold: 2, signers: [1, BAD] }, 120_000);
+      assert.deepEqual(pair.signers, [1, BAD]);
+      const tamperedBefore = tampered(signers.get(BAD)!, 'finish');
+      for (let n = 0; n < 3; n++) {
+        const data = tbs();
+        const outcome = await unary<SignResponseWire>(client, 'Sign', { key_id: 'pair', tbs: data, digest_alg: 'SHA256' }, 60_000).then(
+          (res) => ({ res }),
+          (err: grpc.ServiceError) => ({ err }),
+        );
+        if ('res' in outcome) {
+          returned.push({ tbs: data, res: outcome.res, spki: pair.spki_der });
+          assert.fail(`Sign on 'pair' returned a signature (verifies: ${verifyTbs(pair.spki_der, data, outcome.res.signature_der)})`);
+        }
+        assert.notEqual(outcome.err.code, grpc.status.OK);
+        if (n === 0) console.log(`      Sign on 'pair': ${grpc.status[outcome.err.code]}: ${outcome.err.details}`);
+      }
+      assert.ok(tampered(signers.get(BAD)!, 'finish') > tamperedBefore, 'signer 4 answered Finish with corrupted shares');
+    });
+  });
+
+  describe('summary', () => {
+    it('every signature the coordinator returned in this run verifies', () => {
+      assert.ok(returned.length > 0);
+      for (const r of returned) assert.ok(verifyTbs(r.spki, r.tbs, r.res.signature_der));
+    });
+  });
+});

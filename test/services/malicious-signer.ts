@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+/**
+ * TEST ONLY — a malicious signer: a real signer node (signer-node/node.ts, started the way
+ * signer-node/main.ts starts it, same arguments, same ready line) whose messages are tampered
+ * with from the outside.
+ *
+ *   QK_MALICIOUS_MODE=presign-tau node dist/test/services/malicious-signer.js --dir DIR --index I
+ *
+ * The mode is read here, by this wrapper, never by product code. A comma-separated list of:
+ *
+ *   presign-tau    in every presign message it sends that carries the VOLE correction `tau`
+ *                  (Alice's round-2 message), the first scalar of `tau` is changed (+1 mod n):
+ *                  still a well-formed scalar, so only the VOLE consistency check can catch it
+ *                  (vole-check-failed → the receiver blames this signer).
+ *   presign-gamma  likewise Γᵘ: the first point of `gammaU` becomes Γᵘ + G (a valid point that
+ *                  fails χ·R_j = Γᵘ + dᵘ·G → vole-check-failed).
+ *   finish-w       the online share `w` of every Finish answer is changed (+1 mod n): the
+ *                  combined signature does not verify (the coordinator must not return it).
+ *   none           behave honestly.
+ *
+ * Default: presign-tau. Key generation and refresh messages are never touched.
+ *
+ * Seams (composition only, nothing in signer-node/ knows about tampering):
+ *  - outgoing peer messages: SignerNodeOptions.createPeerTransport, an ordinary dependency-injection
+ *    parameter of SignerNode (default `new PeerTransport(...)`). This file passes a subclass of
+ *    PeerTransport whose per-session SessionStreams rewrite messages before they are encoded.
+ *  - online shares: SignerNode exposes its Party (`node.party`); this file decorates that
+ *    instance's `sign` method, so the Finish handler returns the tampered message.
+ *
+ * Every tampering is logged on stderr as a JSON line with msg "malicious: tampered" so that tests
+ * can check it happened.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { existsSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { format } from 'node:util';
+import { paths, readClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
+import { loadIdentity, signerName, type TlsIdentity } from '../../src/pki/cluster-ca.js';
+import { add, mulBase, POINT_BYTES } from '../../src/protocol/math/curve.js';
+import { bytesToBigInt, mod, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
+import { toHex, type ProtocolMessage } from '../../src/protocol/message.js';
+import { createLogger, logLevelFromEnv, type Logger } from '../../signer-node/log.js';
+import { SignerNode } from '../../signer-node/node.js';
+import { PeerTransport, SessionStreams, type PeerAddress } from '../../signer-node/peers.js';
+import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares.js';
+
+export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w'];
+
+function parseMode(value: string | undefined): Set<Tamper> {
+  const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
+  const out = new Set<Tamper>();
+  for (const item of items) {
+    if (item === 'none') continue;
+    if (!TAMPERS.includes(item)) throw new Error(`${MALICIOUS_MODE_ENV}: unknown mode '${item}' (one of none, ${TAMPERS.join(', ')})`);
+    out.add(item as Tamper);
+  }
+  return out;
+}
+
+/** The first 32-byte scalar of a field, plus one mod n (still in range). */
+function bumpFirstScalar(field: Uint8Array): Uint8Array {
+  const out = new Uint8Array(field);
+  const first = bytesToBigInt(out.subarray(0, SCALAR_BYTES));
+  out.set(scalarToBytes(mod(first + 1n)), 0);
+  return out;
+}
+
+/** The first compressed point of a field, plus G (still a valid point). */
+function bumpFirstPoint(field: Uint8Array): Uint8Array {
+  const out = new Uint8Array(field);
+  out.set(add(out.subarray(0, POINT_BYTES), mulBase(1n)), 0);
+  return out;
+}
+
+/** A copy of a message with one payload field replaced (the original is left alone). */
+function withField(m: ProtocolMessage, name: string, value: Uint8Array): ProtocolMessage {
+  return { ...m, payload: { ...m.payload, [name]: value } };
+}
+
+/** SessionStreams that rewrite presign messages on their way out. */
+class TamperingStreams extends SessionStreams {
+  constructor(
+    private readonly tamper: (m: ProtocolMessage) => ProtocolMessage,
+    ...args: ConstructorParameters<typeof SessionStreams>
+  ) {
+    super(...args);
+  }
+
+  override send(messages: readonly ProtocolMessage[]): void {
+    super.send(messages.map(this.tamper));
+  }
+}
+
+/** The real peer transport, except that every session's streams are TamperingStreams. */
+class TamperingTransport extends PeerTransport {
+  constructor(
+    private readonly modes: ReadonlySet<Tamper>,
+    identity: TlsIdentity,
+    self: number,
+    peers: readonly PeerAddress[],
+    log: Logger,
+  ) {
+    super(identity, self, peers, log);
+  }
+
+  override streams(label: string, deadline: Date, onPeerError: (peer: number, detail: string) => void): SessionStreams {
+    return new TamperingStreams((m) => this.tamper(m), this, label, deadline, onPeerError);
+  }
+
+  private tamper(m: ProtocolMessage): ProtocolMessage {
+    if (m.protocol !== 'presign') return m;
+    let out = m;
+    const changed: string[] = [];
+    if (this.modes.has('presign-tau') && out.payload.tau && out.payload.tau.length >= SCALAR_BYTES) {
+      out = withField(out, 'tau', bumpFirstScalar(out.payload.tau));
+      changed.push('tau');
+    }
+    if (this.modes.has('presign-gamma') && out.payload.gammaU && out.payload.gammaU.length >= POINT_BYTES) {
+      out = withField(out, 'gammaU', bumpFirstPoint(out.payload.gammaU));
+      changed.push('gammaU');
+    }
+    if (changed.length) {
+      this.log.warn('malicious: tampered', { what: 'presign', fields: changed, round: m.round, to: m.to, session: toHex(m.sessionId).slice(0, 16) });
+    }
+    return out;
+  }
+}
+
+const USAGE = 'usage: node dist/test/services/malicious-signer.js --dir DIR --index I';
+
+function parseArguments(argv: readonly string[]): { dir: string; index: number } {
+  let dir: string | undefined;
+  let index: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const [name, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const value = () => inline ?? argv[++i] ?? fail(`${name} needs a value (${USAGE})`);
+    if (name === '--dir') dir = value();
+    else if (name === '--index') index = value();
+    else fail(`unknown argument '${arg}' (${USAGE})`);
+  }
+  if (!dir || !index || !/^[1-9][0-9]{0,3}$/.test(index)) fail(USAGE);
+  return { dir, index: Number(index) };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`malicious signer: ${message}\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<void> {
+  const { dir, index } = parseArguments(process.argv.slice(2));
+  let modes: Set<Tamper>;
+  try {
+    modes = parseMode(process.env[MALICIOUS_MODE_ENV]);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  const p = paths(dir);
+  if (!existsSync(p.root)) fail(`cluster directory ${p.root} does not exist`);
+  const config: ClusterConfig = readClusterConfig(dir);
+  const me = config.signers.find((s) => s.index === index);
+  if (!me) fail(`signer ${index} is not in the cluster configuration`);
+  const identity = loadIdentity(p.pki, signerName(index));
+  ensureSignerDir(dir, index);
+
+  // From here on as signer-node/main.ts, plus the two decorations.
+  const log = createLogger({ signer: index, malicious: [...modes].join(',') || 'none' }, logLevelFromEnv(process.env.QUORUMKEY_LOG_LEVEL));
+  grpc.setLogger({ error: (...args: unknown[]) => log.debug('grpc-js', { detail: format(...args) }) } as unknown as Console);
+  const kek = createKek(dir, index, me.seal);
+  const store = new ShareStore(dir, index, kek);
+  await store.checkKek();
+  const { shares } = await store.loadAll();
+
+  const node = new SignerNode({
+    index,
+    config,
+    identity,
+    store,
+    log,
+    createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
+  });
+  if (modes.has('finish-w')) {
+    const party = node.party;
+    const honestSign = party.sign.bind(party);
+    party.sign = (keyId, presignatureId, request) => {
+      const message = honestSign(keyId, presignatureId, request);
+      const w = message.payload.w;
+      if (!w) return message;
+      log.warn('malicious: tampered', { what: 'finish', fields: ['w'], key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
+      return withField(message, 'w', bumpFirstScalar(w));
+    };
+  }
+  node.installShares(shares);
+  const addresses = await node.listen();
+  log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
+  process.stdout.write(`signer ${index} ready grpc=${addresses.grpc} http=${addresses.http}\n`);
+
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    node
+      .stop()
+      .catch(() => undefined)
+      .finally(() => {
+        kek.dispose();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+// Runs only as a process entry, not when a test imports this module (for MALICIOUS_MODE_ENV).
+const entry = process.argv[1];
+if (entry && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
+  main().catch((e: unknown) => fail((e as Error)?.message ?? String(e)));
+}
