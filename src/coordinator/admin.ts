@@ -84,7 +84,7 @@ export class AdminService {
     }
     if (this.d.keys.has(input.keyId)) fail('already-exists', `key '${input.keyId}' already exists`);
     if (this.busy.has(input.keyId)) fail('busy', `key '${input.keyId}' is being created or refreshed right now`);
-    this.checkReachable(holders, `cannot create key '${input.keyId}'`);
+    await this.checkReachable(holders, `cannot create key '${input.keyId}'`);
     this.busy.add(input.keyId);
     try {
       const sessionId = randomBytes(32);
@@ -112,7 +112,7 @@ export class AdminService {
     const key = this.d.keys.get(keyId);
     if (!key) fail('not-found', `unknown key '${keyId}'`);
     if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created or refreshed right now`);
-    this.checkReachable(key!.signers, `cannot refresh key '${keyId}'`);
+    await this.checkReachable(key!.signers, `cannot refresh key '${keyId}'`);
     this.busy.add(keyId);
     this.d.pools.suspend(keyId, true);
     this.d.pools.dropKey(keyId, 'refresh');
@@ -135,9 +135,11 @@ export class AdminService {
     }
   }
 
-  private checkReachable(holders: number[], what: string): void {
+  private async checkReachable(holders: number[], what: string): Promise<void> {
     const quarantined = holders.filter((i) => this.d.signers.state(i).quarantined);
     if (quarantined.length) fail('precondition', `${what}: signers ${formatSigners(quarantined)} are quarantined (readmit them first)`);
+    // Signers not seen up yet (just restarted, or the coordinator just started): ask them now.
+    await Promise.all(holders.filter((i) => !this.d.signers.state(i).up).map((i) => this.d.signers.probe(i)));
     const down = holders.filter((i) => !this.d.signers.state(i).up);
     if (down.length) fail('unavailable', `${what}: signers ${formatSigners(down)} are down`);
   }

@@ -2,7 +2,8 @@
  * Coordinator metrics (DESIGN §9): prom-client on an own Registry, names quorumkey_* with the
  * unit in the name, counters ending in _total, help text on everything.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from '../metrics/process.js';
 
 /** Label value for requests naming a key that does not exist (cannot collide: not a valid key id). */
 export const UNKNOWN_KEY_LABEL = '(unknown)';
@@ -186,11 +187,7 @@ export class CoordinatorMetrics {
   })();
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'quorumkey_coordinator_' });
-    // prom-client exports these gauges with a _total suffix, which promtool rejects.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      this.registry.removeSingleMetric(`quorumkey_coordinator_${name}`);
-    }
+    registerProcessMetrics(this.registry, 'quorumkey_coordinator_');
   }
 
   text(): Promise<string> {

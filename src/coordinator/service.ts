@@ -180,7 +180,9 @@ export class Coordinator {
       });
       const endpoints: Endpoints = { socket: socketPath, grpc: `${grpcEp.host}:${grpcPort}`, http: `127.0.0.1:${httpPort}` };
       const c = new Coordinator(config, endpoints, metrics, keys, signers, pools, sign, admin, refiller, audit, socketServer, tlsServer, httpServer, log);
+      // Know the signers' state before declaring readiness (bounded: down signers fail fast).
       signers.start();
+      await Promise.race([signers.probeAll(), new Promise((r) => setTimeout(r, 3000).unref())]);
       refiller.start();
       updateQuorum();
       log.info('coordinator serving', {

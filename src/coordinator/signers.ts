@@ -137,7 +137,7 @@ type Client = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUn
 export class SignerRegistry extends EventEmitter {
   private readonly clients = new Map<number, Client>();
   private readonly states = new Map<number, SignerState>();
-  private readonly polling = new Set<number>();
+  private readonly polling = new Map<number, Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
@@ -226,10 +226,21 @@ export class SignerRegistry extends EventEmitter {
     for (const c of this.clients.values()) c.close();
   }
 
-  /** One health probe (skipped while one is in flight). Resolves when done; never rejects. */
-  async probe(index: number): Promise<void> {
-    if (this.polling.has(index)) return;
-    this.polling.add(index);
+  /** One health probe (joins the one in flight, if any). Resolves when done; never rejects. */
+  probe(index: number): Promise<void> {
+    const running = this.polling.get(index);
+    if (running) return running;
+    const p = this.runProbe(index).finally(() => this.polling.delete(index));
+    this.polling.set(index, p);
+    return p;
+  }
+
+  /** Probes every signer once (bounded by the probe deadline). */
+  async probeAll(): Promise<void> {
+    await Promise.all(this.indices.map((i) => this.probe(i)));
+  }
+
+  private async runProbe(index: number): Promise<void> {
     const started = Date.now();
     try {
       const res = await this.call<HealthResponse>(index, 'Health', {}, this.timeoutMs, false);
@@ -264,8 +275,6 @@ export class SignerRegistry extends EventEmitter {
       } else {
         this.setDown(index, err.message);
       }
-    } finally {
-      this.polling.delete(index);
     }
   }
 
