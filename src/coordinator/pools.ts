@@ -82,6 +82,10 @@ export function subsetsOf(holders: readonly number[], t: number): number[][] {
   return out;
 }
 
+/** Keys with more subsets than this get per-subset series and status rows only for pools in use. */
+export const MAX_EAGER_SERIES = 64;
+const RANK_CACHE_MS = 1000;
+
 export const subsetLabel = (subset: readonly number[]): string => subset.join(',');
 
 /**
@@ -127,6 +131,8 @@ export class PoolSet {
   private readonly suspended = new Set<string>();
   /** `${key}/${subset}` → until (ms): ranked last. */
   private readonly penalties = new Map<string, number>();
+  /** Keys with many subsets: their order by (penalty, latency), recomputed at most every RANK_CACHE_MS. */
+  private readonly rankCache = new Map<string, { at: number; order: number[][] }>();
 
   constructor(
     readonly config: PoolConfig,
@@ -147,7 +153,9 @@ export class PoolSet {
     const pools = new Map<string, Pool>();
     for (const s of subsets) pools.set(subsetLabel(s), { subset: s, entries: [], inflight: 0, failures: 0, retryAt: 0 });
     this.keys.set(key.id, { key: { ...key, signers: [...key.signers] }, subsets, pools });
-    for (const s of subsets) this.hooks.depth?.(key.id, subsetLabel(s), 0);
+    // Depth series start at 0 for small subset counts; with many subsets (up to C(16,8)) they
+    // appear as pools get used, to keep the metric cardinality bounded.
+    if (subsets.length <= MAX_EAGER_SERIES) for (const s of subsets) this.hooks.depth?.(key.id, subsetLabel(s), 0);
   }
 
   key(keyId: string): PoolKey | undefined {
@@ -174,7 +182,16 @@ export class PoolSet {
   ranked(keyId: string, exclude?: (subset: readonly number[]) => boolean): number[][] {
     const kp = this.keys.get(keyId);
     if (!kp) return [];
-    return rankSubsets(kp.subsets, this.view, (s) => this.penalised(keyId, s)).filter((s) => !exclude?.(s));
+    if (kp.subsets.length <= MAX_EAGER_SERIES) return rankSubsets(kp.subsets, this.view, (s) => this.penalised(keyId, s)).filter((s) => !exclude?.(s));
+    // Up to C(16,8) subsets: sorting them costs tens of ms, so the order is cached briefly and
+    // only health and exclusions are applied per call.
+    let cached = this.rankCache.get(keyId);
+    if (!cached || this.now() - cached.at > RANK_CACHE_MS) {
+      const all: SignerView = { healthy: () => true, latencyMs: (i) => this.view.latencyMs(i), bootId: (i) => this.view.bootId(i) };
+      cached = { at: this.now(), order: rankSubsets(kp.subsets, all, (s) => this.penalised(keyId, s)) };
+      this.rankCache.set(keyId, cached);
+    }
+    return cached.order.filter((s) => s.every((i) => this.view.healthy(i)) && !exclude?.(s));
   }
 
   private penalised(keyId: string, subset: readonly number[]): boolean {
@@ -196,6 +213,7 @@ export class PoolSet {
     const pool = kp?.pools.get(subsetLabel(subset));
     if (!pool) return;
     this.penalties.set(`${keyId}/${subsetLabel(subset)}`, this.now() + ms);
+    this.rankCache.delete(keyId);
     if (pool.entries.length) this.hooks.dropped?.(keyId, 'failed-sign', pool.entries.length);
     pool.entries = [];
     this.hooks.depth?.(keyId, subsetLabel(subset), 0);
@@ -332,13 +350,18 @@ export class PoolSet {
     }
   }
 
-  /** Every pool; `target` is pool.target for the subsets currently kept filled, 0 for the others. */
+  /**
+   * Every pool (for keys with many subsets: those holding presignatures or kept filled);
+   * `target` is pool.target for the subsets currently kept filled, 0 for the others.
+   */
   info(): PoolInfo[] {
     const out: PoolInfo[] = [];
     for (const [keyId, kp] of this.keys) {
       const filled = this.suspended.has(keyId) ? new Set<string>() : new Set(this.ranked(keyId).slice(0, this.config.subsets).map(subsetLabel));
+      const all = kp.subsets.length <= MAX_EAGER_SERIES;
       for (const [label, pool] of kp.pools) {
-        out.push({ keyId, subset: [...pool.subset], depth: pool.entries.length, target: filled.has(label) ? this.config.target : 0 });
+        const target = filled.has(label) ? this.config.target : 0;
+        if (all || target > 0 || pool.entries.length > 0) out.push({ keyId, subset: [...pool.subset], depth: pool.entries.length, target });
       }
     }
     return out;

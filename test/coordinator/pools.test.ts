@@ -195,5 +195,16 @@ describe('coordinator presignature pools', () => {
     assert.deepEqual(two.info().map((p) => [p.subset.join(','), p.target]), [['1,2', 7], ['1,3', 7], ['2,3', 0]]);
     view.healthyMap.set(1, false);
     assert.deepEqual(two.info().map((p) => [p.subset.join(','), p.target]), [['1,2', 0], ['1,3', 0], ['2,3', 7]]);
+    // 8-of-16 has 12870 subsets: only pools in use are listed.
+    const big = new FakeView(16);
+    const many = new PoolSet({ target: 7, batch: 5, refillConcurrency: 1, subsets: 2 }, big);
+    const holders = Array.from({ length: 16 }, (_, k) => k + 1);
+    many.setKey({ id: 'big', epoch: 0, threshold: 8, signers: holders });
+    assert.equal(many.ranked('big').length, 12870);
+    assert.deepEqual(many.info().map((p) => p.subset.join(',')), ['1,2,3,4,5,6,7,8', '1,2,3,4,5,6,7,9']);
+    assert.equal(many.plan(5).length, 2);
+    big.healthyMap.set(1, false);
+    assert.ok(many.ranked('big').every((s) => !s.includes(1)), 'health applies at once, even with the cached order');
+    assert.equal(many.ranked('big').length, 6435);
   });
 });
