@@ -10,7 +10,8 @@
  *   coordinator ready sign=unix:<path> grpc=<host:port> http=http://<host:port>
  *
  * Logs are JSON lines on stderr. SIGTERM / SIGINT drain (in-flight requests get 10 s), close
- * the audit log and exit 0. Exit 1 with a message on stderr if it cannot start.
+ * the audit log and exit 0 (a second signal exits 1 at once). If it cannot start: one JSON error
+ * line ("coordinator failed to start") and exit 1; bad arguments: usage on stderr, exit 2.
  */
 import { Coordinator } from './service.js';
 import { jsonLogger, type Level } from './log.js';
@@ -57,7 +58,6 @@ async function main(): Promise<void> {
     coordinator = await Coordinator.start({ dir, log });
   } catch (e) {
     log.error('coordinator failed to start', { error: (e as Error).message });
-    process.stderr.write(`coordinator: ${(e as Error).message}\n`);
     process.exit(1);
   }
   let signals = 0;

@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -52,6 +52,8 @@ async function startCoordinator(cluster: TestCluster, timeoutMs = 30_000): Promi
   const stderr: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   createInterface({ input: proc.stderr! }).on('line', (l) => {
+    // QK_TEST_LOG=<file>: keep the coordinator's structured log for inspection.
+    if (process.env.QK_TEST_LOG) appendFileSync(process.env.QK_TEST_LOG, l + '\n');
     stderr.push(l);
     if (stderr.length > 2000) stderr.shift();
   });
