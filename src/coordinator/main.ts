@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
  * Coordinator process:  node dist/src/coordinator/main.js --dir DIR [--log-level debug|info|warn|error]
+ * (the log level may also come from QUORUMKEY_LOG_LEVEL, like the signer nodes).
  *
  * Reads DIR/cluster.json and the TLS identity `coordinator` from DIR/pki; keeps its state in
  * DIR/coordinator/ (keys.json, audit.log). Serves Coordinator on the unix socket
@@ -13,6 +14,8 @@
  * the audit log and exit 0 (a second signal exits 1 at once). If it cannot start: one JSON error
  * line ("coordinator failed to start") and exit 1; bad arguments: usage on stderr, exit 2.
  */
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { Coordinator } from './service.js';
 import { jsonLogger, type Level } from './log.js';
 
@@ -24,7 +27,8 @@ function usage(message?: string): never {
 
 function parseArgs(argv: string[]): { dir: string; level: Level } {
   let dir: string | undefined;
-  let level: Level = 'info';
+  const fromEnv = process.env.QUORUMKEY_LOG_LEVEL;
+  let level: Level = fromEnv && ['debug', 'info', 'warn', 'error'].includes(fromEnv) ? (fromEnv as Level) : 'info';
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k]!;
     const value = () => argv[++k] ?? usage(`${a} needs a value`);
@@ -45,6 +49,8 @@ async function main(): Promise<void> {
   // Files and the socket are created private; the socket is then opened to the group (0660).
   process.umask(0o077);
   const log = jsonLogger('coordinator', level);
+  // grpc-js writes its own diagnostics to stderr: keep stderr JSON-only.
+  grpc.setLogger({ error: (...args: unknown[]) => log.debug('grpc-js', { detail: format(...args) }) } as unknown as Console);
   process.on('uncaughtException', (e) => {
     log.error('uncaught exception', { error: e.stack ?? e.message });
     process.exit(1);
