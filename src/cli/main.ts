@@ -14,7 +14,8 @@ import { keyReferencePem } from '../keyref/keyref.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
-  up [--signers N] [--threshold T]              start the embedded cluster (default 5 signers, 3-of-5 key 'tls')
+  up [--signers N] [--threshold T] [--no-tls]   start the embedded cluster (default 5 signers, 3-of-5 key 'tls',
+                                                its CA key 'tls-ca', and openssl s_server with TLS 1.3)
   key create ID --threshold T --signers N [--policy a,b]
   key list
   key show ID [--pem]                           --pem: the public key as SubjectPublicKeyInfo PEM
@@ -61,6 +62,7 @@ async function main(argv: string[]): Promise<void> {
       pem: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       tcp: { type: 'boolean', default: false },
+      'no-tls': { type: 'boolean', default: false },
       digest: { type: 'string' },
       'tbs-file': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -78,7 +80,7 @@ async function main(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'up':
-      return up({ dir, signers: int('signers', 5), threshold: int('threshold', 3), keyId: 'tls' });
+      return up({ dir, signers: int('signers', 5), threshold: int('threshold', 3), keyId: 'tls', tls: !values['no-tls'] });
     case 'key': {
       const admin = adminClient(dir);
       if (sub === 'create') {

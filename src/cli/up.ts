@@ -3,38 +3,28 @@
  * one directory, the cluster CA on first run, key `tls` on first run, one ready line, and a clean
  * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig } from '../cluster/config.js';
 import { ensureClusterPki, signerName } from '../pki/cluster-ca.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { adminClient, describeError, unary } from './clients.js';
+import { ensureTlsMaterial, startTlsServer } from './tls-endpoint.js';
+import { freePort, startChild, type Child } from './children.js';
+import { PROVIDER_MODULE } from './provider-config.js';
 
 export interface UpOptions {
   dir: string;
   signers: number;
   threshold: number;
   keyId: string;
+  /** Also serve TLS 1.3 with the threshold key (openssl s_server through the provider). */
+  tls: boolean;
 }
 
 const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
 const COORDINATOR_MAIN = fileURLToPath(new URL('../coordinator/main.js', import.meta.url));
-const READY_TIMEOUT_MS = 60_000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function freshConfig(dir: string, signers: number): Promise<ClusterConfig> {
   const p = paths(dir);
@@ -53,38 +43,6 @@ async function freshConfig(dir: string, signers: number): Promise<ClusterConfig>
     config.signers.push({ index, endpoint: await endpoint(), http: await endpoint(), seal });
   }
   return config;
-}
-
-interface Child {
-  name: string;
-  process: ChildProcess;
-  readyLine: string;
-}
-
-function startChild(name: string, script: string, args: string[], dir: string, readyPrefix: string): Promise<Child> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  mkdirSync(join(paths(dir).root, 'run'), { recursive: true });
-  writeFileSync(join(paths(dir).root, 'run', `${name}.pid`), `${child.pid}\n`);
-  const stderr: string[] = [];
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr.push(chunk.toString());
-    if (stderr.length > 50) stderr.shift();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not become ready within ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS);
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      if (line.startsWith(readyPrefix)) {
-        clearTimeout(timer);
-        resolve({ name, process: child, readyLine: line });
-      }
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      const last = stderr.join('').trim().split('\n').slice(-3).join('\n');
-      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was ready${last ? `:\n${last}` : ''}`));
-    });
-  });
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -121,10 +79,10 @@ export async function up(options: UpOptions): Promise<void> {
 
   try {
     const started = await Promise.all(
-      config.signers.map((s) => startChild(signerName(s.index), SIGNER_MAIN, ['--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`)),
+      config.signers.map((s) => startChild(signerName(s.index), process.execPath, [SIGNER_MAIN, '--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`)),
     );
     children.push(...started);
-    children.push(await startChild('coordinator', COORDINATOR_MAIN, ['--dir', p.root], dir, 'coordinator ready'));
+    children.push(await startChild('coordinator', process.execPath, [COORDINATOR_MAIN, '--dir', p.root], dir, 'coordinator ready'));
     for (const c of children) {
       c.process.once('exit', (code, signal) => {
         if (!stopping) console.error(`quorumkey: ${c.name} exited (${signal ?? `code ${code}`}); start it again with the command in ${join(p.root, 'run')}`);
@@ -132,12 +90,25 @@ export async function up(options: UpOptions): Promise<void> {
     }
     const admin = adminClient(dir);
     const { keys } = await unary<{ keys: { key_id: string }[] }>(admin, 'ListKeys', {});
-    if (!keys.some((k) => k.key_id === options.keyId)) {
-      console.error(`quorumkey: creating key '${options.keyId}' (${threshold}-of-${signers}, policy tls-server) by distributed key generation…`);
-      await unary(admin, 'CreateKey', { key_id: options.keyId, threshold, signer_count: signers, policy: ['tls-server'] }, 180_000);
+    for (const key of [
+      { id: options.keyId, policy: ['tls-server', 'x509-csr'] },
+      { id: `${options.keyId}-ca`, policy: ['x509-cert'] },
+    ]) {
+      if (keys.some((k) => k.key_id === key.id)) continue;
+      console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.join(',')}) by distributed key generation…`);
+      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy: key.policy }, 180_000);
     }
     admin.close();
     console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=http://${config.coordinator.http}`);
+    if (options.tls && !existsSync(PROVIDER_MODULE)) {
+      console.error(`quorumkey: no TLS endpoint: the OpenSSL provider ${PROVIDER_MODULE} is not built (npm install builds it)`);
+    } else if (options.tls) {
+      const tls = await ensureTlsMaterial(dir, options.keyId);
+      const port = await freePort();
+      children.push(await startTlsServer(dir, tls, port));
+      console.log(`quorumkey tls: openssl s_server with key '${options.keyId}' on 127.0.0.1:${port}; try:`);
+      console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -brief </dev/null`);
+    }
   } catch (err) {
     console.error(`quorumkey up failed: ${describeError(err)}`);
     await stop(1);

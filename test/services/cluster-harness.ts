@@ -27,6 +27,8 @@ export class UpProcess {
   readonly dir: string;
   child: ChildProcess | undefined;
   readyLine = '';
+  readonly lines: string[] = [];
+  private readonly lineWaiters: (() => void)[] = [];
   private stderr = '';
 
   constructor(dir?: string) {
@@ -40,6 +42,8 @@ export class UpProcess {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`quorumkey up not ready in time:\n${this.stderr}`)), timeoutMs);
       createInterface({ input: child.stdout! }).on('line', (line) => {
+        this.lines.push(line);
+        for (const wake of this.lineWaiters.splice(0)) wake();
         if (line.startsWith('quorumkey ready:')) {
           clearTimeout(timer);
           this.readyLine = line;
@@ -51,6 +55,20 @@ export class UpProcess {
         reject(new Error(`quorumkey up exited with ${code}:\n${this.stderr}`));
       });
     });
+  }
+
+  /** The first stdout line matching `pattern`, waiting for it if need be. */
+  async line(pattern: RegExp, timeoutMs = 120_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find((l) => pattern.test(l));
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`quorumkey up printed no line matching ${pattern}:\n${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        this.lineWaiters.push(resolve);
+        setTimeout(resolve, 1000);
+      });
+    }
   }
 
   config(): ClusterConfig {
