@@ -190,15 +190,22 @@ export class AdminService {
     return this.status();
   }
 
+  /**
+   * Lifts the quarantine once, then tells every other signer. A blame that arrives while they are
+   * being told (the peer misbehaves again) stands; health answers of signers not told yet, which
+   * still list the peer, are ignored by the registry until each acknowledged.
+   */
   async readmit(index: number): Promise<ClusterStatusView> {
     if (!this.d.signers.has(index)) fail('not-found', `signer ${index} is not in the cluster`);
-    this.d.signers.readmit(index);
-    this.d.pools.resetBackoff(index);
     const others = this.d.signers.indices.filter((i) => i !== index);
-    const settled = await Promise.allSettled(others.map((i) => this.d.signers.readmitPeer(i, index, this.readmitTimeoutMs)));
-    // Health answers computed before the signers were told may still list the peer as blamed:
-    // readmit again now that they were, so such an answer cannot re-quarantine it.
-    this.d.signers.readmit(index);
+    this.d.signers.readmit(index, others);
+    this.d.pools.resetBackoff(index);
+    const settled = await Promise.allSettled(
+      others.map((i) => this.d.signers.readmitPeer(i, index, this.readmitTimeoutMs).then(() => this.d.signers.readmissionAcknowledged(index, i))),
+    );
+    this.d.signers.readmissionSettled(index);
+    // Refills refused by signers that were not told yet back off: let them try again now.
+    this.d.pools.resetBackoff(index);
     const missed = others.filter((_, k) => settled[k]!.status === 'rejected');
     if (missed.length) {
       this.d.log.warn('readmission not delivered to every signer: they keep blaming the peer until told', { signer: index, not_told: missed });

@@ -3,8 +3,11 @@
  * else inline presign) → Finish on the T signers concurrently → combine and verify → audit →
  * answer. A failed attempt (a Finish error, a nonce mismatch, an invalid combination) records the
  * signers involved, quarantines a named culprit and retries on another subset, up to
- * `maxAttempts`. Nothing is returned that did not verify against the key, and nothing is
- * returned before its audit record is durable.
+ * `maxAttempts`. When the culprit is unknown (an invalid combination, a signer's error answer),
+ * the retry prefers subsets without the prime suspects (the signers common to every such failure
+ * so far), then those sharing the fewest signers with any failure (`preferredSubsets`). Nothing is
+ * returned that did not verify against the key, and nothing is returned before its audit record
+ * is durable.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
@@ -18,7 +21,7 @@ import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import { UNKNOWN_KEY_LABEL, type CoordinatorMetrics } from './metrics.js';
 import { decide, KEY_ID_PATTERN } from './policy.js';
-import type { PoolEntry, PoolSet, Refiller } from './pools.js';
+import { subsetLabel, type PoolEntry, type PoolSet, type Refiller } from './pools.js';
 import { PresignError, type Presigner } from './presign.js';
 import { SignerCallError, type SignerRegistry } from './signers.js';
 
@@ -82,6 +85,51 @@ interface Chosen {
   subset: number[];
   entry: PoolEntry;
   inline: boolean;
+}
+
+/** What one sign request learnt from its failed attempts so far. */
+interface AttemptLog {
+  /** Signers never to use again in this request (named culprits, unreachable, timed out). */
+  avoidSigners: Set<number>;
+  /** Subsets (labels) not to use again in this request. */
+  avoidSubsets: Set<string>;
+  /**
+   * Signers involved in each failure whose culprit is unknown: the subset of an invalid
+   * combination, or the signer that answered Finish with an error.
+   */
+  failedSets: number[][];
+  /** Subsets attempted, in order (pooled or inline). */
+  tried: number[][];
+  failures: string[];
+}
+
+const subsetText = (s: readonly number[]) => `[${s.join(',')}]`;
+const triedText = (tried: readonly (readonly number[])[]) => (tried.length ? tried.map(subsetText).join(', ') : 'none');
+
+/** Signers that are members of every failed set (empty when there is none, or no common member). */
+export function primeSuspects(failed: readonly (readonly number[])[]): number[] {
+  if (failed.length === 0) return [];
+  return [...new Set(failed[0])].filter((i) => failed.every((f) => f.includes(i))).sort((a, b) => a - b);
+}
+
+/**
+ * The subsets to try next after failures without a named culprit, best first: `ranked` (already
+ * without the excluded subsets, in preference order) restricted to its best tier, where a subset
+ * is better when it holds no prime suspect (a member of every failed set), then when it shares
+ * fewer signers with the failed sets. With no failure, `ranked` as is.
+ *
+ * E.g. 2-of-4, signer 4 corrupts its shares and [3,4] failed: prime suspects {3,4}, next [1,2]
+ * only (not [1,4] or [2,4], which avoiding only the failed subset would allow).
+ */
+export function preferredSubsets(ranked: readonly (readonly number[])[], failed: readonly (readonly number[])[]): number[][] {
+  if (failed.length === 0 || ranked.length === 0) return ranked.map((s) => [...s]);
+  const prime = new Set(primeSuspects(failed));
+  const involved = new Set(failed.flat());
+  const score = (s: readonly number[]): [number, number] => [s.some((i) => prime.has(i)) ? 1 : 0, s.filter((i) => involved.has(i)).length];
+  const scored = ranked.map((s) => ({ s, score: score(s) }));
+  let best = scored[0]!.score;
+  for (const { score: c } of scored) if (c[0] < best[0] || (c[0] === best[0] && c[1] < best[1])) best = c;
+  return scored.filter(({ score: c }) => c[0] === best[0] && c[1] === best[1]).map(({ s }) => [...s]);
 }
 
 export class SignService {
@@ -188,27 +236,26 @@ export class SignService {
   private async signDigest(key: KeyRecord, context: Context, detail: Detail, digest: Uint8Array, input: SignInput): Promise<SignOutput> {
     const q = this.quorumError(key);
     if (q) throw q;
-    const avoidSigners = new Set<number>();
-    const avoidSubsets = new Set<string>();
-    const exclude = (s: readonly number[]) => s.some((i) => avoidSigners.has(i)) || avoidSubsets.has(s.join(','));
-    const failures: string[] = [];
+    const log: AttemptLog = { avoidSigners: new Set(), avoidSubsets: new Set(), failedSets: [], tried: [], failures: [] };
     let lastTimedOut = false;
     for (let attempt = 1; attempt <= this.maxAttempts; attempt++) {
-      if (Date.now() >= input.deadline) fail('deadline', `deadline exceeded after ${attempt - 1} attempt(s)${failures.length ? `: ${failures.join('; ')}` : ''}`);
+      if (Date.now() >= input.deadline) {
+        fail('deadline', `deadline exceeded after ${attempt - 1} attempt(s)${log.tried.length ? ` on subsets ${triedText(log.tried)}` : ''}${log.failures.length ? `: ${log.failures.join('; ')}` : ''}`);
+      }
       if (attempt > 1) this.d.metrics.signAttempts.inc({ key: key.id });
       let chosen: Chosen;
       try {
-        chosen = await this.choose(key, exclude, input.deadline, avoidSigners);
+        chosen = await this.choose(key, input.deadline, log);
       } catch (e) {
         if (!(e instanceof PresignError)) throw e;
-        for (const i of e.signers) avoidSigners.add(i);
-        failures.push(e.message);
+        for (const i of e.signers) log.avoidSigners.add(i);
+        log.failures.push(e.message);
         lastTimedOut = e.kind === 'timeout';
         continue;
       }
       const tweakSeed = randomBytes(TWEAK_SEED_BYTES);
       try {
-        const shares = await this.finish(key, chosen, digest, tweakSeed, input.deadline, avoidSigners, avoidSubsets);
+        const shares = await this.finish(key, chosen, digest, tweakSeed, input.deadline, log);
         const sig = combineSignature({
           keyId: key.id,
           publicKey: key.publicKey,
@@ -223,22 +270,30 @@ export class SignService {
       } catch (e) {
         if (e instanceof CoordinatorError) throw e;
         if (e instanceof AttemptFailed) {
-          failures.push(e.message);
+          log.failures.push(e.message);
           lastTimedOut = e.timedOut;
           continue;
         }
         if (e instanceof ProtocolAbort) {
-          failures.push(`subset [${chosen.subset}]: ${e.message}`);
+          log.failures.push(`subset ${subsetText(chosen.subset)}: ${e.message}`);
           lastTimedOut = false;
           if (e.culprit !== undefined && chosen.subset.includes(e.culprit)) {
-            avoidSigners.add(e.culprit);
+            log.avoidSigners.add(e.culprit);
             this.d.metrics.blames.inc({ signer: String(e.culprit) });
             this.d.signers.quarantine(e.culprit, `online share rejected by the combiner: ${e.message}`);
           } else {
-            avoidSubsets.add(chosen.subset.join(','));
+            const suspects = e.suspects.filter((i) => chosen.subset.includes(i));
+            log.avoidSubsets.add(subsetLabel(chosen.subset));
+            log.failedSets.push(suspects.length ? suspects : [...chosen.subset]);
             this.d.pools.penalise(key.id, chosen.subset, SUBSET_PENALTY_MS);
             for (const i of e.suspects.length ? e.suspects : chosen.subset) this.d.metrics.suspected.inc({ signer: String(i) });
-            this.d.log.error('combined signature invalid: one of the subset misbehaved', { key: key.id, subset: chosen.subset, suspects: e.suspects, reason: e.reason });
+            this.d.log.error('combined signature invalid: one of the subset misbehaved', {
+              key: key.id,
+              subset: chosen.subset,
+              suspects: e.suspects,
+              prime_suspects: primeSuspects(log.failedSets),
+              reason: e.reason,
+            });
           }
           continue;
         }
@@ -247,27 +302,50 @@ export class SignService {
     }
     const q2 = this.quorumError(key);
     if (q2) throw q2;
-    if (lastTimedOut || Date.now() >= input.deadline) fail('deadline', `signing timed out after ${this.maxAttempts} attempts: ${failures.join('; ')}`);
-    return fail('internal', `signing failed after ${this.maxAttempts} attempts: ${failures.join('; ')}`);
+    const summary = `${this.maxAttempts} attempts on subsets ${triedText(log.tried)}: ${log.failures.join('; ')}`;
+    if (lastTimedOut || Date.now() >= input.deadline) fail('deadline', `signing timed out after ${summary}`);
+    return fail('internal', `signing failed after ${summary}`);
   }
 
-  /** A presignature from the pools, else an inline presign of count 1 on the best subset. */
-  private async choose(key: KeyRecord, exclude: (s: readonly number[]) => boolean, deadline: number, avoid: ReadonlySet<number>): Promise<Chosen> {
+  /**
+   * A presignature from the pools, else an inline presign of count 1 on the best subset; after
+   * failures both only among the preferred subsets (`preferredSubsets`).
+   */
+  private async choose(key: KeyRecord, deadline: number, log: AttemptLog): Promise<Chosen> {
+    const excluded = (s: readonly number[]) => s.some((i) => log.avoidSigners.has(i)) || log.avoidSubsets.has(subsetLabel(s));
+    const noneLeft = (): never => {
+      const q = this.quorumError(key);
+      if (q) throw q;
+      const avoiding = log.avoidSigners.size ? `; avoiding signers ${formatSigners([...log.avoidSigners])}` : '';
+      return fail(
+        'unavailable',
+        `no usable signer subset left for key '${key.id}' after trying ${triedText(log.tried)}${avoiding}` + (log.failures.length ? `: ${log.failures.join('; ')}` : ''),
+      );
+    };
     for (;;) {
-      const taken = this.d.pools.take(key.id, exclude);
-      if (taken) return { ...taken, inline: false };
-      const ranked = this.d.pools.ranked(key.id, exclude);
-      if (ranked.length === 0) {
-        const q = this.quorumError(key);
-        if (q) throw q;
-        fail('unavailable', `no usable signer subset left for key '${key.id}' (avoiding ${formatSigners([...avoid])} after failures)`);
+      // Without failures (the common case) every eligible subset may serve, best-ranked first.
+      let preferred: number[][] | undefined;
+      let usable = excluded;
+      if (log.failedSets.length) {
+        preferred = preferredSubsets(this.d.pools.ranked(key.id, excluded), log.failedSets);
+        if (preferred.length === 0) noneLeft();
+        const allowed = new Set(preferred.map(subsetLabel));
+        usable = (s) => excluded(s) || !allowed.has(subsetLabel(s));
       }
+      const taken = this.d.pools.take(key.id, usable);
+      if (taken) {
+        log.tried.push([...taken.subset]);
+        return { ...taken, inline: false };
+      }
+      const ranked = preferred ?? this.d.pools.ranked(key.id, excluded);
+      if (ranked.length === 0) noneLeft();
       if (this.inlineRunning < this.inlineLimit) {
         this.inlineRunning++;
         this.d.metrics.inlinePresign.inc({ key: key.id });
         try {
           const remaining = deadline - Date.now();
           const subset = ranked[0]!;
+          log.tried.push([...subset]);
           const entries = await this.d.presigner.run({ keyId: key.id, epoch: key.epoch, subset, count: 1 }, Math.max(1, Math.min(remaining, 60_000)));
           return { subset, entry: entries[0]!, inline: true };
         } finally {
@@ -292,15 +370,7 @@ export class SignService {
     }
   }
 
-  private async finish(
-    key: KeyRecord,
-    chosen: Chosen,
-    digest: Uint8Array,
-    tweakSeed: Uint8Array,
-    deadline: number,
-    avoidSigners: Set<number>,
-    avoidSubsets: Set<string>,
-  ): Promise<Map<number, ProtocolMessage>> {
+  private async finish(key: KeyRecord, chosen: Chosen, digest: Uint8Array, tweakSeed: Uint8Array, deadline: number, log: AttemptLog): Promise<Map<number, ProtocolMessage>> {
     const timeout = Math.min(this.finishTimeoutMs, deadline - Date.now());
     if (timeout <= 0) fail('deadline', 'deadline exceeded before the online round');
     const req = { key_id: key.id, presignature_id: chosen.entry.id, digest, tweak_seed: tweakSeed };
@@ -315,11 +385,16 @@ export class SignService {
         errors.push(e instanceof Error ? e.message : String(e));
         if (e instanceof SignerCallError) {
           timedOut ||= e.timedOut;
-          if (e.blame && e.culprit !== undefined) avoidSigners.add(e.culprit);
-          else if (e.unreachable || e.timedOut) avoidSigners.add(i);
-          else avoidSubsets.add(chosen.subset.join(','));
+          if (e.blame && e.culprit !== undefined) log.avoidSigners.add(e.culprit);
+          else if (e.unreachable || e.timedOut) log.avoidSigners.add(i);
+          else {
+            // An error answer (e.g. a presignature it no longer has): this subset is done for,
+            // and the signer that answered so is the one to steer away from.
+            log.avoidSubsets.add(subsetLabel(chosen.subset));
+            log.failedSets.push([i]);
+          }
         } else {
-          avoidSigners.add(i);
+          log.avoidSigners.add(i);
         }
         return;
       }
@@ -329,7 +404,7 @@ export class SignService {
       if (!message) throw new ProtocolAbort('malformed-message', 'Finish answer without a valid share envelope', i);
       shares.set(i, message);
     });
-    if (errors.length) throw new AttemptFailed(`subset [${chosen.subset}]: ${errors.join('; ')}`, timedOut);
+    if (errors.length) throw new AttemptFailed(`subset ${subsetText(chosen.subset)}: ${errors.join('; ')}`, timedOut);
     return shares;
   }
 

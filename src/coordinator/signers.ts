@@ -8,7 +8,10 @@
  * - healthy = up ∧ ¬quarantined: only healthy signers are selected for anything.
  * - quarantined: named as the culprit of a blame (ABORTED with qk-blame=1 / qk-culprit=j from
  *   any signer, listed in a signer's blamed_peers, or the single culprit of a failed combine), or
- *   set by an operator; lifted only by Admin.Readmit.
+ *   set by an operator; lifted only by Admin.Readmit. A readmission clears it once; while the
+ *   other signers are being told, a signer's health answer still listing the peer is stale
+ *   unless that signer already acknowledged, so it is ignored; blames that arrive as call errors
+ *   always stand.
  * - boot id: a change means the signer restarted and lost its presignatures; listeners drop
  *   every pooled presignature involving it.
  */
@@ -138,6 +141,11 @@ export class SignerRegistry extends EventEmitter {
   private readonly clients = new Map<number, Client>();
   private readonly states = new Map<number, SignerState>();
   private readonly polling = new Map<number, Promise<void>>();
+  /**
+   * Readmitted peer → reporter → time from which the reporter's health answers listing the peer
+   * count again (+Infinity while the reporter has not acknowledged the readmission).
+   */
+  private readonly readmissions = new Map<number, Map<number, number>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
@@ -260,7 +268,8 @@ export class SignerRegistry extends EventEmitter {
       }
       for (const peer of res.blamed_peers ?? []) {
         const p = this.states.get(peer);
-        if (p && !p.quarantined && started > p.readmittedAt) {
+        const notBefore = Math.max(p?.readmittedAt ?? 0, this.readmissions.get(peer)?.get(index) ?? 0);
+        if (p && !p.quarantined && started > notBefore) {
           this.metrics.blames.inc({ signer: String(peer) });
           this.quarantine(peer, `blamed by signer ${index} (reported in its health)`);
         }
@@ -332,15 +341,39 @@ export class SignerRegistry extends EventEmitter {
     this.emit('quarantined', index, reason);
   }
 
-  readmit(index: number): void {
+  /**
+   * Lifts a quarantine (operator). `telling`: the signers about to be told (Admin.Readmit's
+   * fan-out); until `readmissionAcknowledged(index, j)` or `readmissionSettled(index)`, health
+   * answers of such a signer j listing `index` as blamed predate its readmission and are ignored.
+   * A blame arriving as a call error (a failed check with the peer, after this) quarantines again.
+   */
+  readmit(index: number, telling: readonly number[] = []): void {
     const s = this.state(index);
     s.readmittedAt = Date.now();
+    this.readmissions.set(index, new Map(telling.filter((j) => j !== index).map((j) => [j, Number.POSITIVE_INFINITY])));
     if (!s.quarantined) return;
     s.quarantined = false;
     s.quarantineReason = '';
     this.log.info('signer readmitted', { signer: index });
     this.changed(index);
     this.emit('readmitted', index);
+  }
+
+  /** Signer `reporter` acknowledged the readmission of `peer`: its health answers from now on count. */
+  readmissionAcknowledged(peer: number, reporter: number): void {
+    const pending = this.readmissions.get(peer);
+    if (pending?.has(reporter)) pending.set(reporter, Date.now());
+  }
+
+  /**
+   * The readmission fan-out for `peer` is over: signers that were not told keep blaming it, and
+   * their health answers from now on count again (they may quarantine it anew).
+   */
+  readmissionSettled(peer: number): void {
+    const pending = this.readmissions.get(peer);
+    if (!pending) return;
+    const now = Date.now();
+    for (const [reporter, from] of pending) if (from === Number.POSITIVE_INFINITY) pending.set(reporter, now);
   }
 
   private changed(index: number): void {
