@@ -95,12 +95,13 @@ export class SServer {
     readonly args: string[],
     readonly conf: string,
     readonly cwd: string,
+    readonly env: NodeJS.ProcessEnv = {},
   ) {}
 
   async start(): Promise<void> {
     const child = spawn('openssl', ['s_server', '-accept', `127.0.0.1:${this.port}`, ...this.args], {
       cwd: this.cwd,
-      env: { ...process.env, OPENSSL_CONF: this.conf },
+      env: { ...process.env, OPENSSL_CONF: this.conf, ...this.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -8,6 +8,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { keyReferencePem } from '../../src/keyref/keyref.js';
 import { cli, UpProcess } from '../services/cluster-harness.js';
 import {
+  ASAN_BUILD_DIR,
+  BUILD_DIR,
   buildProvider,
   expectOk,
   freePort,
@@ -173,6 +176,24 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
     assert.equal(expectOk(ossl(['req', '-in', 'test.csr', '-noout', '-pubkey']), 'req -pubkey').stdout.trim(), q('key', 'show', 'csr', '--pem').trim());
   });
 
+  for (const asanBuild of [false, true]) {
+    it(`loads in a parent without starting gRPC, signs in forked workers from 4 threads each, refuses a fork after signing${asanBuild ? ' (ASan build)' : ''}`, function () {
+      const r = spawnSync(join(asanBuild ? ASAN_BUILD_DIR : BUILD_DIR, 'qk-fork-check'), ['raw.pem'], {
+        cwd: work,
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, OPENSSL_CONF: asanBuild ? asanConf : conf, ...(asanBuild ? { ASAN_OPTIONS: 'detect_leaks=1' } : {}) },
+      });
+      const out = `${r.stdout}\n${r.stderr}`;
+      assert.doesNotMatch(out, SANITIZER_MARKERS, out);
+      assert.equal(r.status, 0, out);
+      assert.match(r.stdout, /threads after loading the key: 1\n/);
+      assert.equal((r.stdout.match(/worker \d+: 20 signatures, 0 failed/g) ?? []).length, 2, out);
+      assert.match(r.stdout, /late child: refused \(.*process forked after using gRPC\)/);
+      assert.match(r.stdout, /\nOK\n/);
+    });
+  }
+
   it('signs over TCP with mutual TLS when the key reference says so', function () {
     expectOk(ossl(['pkeyutl', '-sign', '-inkey', 'raw-tcp.pem', '-in', 'data.sha256', '-out', 'raw-tcp.sig']), 'pkeyutl -sign (tcp)');
     expectOk(ossl(['pkeyutl', '-verify', '-pubin', '-inkey', 'raw.pub', '-in', 'data.sha256', '-sigfile', 'raw-tcp.sig']), 'verify (tcp)');
@@ -239,11 +260,10 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
       process.kill(pid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 300));
       const down = handshake();
-      assert.notEqual(down.status, 0);
-      assert.ok(down.ms < 2000 + 3000, `failure took ${down.ms} ms`);
       await settle();
-      assert.match(server.stderr, /quorumkey:[^\n]*coordinator unreachable:[^\n]*unix:\/[^\n]*(Connection refused|No such file or directory)/);
+      const stderrWhileDown = server.stderr;
 
+      // Restart it before asserting anything, so later tests find a coordinator.
       const child = spawn(process.execPath, [COORDINATOR_MAIN, '--dir', up.dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       await new Promise<void>((resolve, reject) => {
@@ -256,6 +276,12 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
         });
         child.once('exit', (code) => reject(new Error(`restarted coordinator exited with ${code}`)));
       });
+
+      assert.notEqual(down.status, 0);
+      assert.ok(down.ms < 2000 + 3000, `failure took ${down.ms} ms`);
+      // "Connection refused", "No such file or directory" or "Broken pipe", depending on timing.
+      assert.match(stderrWhileDown, /quorumkey:[^\n]*coordinator unreachable:[^\n]*unix:\/[^\n]*coordinator\.sock \(key 'web'/);
+
       // Same s_server process, no restart: the provider reconnects on its own.
       assertHandshake(handshake());
       for (let i = 0; i < 4; i++) assertHandshake(handshake());
@@ -279,6 +305,25 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
       badRefs.unknownKey = keyReferencePem({ keyId: 'no-such-key', endpoint: `unix:${sockPath}`, spki: rawSpki });
       badRefs.unreachable = keyReferencePem({ keyId: 'raw', endpoint: `unix:${join(work, 'missing', 'coordinator.sock')}`, spki: rawSpki });
       for (const [name, pem] of Object.entries(badRefs)) writeFileSync(join(work, `bad-${name}.pem`), pem);
+    });
+
+    it('serves TLS 1.3 handshakes from an ASan-built provider in s_server without a report', async function () {
+      const port = await freePort();
+      const server = new SServer(port, ['-cert', 'web.crt', '-key', 'web.pem', '-tls1_3', '-www'], asanConf, work, {
+        LD_PRELOAD: preload,
+        ASAN_OPTIONS: 'detect_leaks=1',
+      });
+      servers.push(server);
+      await server.start();
+      for (let i = 0; i < 5; i++) {
+        const r = ossl(['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', 'ca.crt', '-verify_return_error', '-tls1_3'], { input: '' });
+        assert.equal(r.status, 0, r.stderr);
+        assert.match(r.stdout, /Peer signature type: ECDSA/);
+      }
+      await server.stop();
+      await settle();
+      assert.doesNotMatch(server.stderr, SANITIZER_MARKERS, server.stderr);
+      assert.match(server.stderr, /first signature: key 'web'/);
     });
 
     it('signs and exports through the ASan build without a report (sanity)', function () {
