@@ -84,7 +84,8 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
     q('key', 'create', 'ca', '--threshold', '2', '--signers', '3', '--policy', 'x509-cert');
     q('key', 'create', 'csr', '--threshold', '2', '--signers', '3', '--policy', 'x509-csr');
     q('key', 'create', 'web', '--threshold', '2', '--signers', '3', '--policy', 'tls-server');
-    for (const id of ['raw', 'ca', 'csr', 'web']) writeFileSync(join(work, `${id}.pem`), q('key', 'ref', id));
+    q('key', 'create', 'ocsp', '--threshold', '2', '--signers', '3', '--policy', 'ocsp');
+    for (const id of ['raw', 'ca', 'csr', 'web', 'ocsp']) writeFileSync(join(work, `${id}.pem`), q('key', 'ref', id));
     writeFileSync(join(work, 'raw-tcp.pem'), q('key', 'ref', 'raw', '--tcp'));
     writeFileSync(join(work, 'data.txt'), 'quorumkey provider test data\n'.repeat(100));
   });
@@ -108,7 +109,7 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
   });
 
   it('exports the public key (pkey -pubout) exactly as the coordinator reports it', function () {
-    for (const id of ['raw', 'ca', 'web']) {
+    for (const id of ['raw', 'ca', 'web', 'ocsp']) {
       const r = expectOk(ossl(['pkey', '-in', `${id}.pem`, '-pubout']), `pkey -pubout ${id}`);
       assert.equal(r.stdout.trim(), q('key', 'show', id, '--pem').trim());
       writeFileSync(join(work, `${id}.pub`), r.stdout);
@@ -228,6 +229,18 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
       server = new SServer(port, ['-cert', 'web.crt', '-key', 'web.pem', '-tls1_3', '-www'], shortConf, work);
       servers.push(server);
       await server.start();
+    });
+
+    it('signs an OCSP response (openssl ocsp, ocsp key) that verifies', function () {
+      writeFileSync(join(work, 'ocsp.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=OCSPSigning\n');
+      expectOk(ossl(['x509', '-req', '-in', 'throwaway.csr', '-CA', 'ca.crt', '-CAkey', 'ca.pem', '-CAcreateserial', '-force_pubkey', 'ocsp.pub', '-days', '1', '-extfile', 'ocsp.ext', '-subj', '/CN=quorumkey OCSP', '-out', 'ocsp.crt']), 'OCSP responder certificate');
+      const serial = expectOk(ossl(['x509', '-in', 'web.crt', '-noout', '-serial']), 'serial').stdout.trim().replace(/^serial=/, '');
+      writeFileSync(join(work, 'index.txt'), `V\t301231235959Z\t\t${serial}\tunknown\t/CN=localhost\n`);
+      const resp = ossl(['ocsp', '-index', 'index.txt', '-rsigner', 'ocsp.crt', '-rkey', 'ocsp.pem', '-CA', 'ca.crt', '-issuer', 'ca.crt', '-cert', 'web.crt', '-no_nonce', '-ndays', '1', '-respout', 'web.ocsp']);
+      expectOk(resp, 'ocsp responder');
+      const check = expectOk(ossl(['ocsp', '-respin', 'web.ocsp', '-no_nonce', '-CAfile', 'ca.crt', '-issuer', 'ca.crt', '-cert', 'web.crt']), 'ocsp -respin');
+      assert.match(check.stdout + check.stderr, /Response verify OK/);
+      assert.match(check.stdout, /web.crt: good/);
     });
 
     it('completes 20 handshakes with an ECDSA/SHA256 CertificateVerify made by the quorum', async function () {
