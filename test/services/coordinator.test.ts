@@ -1,18 +1,22 @@
 /**
- * The coordinator as a real process in front of three real signer processes: a 2-of-3 key made
- * by DKG over Admin (mTLS, identity `admin`), signatures over the unix socket and POST /v1/sign
- * verified by OpenSSL against GetKey's SubjectPublicKeyInfo, policy and input errors, kill -9 of
- * one signer (signing goes on) and of a second (fast "quorum insufficient"), recovery after the
- * restarts without operator action, SIGTERM, and the audit log (one record per signature).
+ * The coordinator as a real process in front of three real signer processes: Admin input
+ * validation, a 2-of-3 key made by DKG over Admin (mTLS, identity `admin`) and a raw-digest key
+ * on two of the signers, signatures over the unix socket, over mTLS and POST /v1/sign verified by
+ * OpenSSL against GetKey's SubjectPublicKeyInfo, pools at target, policy and input errors, HTTP
+ * statuses, the documented metrics (promtool-clean), kill -9 of one signer (signing goes on) and
+ * of a second (fast "quorum insufficient"), recovery after the restarts without operator action,
+ * refresh, coordinator restart, SIGTERM, and the audit log (one record per signature).
+ * Misbehaving signers: coordinator-faults.test.ts and malicious-signer.test.ts.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
+import { p256 } from '@noble/curves/nist.js';
 import { verifyAuditLog } from '../../src/audit/log.js';
 import { paths, writeClusterConfig } from '../../src/cluster/config.js';
 import { tls13CertificateVerifyContent } from '../../src/coordinator/classify.js';
@@ -30,7 +34,7 @@ import {
   type KeyInfoWire,
   type SignResponseWire,
 } from '../coordinator/clients.js';
-import { createTestCluster, startSigner, type SignerProcess, type TestCluster } from './signer-cluster.js';
+import { createTestCluster, httpGet, startSigner, type SignerProcess, type TestCluster } from './signer-cluster.js';
 
 const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
 const READY = /^coordinator ready sign=unix:(\S+) grpc=(\S+) http=http:\/\/(\S+)$/;
@@ -109,12 +113,13 @@ const cv = () => Buffer.from(tls13CertificateVerifyContent(randomBytes(32)));
 describe('coordinator process with real signer processes', function () {
   this.timeout(600_000);
   let cluster: TestCluster;
-  const signers = new Map<number, SignerProcess>();
+  const signers = new Map<number, SignerProcess & { http: string }>();
   const spawned: { pid: number; proc: ChildProcess }[] = [];
   let coordinator: CoordinatorProcess;
   let admin: AnyClient;
   let client: AnyClient;
   let key: KeyInfoWire;
+  let raw: KeyInfoWire;
   let signatures = 0;
 
   const signSocket = async (tbs: Buffer): Promise<SignResponseWire> => {
@@ -160,6 +165,23 @@ describe('coordinator process with real signer processes', function () {
     assert.equal(coordinator.http, cluster.config.coordinator.http);
     // Structured logs on stderr.
     assert.ok(coordinator.stderr.length > 0 && coordinator.stderr.every((l) => JSON.parse(l).component === 'coordinator'));
+    // Owner and group may connect (e.g. the web server's group).
+    assert.equal(statSync(coordinator.socket).mode & 0o777, 0o660);
+  });
+
+  it('CreateKey validates its input (key id, threshold, signer list, policy)', async () => {
+    const create = (req: Record<string, unknown>) => unary(admin, 'CreateKey', req);
+    await expectStatus(create({ key_id: 'bad id', threshold: 2, signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /key_id/);
+    await expectStatus(create({ key_id: 'k', threshold: 1, signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /threshold 1 of 3/);
+    await expectStatus(create({ key_id: 'k', threshold: 4, signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /threshold 4 of 3/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 4 }), grpc.status.INVALID_ARGUMENT, /signer_count 4 exceeds the 3 configured signers/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 7] }), grpc.status.INVALID_ARGUMENT, /signers \[7\] are not in the cluster/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 1] }), grpc.status.INVALID_ARGUMENT, /twice/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 2], signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /does not match/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy: ['tls-client'] }), grpc.status.INVALID_ARGUMENT, /unknown policy context/);
+    await expectStatus(create({ key_id: 'k', threshold: 2 }), grpc.status.INVALID_ARGUMENT, /signer_count/);
+    await expectStatus(unary(admin, 'RefreshKey', { key_id: 'nope' }), grpc.status.NOT_FOUND, /unknown key 'nope'/);
+    assert.deepEqual((await unary<{ keys: KeyInfoWire[] }>(admin, 'ListKeys', {})).keys, []);
   });
 
   it('creates a 2-of-3 key by DKG across the signer processes', async () => {
@@ -167,9 +189,40 @@ describe('coordinator process with real signer processes', function () {
     assert.deepEqual(key.signers, [1, 2, 3]);
     assert.equal(key.threshold, 2);
     assert.deepEqual(key.policy, ['tls-server']);
+    assert.equal(key.public_key.length, 33);
+    assert.equal(key.epoch, 0);
     const got = await unary<KeyInfoWire>(client, 'GetKey', { key_id: 'tls' });
     assert.deepEqual(got.spki_der, key.spki_der);
-    await expectStatus(unary(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }), grpc.status.ALREADY_EXISTS);
+    await expectStatus(unary(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }), grpc.status.ALREADY_EXISTS, /key 'tls' already exists/);
+    await expectStatus(unary(client, 'GetKey', { key_id: 'nope' }), grpc.status.NOT_FOUND, /unknown key 'nope'/);
+    assert.deepEqual((await unary<{ keys: KeyInfoWire[] }>(admin, 'ListKeys', {})).keys.map((k) => k.key_id), ['tls']);
+    // Every holder has its share of the same key.
+    for (const i of [1, 2, 3]) {
+      const h = JSON.parse((await httpGet(signers.get(i)!.http, '/healthz')).body) as { keys: { key_id: string; epoch: number; public_key: string }[] };
+      assert.deepEqual(
+        h.keys.map((k) => [k.key_id, k.epoch, k.public_key]),
+        [['tls', 0, key.public_key.toString('hex')]],
+        `signer ${i} holds a share of 'tls'`,
+      );
+    }
+  });
+
+  it('answers with r, s (low-s), the public key, the quorum and the audit sequence; SHA-384 too', async () => {
+    for (let n = 0; n < 4; n++) {
+      const res = await signSocket(cv());
+      assert.equal(res.r.length, 32);
+      assert.equal(res.s.length, 32);
+      assert.ok(BigInt('0x' + res.s.toString('hex')) <= p256.Point.CURVE().n >> 1n, 'low-s');
+      assert.deepEqual(res.public_key, key.public_key);
+      assert.equal(res.quorum.length, 2);
+      assert.equal(res.audit_seq, signatures, 'one audit record per signature so far');
+      assert.ok(res.presignature_id.length > 0);
+    }
+    // A SHA-384 transcript hash, signed with SHA-384.
+    const tbs = Buffer.from(tls13CertificateVerifyContent(randomBytes(48)));
+    const res = await unary<SignResponseWire>(client, 'Sign', { key_id: 'tls', tbs, digest_alg: 'SHA384' });
+    signatures++;
+    assert.ok(verifyTbs(key.spki_der, tbs, res.signature_der, 'sha384'));
   });
 
   it('signs 50 times over the unix socket', async () => {
@@ -194,6 +247,14 @@ describe('coordinator process with real signer processes', function () {
     }
   });
 
+  it('keeps the pools of the fastest subsets at target', async () => {
+    await waitFor('pools at target', async () => (await unary<ClusterStatusWire>(admin, 'Status', {})).pools.filter((p) => p.key_id === 'tls' && p.depth === 8).length === 3, 30_000);
+    const metrics = (await httpJson(`http://${coordinator.http}/metrics`)).text;
+    assert.match(metrics, /^quorumkey_pool_depth\{key="tls",subset="1,2"\} 8$/m);
+    assert.match(metrics, /^quorumkey_pool_target\{key="tls",subset="1,2"\} 8$/m);
+    assert.match(metrics, /^quorumkey_presignatures_generated_total\{key="tls"\} [1-9]\d*$/m);
+  });
+
   it('refuses a TBSCertificate with a TLS key (PERMISSION_DENIED / 403) and unknown keys (NOT_FOUND / 404)', async () => {
     const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
     await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused: key 'tls' allows tls-server, request is x509-cert$/);
@@ -214,8 +275,126 @@ describe('coordinator process with real signer processes', function () {
     assert.equal((await post('{"key_id":')).status, 400);
     assert.equal((await post({ key_id: 'tls', tbs: randomBytes(80_000).toString('base64') })).status, 413);
     await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest: digest.subarray(0, 31) }), grpc.status.INVALID_ARGUMENT, /digest must be 32 bytes/);
+    // What the TLS key's policy refuses, and malformed requests.
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: Buffer.from('hello') }), grpc.status.PERMISSION_DENIED, /^policy refused: key 'tls' allows tls-server, request is unrecognised content/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: Buffer.from(tls13CertificateVerifyContent(randomBytes(32), 'client')) }), grpc.status.PERMISSION_DENIED);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest }), grpc.status.PERMISSION_DENIED, /request is raw-digest/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls' }), grpc.status.INVALID_ARGUMENT, /exactly one of tbs \/ digest/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: cv(), digest }), grpc.status.INVALID_ARGUMENT, /exactly one of tbs \/ digest/);
+    await expectStatus(unary(client, 'Sign', { key_id: '../etc', tbs: cv() }), grpc.status.INVALID_ARGUMENT, /key_id/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: cv(), digest_alg: 9 }), grpc.status.INVALID_ARGUMENT, /digest_alg/);
     // Still serving.
     await signSocket(cv());
+  });
+
+  it('a raw-digest key on signers [1,3] signs digests of the digest algorithm length only', async () => {
+    raw = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'raw', threshold: 2, signers: [1, 3], policy: ['raw-digest', 'x509-cert'] }, 180_000);
+    assert.deepEqual(raw.signers, [1, 3]);
+    assert.deepEqual([...raw.policy].sort(), ['raw-digest', 'x509-cert']);
+    const digest = createHash('sha256').update('m').digest();
+    const res = await unary<SignResponseWire>(client, 'Sign', { key_id: 'raw', digest }, 30_000);
+    signatures++;
+    assert.deepEqual(res.quorum, [1, 3]);
+    assert.equal(res.context, 'raw-digest');
+    assert.ok(p256.verify(res.signature_der, digest, raw.public_key, { prehash: false, format: 'der' }));
+    await expectStatus(unary(client, 'Sign', { key_id: 'raw', digest: digest.subarray(0, 31) }), grpc.status.INVALID_ARGUMENT, /digest must be 32 bytes for sha256, got 31/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'raw', digest, digest_alg: 'SHA384' }), grpc.status.INVALID_ARGUMENT, /48 bytes/);
+    const d512 = createHash('sha512').update('m').digest();
+    const r512 = await unary<SignResponseWire>(client, 'Sign', { key_id: 'raw', digest: d512, digest_alg: 'SHA512' }, 30_000);
+    signatures++;
+    // FIPS 186-5: the leftmost 256 bits of the digest.
+    assert.ok(p256.verify(r512.signature_der, d512.subarray(0, 32), raw.public_key, { prehash: false, format: 'der' }));
+    // A TBSCertificate: allowed by this key's policy, refused by the TLS key's.
+    const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
+    const cert = await unary<SignResponseWire>(client, 'Sign', { key_id: 'raw', tbs }, 30_000);
+    signatures++;
+    assert.equal(cert.context, 'x509-cert');
+    assert.ok(verifyTbs(raw.spki_der, tbs, cert.signature_der));
+  });
+
+  it('over mTLS: a client certificate may sign, a signer identity may not; Admin wants an admin identity', async () => {
+    const provider = tlsClient('Coordinator', cluster.pki, coordinator.grpc, 'provider');
+    try {
+      const tbs = cv();
+      const res = await unary<SignResponseWire>(provider, 'Sign', { key_id: 'tls', tbs });
+      signatures++;
+      assert.ok(verifyTbs(key.spki_der, tbs, res.signature_der));
+    } finally {
+      provider.close();
+    }
+    const rogue = tlsClient('Coordinator', cluster.pki, coordinator.grpc, 'signer-1');
+    await expectStatus(unary(rogue, 'Sign', { key_id: 'tls', tbs: cv() }), grpc.status.PERMISSION_DENIED, /may not request signatures/).finally(() => rogue.close());
+    const notAdmin = tlsClient('Admin', cluster.pki, coordinator.grpc, 'provider');
+    await expectStatus(unary(notAdmin, 'Status', {}), grpc.status.PERMISSION_DENIED, /may not use the Admin service/).finally(() => notAdmin.close());
+  });
+
+  it('HTTP: /healthz, the fields of POST /v1/sign, and its error statuses', async () => {
+    const base = `http://${coordinator.http}`;
+    const h = await httpJson(`${base}/healthz`);
+    assert.equal(h.status, 200);
+    assert.equal(h.json.status, 'ok');
+    const tbs = cv();
+    const ok = await post({ key_id: 'tls', tbs: tbs.toString('base64'), context: 'tls-server' });
+    assert.equal(ok.status, 200, ok.text);
+    signatures++;
+    assert.ok(verifyTbs(key.spki_der, tbs, Buffer.from(ok.json.signature as string, 'hex')));
+    assert.equal((ok.json.r as string).length, 64);
+    assert.equal((ok.json.s as string).length, 64);
+    assert.ok((ok.json.precompute_id as string).length > 0);
+    assert.equal(typeof ok.json.timestamp, 'number');
+    assert.equal((ok.json.quorum as number[]).length, 2);
+    assert.equal(ok.json.audit_seq, signatures);
+    // The claimed context must be what the content is.
+    const mismatch = await post({ key_id: 'tls', tbs: tbs.toString('base64'), context: 'x509-cert' });
+    assert.equal(mismatch.status, 400);
+    assert.equal(mismatch.json.error, 'invalid_input');
+    assert.equal((await post({ key_id: 'raw', hash: 'ab'.repeat(31) })).status, 400);
+    const nf = await post({ key_id: 'nope', tbs: tbs.toString('base64') });
+    assert.equal(nf.status, 404);
+    assert.equal(nf.json.error, 'not_found');
+    assert.equal((await httpJson(`${base}/v1/sign`)).status, 405);
+    assert.equal((await httpJson(`${base}/metrics`, 'POST', '{}')).status, 405);
+    assert.equal((await httpJson(`${base}/nothing`)).status, 404);
+    const digest = createHash('sha256').update('x').digest();
+    const rawSig = await post({ key_id: 'raw', hash: digest.toString('hex') });
+    assert.equal(rawSig.status, 200, rawSig.text);
+    signatures++;
+    assert.equal(rawSig.json.context, 'raw-digest');
+    assert.ok(p256.verify(Buffer.from(rawSig.json.signature as string, 'hex'), digest, raw.public_key, { prehash: false, format: 'der' }));
+  });
+
+  it('exports the documented metrics with help text, and passes promtool check metrics', async function () {
+    const text = (await httpJson(`http://${coordinator.http}/metrics`)).text;
+    for (const name of [
+      'quorumkey_sign_requests_total',
+      'quorumkey_sign_duration_seconds',
+      'quorumkey_signer_finish_duration_seconds',
+      'quorumkey_pool_depth',
+      'quorumkey_presign_total',
+      'quorumkey_presign_duration_seconds',
+      'quorumkey_presignatures_generated_total',
+      'quorumkey_signer_up',
+      'quorumkey_signer_healthy',
+      'quorumkey_signer_quarantined',
+      'quorumkey_blames_total',
+      'quorumkey_audit_records_total',
+      'quorumkey_audit_append_duration_seconds',
+    ]) {
+      const base = name.replace(/_total$/, '');
+      assert.match(text, new RegExp(`^# HELP ${base}(_total)? \\S`, 'm'), name);
+    }
+    assert.match(text, /quorumkey_sign_requests_total\{key="tls",context="tls-server",result="ok"\} \d+/);
+    assert.match(text, /quorumkey_sign_requests_total\{key="\(unknown\)",context="none",result="not_found"\} \d+/);
+    assert.match(text, /quorumkey_sign_requests_total\{key="tls",context="unknown",result="policy_refused"\} \d+/);
+    assert.match(text, /quorumkey_key_quorum_available\{key="tls"\} 1/);
+    assert.match(text, /quorumkey_key_quorum_available\{key="raw"\} 1/);
+    try {
+      execFileSync('promtool', ['--version'], { stdio: 'ignore' });
+    } catch {
+      this.skip();
+    }
+    const out = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(out.status, 0, `${out.stdout}${out.stderr}`);
   });
 
   it('kill -9 of one signer: signing continues on the other subset', async () => {
@@ -242,6 +421,7 @@ describe('coordinator process with real signer processes', function () {
     assert.ok(Date.now() - t1 < 1000);
     const h = await httpJson(`http://${coordinator.http}/healthz`);
     assert.equal(h.status, 503);
+    assert.equal(h.json.status, 'unavailable');
   });
 
   it('recovers without operator action when the signers come back', async () => {
@@ -309,6 +489,7 @@ describe('coordinator process with real signer processes', function () {
     const res = await verifyAuditLog(join(paths(cluster.dir).coordinator, 'audit.log'));
     assert.ok(res.ok, JSON.stringify(res));
     assert.equal(res.records, signatures);
+    assert.equal(statSync(join(paths(cluster.dir).coordinator, 'audit.log')).mode & 0o777, 0o600);
     const lines = readFileSync(join(paths(cluster.dir).coordinator, 'audit.log'), 'utf8').trim().split('\n');
     const first = JSON.parse(lines[0]!).record;
     assert.equal(first.context, 'tls-server');

@@ -16,6 +16,15 @@
  *                  fails χ·R_j = Γᵘ + dᵘ·G → vole-check-failed).
  *   finish-w       the online share `w` of every Finish answer is changed (+1 mod n): the
  *                  combined signature does not verify (the coordinator must not return it).
+ *   finish-nonce   the nonce R' echoed in every online share is replaced by R' + G (a valid point,
+ *                  not the one of the presignature): the combiner names this signer
+ *                  (nonce-inconsistent) and the coordinator quarantines it.
+ *   finish-fail    every Finish is computed (the presignature is used up) and then answered with
+ *                  INTERNAL instead of the share.
+ *   finish-slow    every Finish answer is held back for QK_MALICIOUS_DELAY_MS (default 6000 ms,
+ *                  longer than the coordinator's 5 s Finish deadline).
+ *   readmit-slow   every Readmit request is held back for QK_MALICIOUS_DELAY_MS before it is
+ *                  handled (until then this signer still blames the peer); otherwise honest.
  *   none           behave honestly.
  *
  * Default: presign-tau. Key generation and refresh messages are never touched.
@@ -26,6 +35,9 @@
  *    PeerTransport whose per-session SessionStreams rewrite messages before they are encoded.
  *  - online shares: SignerNode exposes its Party (`node.party`); this file decorates that
  *    instance's `sign` method, so the Finish handler returns the tampered message.
+ *  - answer timing and failures: while SignerNode is constructed, grpc-js `Server.addService` is
+ *    wrapped for this process so that the Signer service's Finish / Readmit handlers it registers
+ *    are decorated (public grpc-js API; restored right after).
  *
  * Every tampering is logged on stderr as a JSON line with msg "malicious: tampered" so that tests
  * can check it happened.
@@ -39,14 +51,17 @@ import { loadIdentity, signerName, type TlsIdentity } from '../../src/pki/cluste
 import { add, mulBase, POINT_BYTES } from '../../src/protocol/math/curve.js';
 import { bytesToBigInt, mod, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
 import { toHex, type ProtocolMessage } from '../../src/protocol/message.js';
+import { services } from '../../src/transport/proto.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../../signer-node/log.js';
 import { SignerNode } from '../../signer-node/node.js';
 import { PeerTransport, SessionStreams, type PeerAddress } from '../../signer-node/peers.js';
 import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares.js';
 
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w'];
+/** Delay of finish-slow / readmit-slow, ms. */
+export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'readmit-slow';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'readmit-slow'];
 
 function parseMode(value: string | undefined): Set<Tamper> {
   const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
@@ -128,6 +143,68 @@ class TamperingTransport extends PeerTransport {
   }
 }
 
+type UnaryHandler = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => void;
+
+/**
+ * Runs `construct` (which builds the SignerNode) with grpc-js `Server.addService` wrapped, so that
+ * the Signer service handlers it registers pass through `decorate` (undefined: left alone).
+ * The original `addService` is back before this returns. Returns what `construct` returned and
+ * the methods that were decorated.
+ */
+function withDecoratedSignerHandlers<T>(decorate: (method: string, handler: UnaryHandler) => UnaryHandler | undefined, construct: () => T): { value: T; decorated: string[] } {
+  const proto = grpc.Server.prototype;
+  const original = proto.addService;
+  const decoratedMethods: string[] = [];
+  proto.addService = function (this: grpc.Server, service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    let impl = implementation;
+    if (service === services.Signer.service) {
+      impl = { ...implementation };
+      for (const [method, handler] of Object.entries(implementation)) {
+        const decorated = decorate(method, handler as UnaryHandler);
+        if (decorated) {
+          impl[method] = decorated as grpc.UntypedHandleCall;
+          decoratedMethods.push(method);
+        }
+      }
+    }
+    original.call(this, service, impl);
+  };
+  try {
+    return { value: construct(), decorated: decoratedMethods };
+  } finally {
+    proto.addService = original;
+  }
+}
+
+/** The Finish / Readmit decorations of finish-fail, finish-slow and readmit-slow. */
+function handlerDecorator(modes: ReadonlySet<Tamper>, delayMs: number, log: Logger): (method: string, handler: UnaryHandler) => UnaryHandler | undefined {
+  return (method, handler) => {
+    if (method === 'Finish' && (modes.has('finish-fail') || modes.has('finish-slow'))) {
+      return (call, callback) =>
+        handler(call, (err, value, ...rest) => {
+          let answer: () => void = () => callback(err, value, ...rest);
+          if (!err && modes.has('finish-fail')) {
+            log.warn('malicious: tampered', { what: 'finish', fields: ['fail'] });
+            answer = () => callback({ code: grpc.status.INTERNAL, details: 'malicious signer: the Finish answer is withheld' });
+          }
+          if (modes.has('finish-slow')) {
+            log.warn('malicious: tampered', { what: 'finish', fields: ['delay'], delay_ms: delayMs });
+            setTimeout(answer, delayMs);
+          } else {
+            answer();
+          }
+        });
+    }
+    if (method === 'Readmit' && modes.has('readmit-slow')) {
+      return (call, callback) => {
+        log.warn('malicious: tampered', { what: 'readmit', fields: ['delay'], delay_ms: delayMs, peer: (call.request as { index?: number }).index });
+        setTimeout(() => handler(call, callback), delayMs);
+      };
+    }
+    return undefined;
+  };
+}
+
 const USAGE = 'usage: node dist/test/services/malicious-signer.js --dir DIR --index I';
 
 function parseArguments(argv: readonly string[]): { dir: string; index: number } {
@@ -159,6 +236,9 @@ async function main(): Promise<void> {
   } catch (e) {
     return fail((e as Error).message);
   }
+  const delayText = process.env[MALICIOUS_DELAY_ENV] ?? '6000';
+  if (!/^\d{1,6}$/.test(delayText)) fail(`${MALICIOUS_DELAY_ENV}: expected milliseconds, got '${delayText}'`);
+  const delayMs = Number(delayText);
   const p = paths(dir);
   if (!existsSync(p.root)) fail(`cluster directory ${p.root} does not exist`);
   const config: ClusterConfig = readClusterConfig(dir);
@@ -175,28 +255,42 @@ async function main(): Promise<void> {
   await store.checkKek();
   const { shares } = await store.loadAll();
 
-  const node = new SignerNode({
-    index,
-    config,
-    identity,
-    store,
-    log,
-    createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
-  });
-  if (modes.has('finish-w')) {
+  const { value: node, decorated } = withDecoratedSignerHandlers(
+    handlerDecorator(modes, delayMs, log),
+    () =>
+      new SignerNode({
+        index,
+        config,
+        identity,
+        store,
+        log,
+        createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
+      }),
+  );
+  const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('readmit-slow') ? ['Readmit'] : [])];
+  const missing = wanted.filter((m) => !decorated.includes(m));
+  if (missing.length) fail(`could not decorate the Signer service handlers ${missing.join(', ')} (did SignerNode stop registering them through grpc.Server.addService?)`);
+  if (modes.has('finish-w') || modes.has('finish-nonce')) {
     const party = node.party;
     const honestSign = party.sign.bind(party);
     party.sign = (keyId, presignatureId, request) => {
-      const message = honestSign(keyId, presignatureId, request);
-      const w = message.payload.w;
-      if (!w) return message;
-      log.warn('malicious: tampered', { what: 'finish', fields: ['w'], key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
-      return withField(message, 'w', bumpFirstScalar(w));
+      let message = honestSign(keyId, presignatureId, request);
+      const changed: string[] = [];
+      if (modes.has('finish-w') && message.payload.w) {
+        message = withField(message, 'w', bumpFirstScalar(message.payload.w));
+        changed.push('w');
+      }
+      if (modes.has('finish-nonce') && message.payload.nonce && message.payload.nonce.length >= POINT_BYTES) {
+        message = withField(message, 'nonce', bumpFirstPoint(message.payload.nonce));
+        changed.push('nonce');
+      }
+      if (changed.length) log.warn('malicious: tampered', { what: 'finish', fields: changed, key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
+      return message;
     };
   }
   node.installShares(shares);
   const addresses = await node.listen();
-  log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
+  log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], delay_ms: delayMs, boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
   process.stdout.write(`signer ${index} ready grpc=${addresses.grpc} http=${addresses.http}\n`);
 
   let stopping = false;
