@@ -11,11 +11,20 @@
  * The check uses one mask per instance for both inputs (ℓ + 1 correlations per OT rather than
  * 2ℓ): a deviation (e_0, e_1, ê) in any OT passes only if θ_0·e_0 + θ_1·e_1 + ê = 0, which for
  * challenges derived after τ is fixed happens with probability 1/n.
+ *
+ * The arithmetic mod n (expanding OT outputs into scalars, τ, η, the check values, the gadget
+ * sums) runs through a VoleKernel: the TypeScript bigint code below is the reference, and the
+ * native addon (native/quorumkey.cc, section 6) is used when it is built — the same pattern as
+ * the curve backends of math/curve.ts. The transcripts (θ, the check digest), the message
+ * fields and their validation stay here, shared by both kernels, so both produce the same bytes
+ * (test/native/vole.test.ts compares them).
  */
 import { abort } from './errors.js';
+import { loadNative } from './math/curve.js';
 import { bytesEqual, concatBytes, field, type Payload } from './message.js';
 import { otExtReceive, otExtSend, type OtExtReceiverSetup, type OtExtSenderSetup } from './ot/extension.js';
-import { decodeScalar, mod, randomScalar, reduceWide, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
+import './ot/native-hasher.js'; // installs the native OT row hasher when the addon is built
+import { bytesToBigInt, decodeScalar, mod, randomScalar, reduceWide, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
 import type { Rng } from './rng.js';
 import { Transcript } from './transcript.js';
 
@@ -30,21 +39,52 @@ const GADGET: readonly bigint[] = Array.from({ length: VOLE_OTS }, (_, j) =>
   j < 256 ? mod(1n << BigInt(j)) : new Transcript('vole-gadget').append('index', j).challengeScalar(),
 );
 
-function expand(output: Uint8Array): bigint[] {
-  return [0, 1, 2].map((k) => reduceWide(output.subarray(k * WIDE, (k + 1) * WIDE)));
+// ---------------------------------------------------------------------------------------------
+// Kernels.
+
+/**
+ * The arithmetic of one VOLE, in four steps around the two transcript hashes. Vectors over the
+ * m = ξ·B OTs are OT-major (OT b·ξ + j, then correlation k); `outputs` are the OT-extension
+ * outputs as one buffer of m·144 bytes; byte vectors of scalars are 32-byte big-endian. `Pads`
+ * and `Own` are the kernel's private representation of Bob's pads and Alice's shares of the
+ * correlations: only the kernel that made them may read them.
+ */
+export interface VoleKernel<Pads = unknown, Own = unknown> {
+  readonly name: 'typescript' | 'native';
+  /** Bob, after the OT extension: χ_b = Σ_j β_bj·g_j and his pads (the OT outputs as scalars). */
+  bobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: bigint[]; pads: Pads };
+  /**
+   * Alice, before the challenge: τ = h0 − h1 + α_b per correlation (m·3 scalars, the wire field)
+   * and her state. alpha[b] = [a_b0, a_b1, â_b], each in [0, N).
+   */
+  aliceCorrect(outputs0: Uint8Array, outputs1: Uint8Array, alpha: readonly (readonly bigint[])[]): { tau: Uint8Array; own: Own };
+  /** Alice, after the challenge: η (B scalars), her check values (m scalars) and her shares c_b. */
+  aliceFinish(own: Own, thetas: readonly (readonly [bigint, bigint])[]): { eta: Uint8Array; checkValues: Uint8Array; shares: [bigint, bigint][] };
+  /** Wipes Alice's state where the representation allows it (after aliceFinish). */
+  aliceDiscard(own: Own): void;
+  /**
+   * Bob: range-checks τ and η (throwing exactly the ProtocolAbort of decodeScalar, naming
+   * `alice`, for the first scalar ≥ N in the order η_b, τ of instance b, b = 0, 1, …), then
+   * his check values (m scalars) and his shares d_b.
+   */
+  bobFinish(
+    pads: Pads,
+    choices: Uint8Array,
+    tau: Uint8Array,
+    eta: Uint8Array,
+    thetas: readonly (readonly [bigint, bigint])[],
+    alice: number,
+  ): { checkValues: Uint8Array; shares: [bigint, bigint][] };
 }
 
 function bit(bits: Uint8Array, index: number): number {
   return (bits[index >> 3]! >> (index & 7)) & 1;
 }
 
-function challenges(context: Uint8Array, bobMessage: Uint8Array, tau: Uint8Array, count: number): [bigint, bigint][] {
-  const digest = new Transcript('vole-challenge').append('context', context).append('bob', bobMessage).append('tau', tau).digest();
-  return Array.from({ length: count }, (_, b) => [0, 1].map((k) => new Transcript('vole-theta').append('seed', digest).append('instance', b).append('k', k).challengeScalar()) as [bigint, bigint]);
-}
-
-function checkDigest(context: Uint8Array, values: readonly bigint[]): Uint8Array {
-  return new Transcript('vole-check').append('context', context).append('values', concatBytes(values.map(scalarToBytes))).digest();
+/** The three correlations of OT `ot` of a contiguous output buffer. */
+function expand(outputs: Uint8Array, ot: number): bigint[] {
+  const at = ot * OUTPUT_BYTES;
+  return [0, 1, 2].map((k) => reduceWide(outputs.subarray(at + k * WIDE, at + (k + 1) * WIDE)));
 }
 
 /** Σ_j g_j·t_j for one instance, reduced once at the end. */
@@ -54,26 +94,235 @@ function gadgetSum(terms: readonly bigint[], offset: number): bigint {
   return mod(acc);
 }
 
+interface TypescriptAliceOwn {
+  /** own[k][ot] = −h0 of correlation k. */
+  readonly own: bigint[][];
+  readonly alpha: readonly (readonly bigint[])[];
+}
+
+/** The reference: bigint arithmetic. */
+export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = {
+  name: 'typescript',
+
+  bobExpand(outputs, choices, count) {
+    const chi = Array.from({ length: count }, (_, b) => {
+      let acc = 0n;
+      for (let j = 0; j < VOLE_OTS; j++) if (bit(choices, b * VOLE_OTS + j)) acc += GADGET[j]!;
+      return mod(acc);
+    });
+    const pads = Array.from({ length: VOLE_OTS * count }, (_, ot) => expand(outputs, ot));
+    return { chi, pads };
+  },
+
+  aliceCorrect(outputs0, outputs1, alpha) {
+    const count = alpha.length;
+    const tau = new Uint8Array(VOLE_OTS * count * CORRELATIONS * SCALAR_BYTES);
+    const own: bigint[][] = [[], [], []];
+    for (let b = 0; b < count; b++) {
+      for (let j = 0; j < VOLE_OTS; j++) {
+        const ot = b * VOLE_OTS + j;
+        const h0 = expand(outputs0, ot);
+        const h1 = expand(outputs1, ot);
+        for (let k = 0; k < CORRELATIONS; k++) {
+          tau.set(scalarToBytes(mod(h0[k]! - h1[k]! + alpha[b]![k]!)), (ot * CORRELATIONS + k) * SCALAR_BYTES);
+          own[k]!.push(mod(-h0[k]!));
+        }
+      }
+    }
+    return { tau, own: { own, alpha } };
+  },
+
+  aliceFinish({ own, alpha }, thetas) {
+    const count = alpha.length;
+    const eta = new Uint8Array(count * SCALAR_BYTES);
+    const checkValues: Uint8Array[] = [];
+    for (let b = 0; b < count; b++) {
+      const [t0, t1] = thetas[b]!;
+      eta.set(scalarToBytes(mod(alpha[b]![2]! + t0 * alpha[b]![0]! + t1 * alpha[b]![1]!)), b * SCALAR_BYTES);
+      for (let j = 0; j < VOLE_OTS; j++) {
+        const ot = b * VOLE_OTS + j;
+        checkValues.push(scalarToBytes(mod(-(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]!))));
+      }
+    }
+    const shares = Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+    return { eta, checkValues: concatBytes(checkValues), shares };
+  },
+
+  aliceDiscard() {
+    // bigints cannot be wiped
+  },
+
+  bobFinish(pads, choices, tau, etaBytes, thetas, alice) {
+    const count = thetas.length;
+    const own: bigint[][] = [[], [], []];
+    const checkValues: Uint8Array[] = [];
+    for (let b = 0; b < count; b++) {
+      const [t0, t1] = thetas[b]!;
+      const eta = decodeScalar(etaBytes.subarray(b * SCALAR_BYTES, (b + 1) * SCALAR_BYTES), 'eta', alice, true);
+      for (let j = 0; j < VOLE_OTS; j++) {
+        const ot = b * VOLE_OTS + j;
+        const chosen = bit(choices, ot);
+        for (let k = 0; k < CORRELATIONS; k++) {
+          const at = (ot * CORRELATIONS + k) * SCALAR_BYTES;
+          const correction = decodeScalar(tau.subarray(at, at + SCALAR_BYTES), 'tau', alice, true);
+          own[k]!.push(chosen ? mod(pads[ot]![k]! + correction) : pads[ot]![k]!);
+        }
+        checkValues.push(scalarToBytes(mod(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]! - (chosen ? eta : 0n))));
+      }
+    }
+    const shares = Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+    return { checkValues: concatBytes(checkValues), shares };
+  },
+};
+
+/** The native addon's VOLE surface (native/quorumkey.cc, section 6). */
+export interface NativeVole {
+  voleInit(gadget: Uint8Array): void;
+  voleBobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: Uint8Array; pads: Uint8Array };
+  voleAliceCorrect(outputs0: Uint8Array, outputs1: Uint8Array, alpha: Uint8Array): { tau: Uint8Array; own: Uint8Array };
+  voleAliceFinish(own: Uint8Array, alpha: Uint8Array, thetas: Uint8Array): { eta: Uint8Array; check: Uint8Array; shares: Uint8Array };
+  voleBobFinish(
+    pads: Uint8Array,
+    choices: Uint8Array,
+    tau: Uint8Array,
+    eta: Uint8Array,
+    thetas: Uint8Array,
+  ): { badField: 'eta' | 'tau'; badIndex: number } | { check: Uint8Array; shares: Uint8Array };
+}
+
+interface NativeAliceOwn {
+  readonly own: Uint8Array;
+  readonly alpha: Uint8Array;
+}
+
+function scalarsToBytes(values: readonly bigint[]): Uint8Array {
+  const out = new Uint8Array(values.length * SCALAR_BYTES);
+  values.forEach((v, i) => out.set(scalarToBytes(v), i * SCALAR_BYTES));
+  return out;
+}
+
+function bytesToScalarPairs(bytes: Uint8Array): [bigint, bigint][] {
+  const count = bytes.length / (2 * SCALAR_BYTES);
+  return Array.from({ length: count }, (_, b) => {
+    const at = 2 * b * SCALAR_BYTES;
+    return [bytesToBigInt(bytes.subarray(at, at + SCALAR_BYTES)), bytesToBigInt(bytes.subarray(at + SCALAR_BYTES, at + 2 * SCALAR_BYTES))];
+  });
+}
+
+const thetaBytes = (thetas: readonly (readonly [bigint, bigint])[]): Uint8Array => scalarsToBytes(thetas.flat());
+
+/** The native kernel over a loaded addon (sets the addon's gadget vector). */
+export function nativeVoleKernel(addon: NativeVole): VoleKernel<Uint8Array, NativeAliceOwn> {
+  addon.voleInit(scalarsToBytes(GADGET));
+  return {
+    name: 'native',
+
+    bobExpand(outputs, choices, count) {
+      const r = addon.voleBobExpand(outputs, choices, count);
+      const chi = Array.from({ length: count }, (_, b) => bytesToBigInt(r.chi.subarray(b * SCALAR_BYTES, (b + 1) * SCALAR_BYTES)));
+      r.chi.fill(0);
+      return { chi, pads: r.pads };
+    },
+
+    aliceCorrect(outputs0, outputs1, alpha) {
+      const alphaBytes = scalarsToBytes(alpha.flatMap((a) => a.map(mod)));
+      const { tau, own } = addon.voleAliceCorrect(outputs0, outputs1, alphaBytes);
+      return { tau, own: { own, alpha: alphaBytes } };
+    },
+
+    aliceFinish({ own, alpha }, thetas) {
+      const r = addon.voleAliceFinish(own, alpha, thetaBytes(thetas));
+      const shares = bytesToScalarPairs(r.shares);
+      r.shares.fill(0);
+      return { eta: r.eta, checkValues: r.check, shares };
+    },
+
+    aliceDiscard({ own, alpha }) {
+      own.fill(0);
+      alpha.fill(0);
+    },
+
+    bobFinish(pads, choices, tau, eta, thetas, alice) {
+      const r = addon.voleBobFinish(pads, choices, tau, eta, thetaBytes(thetas));
+      if ('badField' in r) {
+        const bytes = r.badField === 'eta' ? eta : tau;
+        const at = r.badIndex * SCALAR_BYTES;
+        decodeScalar(bytes.subarray(at, at + SCALAR_BYTES), r.badField, alice, true); // throws the abort
+        throw new Error(`native VOLE kernel: ${r.badField}[${r.badIndex}] reported out of range but is not`);
+      }
+      const shares = bytesToScalarPairs(r.shares);
+      r.shares.fill(0);
+      return { checkValues: r.check, shares };
+    },
+  };
+}
+
+const addon = loadNative<NativeVole>();
+const nativeKernel: VoleKernel | undefined = addon ? nativeVoleKernel(addon) : undefined;
+let active: VoleKernel = nativeKernel ?? typescriptVoleKernel;
+
+export function voleBackend(): VoleKernel {
+  return active;
+}
+/** Switches the kernel (tests compare both; benchmarks measure both). */
+export function useVoleBackend(kernel: VoleKernel): void {
+  active = kernel;
+}
+export function nativeVoleBackend(): VoleKernel | undefined {
+  return nativeKernel;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The protocol.
+
+function challenges(context: Uint8Array, bobMessage: Uint8Array, tau: Uint8Array, count: number): [bigint, bigint][] {
+  const digest = new Transcript('vole-challenge').append('context', context).append('bob', bobMessage).append('tau', tau).digest();
+  return Array.from({ length: count }, (_, b) => [0, 1].map((k) => new Transcript('vole-theta').append('seed', digest).append('instance', b).append('k', k).challengeScalar()) as [bigint, bigint]);
+}
+
+/** Digest of the check values, given as the concatenation of their 32-byte encodings. */
+function checkDigest(context: Uint8Array, values: Uint8Array): Uint8Array {
+  return new Transcript('vole-check').append('context', context).append('values', values).digest();
+}
+
+/**
+ * The OT outputs as one m·144-byte buffer. otExtSend/otExtReceive return views in order into
+ * one contiguous buffer (documented in ot/extension.ts); the first, middle and last views are
+ * checked (checking all 13,312 of a batch-32 VOLE side cost ≈ 1 ms), else the outputs are copied.
+ */
+function contiguous(outputs: readonly Uint8Array[]): Uint8Array {
+  const m = outputs.length;
+  const first = outputs[0]!;
+  const fits =
+    first.byteOffset + m * OUTPUT_BYTES <= first.buffer.byteLength &&
+    [0, m >> 1, m - 1].every((j) => {
+      const o = outputs[j]!;
+      return o.buffer === first.buffer && o.byteOffset === first.byteOffset + j * OUTPUT_BYTES && o.length === OUTPUT_BYTES;
+    });
+  return fits ? new Uint8Array(first.buffer, first.byteOffset, m * OUTPUT_BYTES) : concatBytes(outputs);
+}
+
 export interface VoleBobState {
   readonly count: number;
   readonly choices: Uint8Array;
   readonly message: Uint8Array;
   /** χ_b, Bob's random inputs. */
   readonly chi: readonly bigint[];
-  readonly pads: readonly bigint[][];
+  /** The kernel that expanded the pads; it also finishes. */
+  readonly kernel: VoleKernel;
+  /** Bob's pads, in `kernel`'s representation. */
+  readonly pads: unknown;
 }
 
 export function voleBobStart(setup: OtExtReceiverSetup, context: Uint8Array, count: number, rng: Rng): { payload: Payload; state: VoleBobState } {
   const m = VOLE_OTS * count;
   const choices = rng(Math.ceil(m / 8));
   const { message, outputs } = otExtReceive(setup, context, choices, m, OUTPUT_BYTES, rng);
-  const chi = Array.from({ length: count }, (_, b) => {
-    let acc = 0n;
-    for (let j = 0; j < VOLE_OTS; j++) if (bit(choices, b * VOLE_OTS + j)) acc += GADGET[j]!;
-    return mod(acc);
-  });
-  const pads = outputs.map(expand);
-  return { payload: { ote: message }, state: { count, choices, message, chi, pads } };
+  const kernel = active;
+  const data = contiguous(outputs);
+  const { chi, pads } = kernel.bobExpand(data, choices, count);
+  data.fill(0);
+  return { payload: { ote: message }, state: { count, choices, message, chi, kernel, pads } };
 }
 
 /** Alice's round: returns her message and her shares c_b (two per instance). */
@@ -90,59 +339,28 @@ export function voleAliceRespond(
   const bobMessage = field(bobPayload, 'ote', bob);
   const { outputs0, outputs1 } = otExtSend(setup, context, m, OUTPUT_BYTES, bobMessage, bob);
   const masks = inputs.map(() => randomScalar(rng));
-  const tau = new Uint8Array(m * CORRELATIONS * SCALAR_BYTES);
-  const own: bigint[][] = [[], [], []];
-  for (let b = 0; b < count; b++) {
-    const alpha = [inputs[b]![0], inputs[b]![1], masks[b]!];
-    for (let j = 0; j < VOLE_OTS; j++) {
-      const ot = b * VOLE_OTS + j;
-      const h0 = expand(outputs0[ot]!);
-      const h1 = expand(outputs1[ot]!);
-      for (let k = 0; k < CORRELATIONS; k++) {
-        tau.set(scalarToBytes(mod(h0[k]! - h1[k]! + alpha[k]!)), (ot * CORRELATIONS + k) * SCALAR_BYTES);
-        own[k]!.push(mod(-h0[k]!));
-      }
-    }
-  }
+  const alpha = inputs.map((x, b) => [x[0], x[1], masks[b]!]);
+  const kernel = active;
+  const data0 = contiguous(outputs0);
+  const data1 = contiguous(outputs1);
+  const { tau, own } = kernel.aliceCorrect(data0, data1, alpha);
+  data0.fill(0);
+  data1.fill(0);
   const thetas = challenges(context, bobMessage, tau, count);
-  const eta = new Uint8Array(count * SCALAR_BYTES);
-  const checkValues: bigint[] = [];
-  for (let b = 0; b < count; b++) {
-    const [t0, t1] = thetas[b]!;
-    eta.set(scalarToBytes(mod(masks[b]! + t0 * inputs[b]![0] + t1 * inputs[b]![1])), b * SCALAR_BYTES);
-    for (let j = 0; j < VOLE_OTS; j++) {
-      const ot = b * VOLE_OTS + j;
-      checkValues.push(mod(-(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]!)));
-    }
-  }
-  const shares = Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+  const { eta, checkValues, shares } = kernel.aliceFinish(own, thetas);
+  kernel.aliceDiscard(own);
   return { payload: { tau, eta, check: checkDigest(context, checkValues) }, shares };
 }
 
 /** Bob's output d_b (two per instance) after verifying Alice's check; aborts with a blame otherwise. */
 export function voleBobFinish(state: VoleBobState, context: Uint8Array, alicePayload: Payload, alice: number): [bigint, bigint][] {
-  const { count, choices, pads } = state;
+  const { count, choices, kernel, pads } = state;
   const m = VOLE_OTS * count;
   const tau = field(alicePayload, 'tau', alice, m * CORRELATIONS * SCALAR_BYTES);
-  const etaBytes = field(alicePayload, 'eta', alice, count * SCALAR_BYTES);
+  const eta = field(alicePayload, 'eta', alice, count * SCALAR_BYTES);
   const check = field(alicePayload, 'check', alice, 32);
   const thetas = challenges(context, state.message, tau, count);
-  const own: bigint[][] = [[], [], []];
-  const checkValues: bigint[] = [];
-  for (let b = 0; b < count; b++) {
-    const [t0, t1] = thetas[b]!;
-    const eta = decodeScalar(etaBytes.subarray(b * SCALAR_BYTES, (b + 1) * SCALAR_BYTES), 'eta', alice, true);
-    for (let j = 0; j < VOLE_OTS; j++) {
-      const ot = b * VOLE_OTS + j;
-      const chosen = bit(choices, ot);
-      for (let k = 0; k < CORRELATIONS; k++) {
-        const at = (ot * CORRELATIONS + k) * SCALAR_BYTES;
-        const correction = decodeScalar(tau.subarray(at, at + SCALAR_BYTES), 'tau', alice, true);
-        own[k]!.push(chosen ? mod(pads[ot]![k]! + correction) : pads[ot]![k]!);
-      }
-      checkValues.push(mod(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]! - (chosen ? eta : 0n)));
-    }
-  }
+  const { checkValues, shares } = kernel.bobFinish(pads, choices, tau, eta, thetas, alice);
   if (!bytesEqual(checkDigest(context, checkValues), check)) abort('vole-check-failed', 'multiplication (VOLE) consistency check failed', alice);
-  return Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+  return shares;
 }

@@ -1,0 +1,28 @@
+/**
+ * The native OT row hasher: OtRowHasher (extension.ts) computed by the addon
+ * (native/quorumkey.cc, section 5: OpenSSL SHAKE256, one EVP context copied per row) instead of
+ * one node:crypto Hash per row. Byte-identical to nodeCryptoRowHasher
+ * (test/native/ot-hasher.test.ts). Importing this module installs it when the addon is built
+ * (and QUORUMKEY_NATIVE is not 0); src/protocol/vole.ts imports it, so the protocol always has it.
+ */
+import { loadNative } from '../math/curve.js';
+import { useOtRowHasher, type OtRowHasher } from './extension.js';
+
+/** The addon's row-hashing surface. */
+export interface NativeOtHasher {
+  otRowHash(prefix: Uint8Array, rows: Uint8Array, m: number, outputBytes: number, mask: Uint8Array | undefined): Uint8Array;
+}
+
+export function nativeRowHasher(addon: NativeOtHasher): OtRowHasher {
+  return (prefix, rows, m, outputBytes, mask) => addon.otRowHash(prefix, rows, m, outputBytes, mask);
+}
+
+const addon = loadNative<NativeOtHasher>();
+
+/** The native row hasher, when the addon is built (and not disabled by QUORUMKEY_NATIVE=0). */
+export const nativeOtRowHasher: OtRowHasher | undefined = addon ? nativeRowHasher(addon) : undefined;
+
+/** Which row hasher this module installed at load: 'native', or 'node:crypto' (left as it was). */
+export const defaultOtRowHasher: 'native' | 'node:crypto' = nativeOtRowHasher ? 'native' : 'node:crypto';
+
+if (nativeOtRowHasher) useOtRowHasher(nativeOtRowHasher);
