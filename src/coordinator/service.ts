@@ -79,6 +79,8 @@ async function prepareSocket(path: string): Promise<void> {
 
 export class Coordinator {
   private stopping: Promise<void> | undefined;
+  /** Inode of the socket file this coordinator bound. */
+  private readonly socketInode: number;
 
   private constructor(
     readonly config: ClusterConfig,
@@ -95,7 +97,9 @@ export class Coordinator {
     private readonly tlsServer: grpc.Server,
     private readonly httpServer: HttpServer,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.socketInode = lstatSync(endpoints.socket).ino;
+  }
 
   /** The one stdout line printed when serving. */
   get readyLine(): string {
@@ -214,8 +218,11 @@ export class Coordinator {
       await Promise.race([this.refiller.stop(), new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
       this.signers.stop();
       await this.audit.close();
+      // Remove the socket file only if it is still ours: a successor coordinator may already
+      // have bound the same path while this one drained.
       try {
-        unlinkSync(this.endpoints.socket);
+        const now = lstatSync(this.endpoints.socket);
+        if (now.ino === this.socketInode) unlinkSync(this.endpoints.socket);
       } catch {
         /* already gone */
       }
