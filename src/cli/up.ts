@@ -52,16 +52,11 @@ export async function up(options: UpOptions): Promise<void> {
   const p = paths(dir);
   mkdirSync(p.root, { recursive: true, mode: 0o700 });
   ensureClusterPki(p.pki, [...Array.from({ length: signers }, (_, i) => signerName(i + 1)), 'coordinator', 'admin', 'provider']);
-  const config = await freshConfig(dir, signers);
-  writeClusterConfig(dir, config);
-  for (const s of config.signers) if (s.seal.mode === 'passphrase' && !s.seal.passphraseFile) ensureDevPassphrase(dir, s.index);
-
+  let config = await freshConfig(dir, signers);
   const children: Child[] = [];
   let stopping = false;
-  const stop = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    await Promise.all(
+  const stopChildren = () =>
+    Promise.all(
       children.map(
         (c) =>
           new Promise<void>((resolve) => {
@@ -72,17 +67,43 @@ export async function up(options: UpOptions): Promise<void> {
           }),
       ),
     );
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    await stopChildren();
     process.exit(code);
   };
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
 
-  try {
-    const started = await Promise.all(
-      config.signers.map((s) => startChild(signerName(s.index), process.execPath, [SIGNER_MAIN, '--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`)),
+  /** Starts signers and coordinator on the configured ports; stops what started if one fails. */
+  const startProcesses = async () => {
+    writeClusterConfig(dir, config);
+    for (const s of config.signers) if (s.seal.mode === 'passphrase' && !s.seal.passphraseFile) ensureDevPassphrase(dir, s.index);
+    const attempts = config.signers.map((s) =>
+      startChild(signerName(s.index), process.execPath, [SIGNER_MAIN, '--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`),
     );
-    children.push(...started);
+    const settled = await Promise.allSettled(attempts);
+    children.push(...settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     children.push(await startChild('coordinator', process.execPath, [COORDINATOR_MAIN, '--dir', p.root], dir, 'coordinator ready'));
+  };
+
+  try {
+    // Ports are picked free just before the processes bind them; another program may win the
+    // race, so a start that fails on a taken port is retried on fresh ports.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await startProcesses();
+        break;
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE|address already in use/i.test(String((err as Error).message))) throw err;
+        await stopChildren();
+        children.length = 0;
+        config = await freshConfig(dir, signers);
+      }
+    }
     for (const c of children) {
       c.process.once('exit', (code, signal) => {
         if (!stopping) console.error(`quorumkey: ${c.name} exited (${signal ?? `code ${code}`}); start it again with the command in ${join(p.root, 'run')}`);
@@ -104,8 +125,16 @@ export async function up(options: UpOptions): Promise<void> {
       console.error(`quorumkey: no TLS endpoint: the OpenSSL provider ${PROVIDER_MODULE} is not built (npm install builds it)`);
     } else if (options.tls) {
       const tls = await ensureTlsMaterial(dir, options.keyId);
-      const port = await freePort();
-      children.push(await startTlsServer(dir, tls, port));
+      let port = 0;
+      for (let attempt = 1; !port; attempt++) {
+        const candidate = await freePort();
+        try {
+          children.push(await startTlsServer(dir, tls, candidate));
+          port = candidate;
+        } catch (err) {
+          if (attempt >= 3) throw err;
+        }
+      }
       console.log(`quorumkey tls: openssl s_server with key '${options.keyId}' on 127.0.0.1:${port}; try:`);
       console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -brief </dev/null`);
     }
