@@ -52,7 +52,8 @@ class Reader {
     return this.take(1, what)[0]!;
   }
   u32(what: string) {
-    return new DataView(this.buf.buffer, this.buf.byteOffset + this.at, 4).getUint32(0, (this.take(4, what), false));
+    const b = this.take(4, what);
+    return new DataView(b.buffer, b.byteOffset, 4).getUint32(0);
   }
   sized(what: string) {
     return this.take(this.u32(what), what);

