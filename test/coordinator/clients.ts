@@ -2,22 +2,12 @@
 import { strict as assert } from 'node:assert';
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { loadIdentity } from '../../src/pki/cluster-ca.js';
 import { services } from '../../src/transport/proto.js';
 import { channelOptions, clientCredentials } from '../../src/transport/tls.js';
+export { freePort } from '../../src/cli/children.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>;
 

@@ -4,9 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+export { freePort } from '../../src/cli/children.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const BUILD_DIR = join(REPO, 'build-provider');
@@ -73,16 +73,6 @@ export function expectOk(r: Ossl, what: string): Ossl {
   return r;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A long-running openssl s_server; stderr is collected. */
 export class SServer {

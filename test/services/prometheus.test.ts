@@ -6,11 +6,11 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { certificateVerifyTbs, pool, signOverGrpc, UpProcess } from './cluster-harness.js';
+import { freePort } from '../../src/cli/children.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const ALERTS = join(REPO, 'deploy/prometheus/alerts.yml');
@@ -21,14 +21,6 @@ function requireTool(name: string): void {
   assert.ok(found, `${name} is not installed: install Debian's 'prometheus' package (bash .ci/run does)`);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function api(base: string, path: string): Promise<{ status: string; data: unknown }> {
   const res = await fetch(`${base}${path}`);

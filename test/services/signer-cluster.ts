@@ -6,7 +6,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,20 +15,12 @@ import { findSoftHsm2Module } from '../../src/storage/seal.js';
 import { services } from '../../src/transport/proto.js';
 import { channelOptions, clientCredentials } from '../../src/transport/tls.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
+import { freePort } from '../../src/cli/children.js';
+export { freePort } from '../../src/cli/children.js';
 
 export const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface SoftHsm {
   conf: string;

@@ -9,26 +9,18 @@
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PROVIDER_MODULE } from '../../src/cli/provider-config.js';
 import { UpProcess } from '../services/cluster-harness.js';
+import { freePort } from '../../src/cli/children.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const COORDINATOR = join(REPO, 'dist/src/coordinator/main.js');
 const HANDSHAKES = 200;
 const DEADLINE_MS = 5000;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function fill(template: string, values: Record<string, string>): string {
   return readFileSync(join(REPO, 'certs', template), 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
