@@ -78,6 +78,7 @@ async function main(): Promise<void> {
   const up = new UpProcess();
   console.log(`quorumkey TLS benchmark — nginx 2 workers, 3-of-5 embedded cluster, node ${process.version}`);
   await up.start();
+  await up.line(/openssl s_client -connect/); // the certificate exists once s_server runs
   const tls = join(up.dir, 'tls');
   const opensslConf = join(tls, 'openssl.cnf');
   const nginxes: ChildProcess[] = [];
