@@ -73,8 +73,12 @@ export async function up(options: UpOptions): Promise<void> {
     await stopChildren();
     process.exit(code);
   };
-  process.on('SIGINT', () => void stop(0));
-  process.on('SIGTERM', () => void stop(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
+  /** Keeps a started child, or stops it at once if a stop began while it was starting. */
+  const adopt = (...started: Child[]) => {
+    children.push(...started);
+    if (stopping) void stopChildren();
+  };
 
   /** Starts signers and coordinator on the configured ports; stops what started if one fails. */
   const startProcesses = async () => {
@@ -84,10 +88,10 @@ export async function up(options: UpOptions): Promise<void> {
       startChild(signerName(s.index), process.execPath, [SIGNER_MAIN, '--dir', p.root, '--index', String(s.index)], dir, `signer ${s.index} ready`),
     );
     const settled = await Promise.allSettled(attempts);
-    children.push(...settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+    adopt(...settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    children.push(await startChild('coordinator', process.execPath, [COORDINATOR_MAIN, '--dir', p.root], dir, 'coordinator ready'));
+    adopt(await startChild('coordinator', process.execPath, [COORDINATOR_MAIN, '--dir', p.root], dir, 'coordinator ready'));
   };
 
   try {
@@ -129,7 +133,7 @@ export async function up(options: UpOptions): Promise<void> {
       for (let attempt = 1; !port; attempt++) {
         const candidate = await freePort();
         try {
-          children.push(await startTlsServer(dir, tls, candidate));
+          adopt(await startTlsServer(dir, tls, candidate));
           port = candidate;
         } catch (err) {
           if (attempt >= 3) throw err;

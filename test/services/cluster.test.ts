@@ -184,7 +184,7 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
   });
 
   it('stops cleanly on SIGINT, and a second up reuses the key', async function () {
-    const pids = ['signer-1', 'signer-3', 'coordinator'].map((n) => up.pid(n));
+    const pids = ['signer-1', 'signer-3', 'coordinator', 'tls-server'].map((n) => up.pid(n));
     for (const child of restarted) child.kill('SIGTERM');
     assert.equal(await up.stop(), 0);
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'a child process survived');
