@@ -1087,6 +1087,26 @@ Napi::Value VoleBobExpand(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Alice's inputs α: `count` groups of (a_0, a_1, â), canonical. On failure an exception is
+// pending and nullptr returned.
+std::unique_ptr<SecretArray<Scalar>> LoadAlpha(Napi::Env env, const char* fn, const uint8_t* bytes,
+                                               size_t len, size_t* count) {
+  const size_t group = kVoleCorrelations * kScalarBytes;
+  *count = len / group;
+  if (*count == 0 || *count > kVoleMaxCount || len % group != 0) {
+    ThrowTypeError(env, std::string(fn) + ": alpha must be 1 to " + std::to_string(kVoleMaxCount) +
+                            " groups of 3 scalars");
+    return nullptr;
+  }
+  auto alpha = std::make_unique<SecretArray<Scalar>>(*count * kVoleCorrelations);
+  if (!alpha->ok()) {
+    ThrowOutOfMemory(env, fn);
+    return nullptr;
+  }
+  if (!LoadCanonicalScalars(env, fn, "alpha", bytes, *count * kVoleCorrelations, alpha->data())) return nullptr;
+  return alpha;
+}
+
 // voleAliceCorrect(outputs0: Uint8Array(m·144), outputs1: Uint8Array(m·144),
 //                  alpha: Uint8Array(B·96)):
 //   { tau: Uint8Array(m·96), own: Uint8Array(m·96) }
@@ -1107,20 +1127,12 @@ Napi::Value VoleAliceCorrect(const Napi::CallbackInfo& info) {
       !GetBytes(info, 2, fn, "alpha", &alphaBytes, &alphaLen)) {
     return env.Undefined();
   }
-  const size_t count = alphaLen / (kVoleCorrelations * kScalarBytes);
-  if (count == 0 || count > kVoleMaxCount || alphaLen % (kVoleCorrelations * kScalarBytes) != 0) {
-    return ThrowTypeError(env, std::string(fn) + ": alpha must be 1 to " +
-                                   std::to_string(kVoleMaxCount) + " groups of 3 scalars");
-  }
+  size_t count;
+  std::unique_ptr<SecretArray<Scalar>> alpha = LoadAlpha(env, fn, alphaBytes, alphaLen, &count);
+  if (!alpha) return env.Undefined();
   const size_t m = xi * count;
   if (!CheckLength(env, fn, "outputs0", outputs0Len, m * kVoleOutputBytes) ||
       !CheckLength(env, fn, "outputs1", outputs1Len, m * kVoleOutputBytes)) {
-    return env.Undefined();
-  }
-  SecretArray<Scalar> alpha(count * kVoleCorrelations);
-  if (!alpha.ok()) return ThrowOutOfMemory(env, fn);
-  if (!LoadCanonicalScalars(env, fn, "alpha", alphaBytes, count * kVoleCorrelations,
-                            alpha.data())) {
     return env.Undefined();
   }
   const size_t vectorBytes = m * kVoleCorrelations * kScalarBytes;
@@ -1135,7 +1147,7 @@ Napi::Value VoleAliceCorrect(const Napi::CallbackInfo& info) {
         const Scalar h0 = ReduceWide48(outputs0 + ot * kVoleOutputBytes + k * kVoleWide);
         const Scalar h1 = ReduceWide48(outputs1 + ot * kVoleOutputBytes + k * kVoleWide);
         const size_t at = (ot * kVoleCorrelations + k) * kScalarBytes;
-        StoreScalarBe(tau + at, AddMod(SubMod(h0, h1), alpha[b * kVoleCorrelations + k]));
+        StoreScalarBe(tau + at, AddMod(SubMod(h0, h1), (*alpha)[b * kVoleCorrelations + k]));
         StoreScalarBe(own + at, NegMod(h0));
       }
     }
@@ -1175,20 +1187,12 @@ Napi::Value VoleAliceFinish(const Napi::CallbackInfo& info) {
       !GetBytes(info, 2, fn, "thetas", &thetaBytes, &thetaLen)) {
     return env.Undefined();
   }
-  const size_t count = alphaLen / (kVoleCorrelations * kScalarBytes);
-  if (count == 0 || count > kVoleMaxCount || alphaLen % (kVoleCorrelations * kScalarBytes) != 0) {
-    return ThrowTypeError(env, std::string(fn) + ": alpha must be 1 to " +
-                                   std::to_string(kVoleMaxCount) + " groups of 3 scalars");
-  }
+  size_t count;
+  std::unique_ptr<SecretArray<Scalar>> alpha = LoadAlpha(env, fn, alphaBytes, alphaLen, &count);
+  if (!alpha) return env.Undefined();
   const size_t m = xi * count;
   if (!CheckLength(env, fn, "own", ownLen, m * kVoleCorrelations * kScalarBytes) ||
       !CheckLength(env, fn, "thetas", thetaLen, 2 * count * kScalarBytes)) {
-    return env.Undefined();
-  }
-  SecretArray<Scalar> alpha(count * kVoleCorrelations);
-  if (!alpha.ok()) return ThrowOutOfMemory(env, fn);
-  if (!LoadCanonicalScalars(env, fn, "alpha", alphaBytes, count * kVoleCorrelations,
-                            alpha.data())) {
     return env.Undefined();
   }
   std::vector<Scalar> thetas;
@@ -1207,7 +1211,7 @@ Napi::Value VoleAliceFinish(const Napi::CallbackInfo& info) {
   for (size_t b = 0; b < count; b++) {
     const Scalar& t0 = thetas[2 * b];
     const Scalar& t1 = thetas[2 * b + 1];
-    const Scalar* a = &alpha[b * kVoleCorrelations];
+    const Scalar* a = &(*alpha)[b * kVoleCorrelations];
     StoreScalarBe(eta + b * kScalarBytes, AddMod(a[2], Combine(t0, a[0], t1, a[1])));
     sum0.Reset();
     sum1.Reset();
