@@ -15,7 +15,8 @@
  *    signature (inline presigns flagged).
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { launch, running, sample, stop, tampered, type Proc } from './processes.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,88 +55,6 @@ const SLOW_READMIT_MS = 3500;
 
 const cv = () => Buffer.from(tls13CertificateVerifyContent(randomBytes(32)));
 
-interface Proc {
-  name: string;
-  proc: ChildProcess;
-  pid: number;
-  stdout: string[];
-  stderr: string[];
-  exited: Promise<void>;
-  ready: RegExpExecArray;
-}
-
-const running = new Set<Proc>();
-
-async function launch(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 30_000): Promise<Proc> {
-  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = { name, proc, pid: proc.pid!, stdout: [] as string[], stderr: [] as string[], exited: new Promise<void>((r) => proc.once('exit', () => r())) } as Proc;
-  running.add(p);
-  void p.exited.then(() => running.delete(p));
-  const collect = (stream: NodeJS.ReadableStream, into: string[]) => {
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop()!;
-      into.push(...lines);
-      if (into.length > 5000) into.splice(0, into.length - 5000);
-      proc.emit('qk-line');
-    });
-  };
-  collect(proc.stdout!, p.stdout);
-  collect(proc.stderr!, p.stderr);
-  p.ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} not ready after ${timeoutMs} ms; stderr:\n${p.stderr.slice(-20).join('\n')}`)), timeoutMs);
-    const check = () => {
-      const m = p.stdout.map((l) => ready.exec(l)).find((x) => x);
-      if (!m) return;
-      clearTimeout(timer);
-      proc.off('qk-line', check);
-      resolve(m);
-    };
-    proc.on('qk-line', check);
-    void p.exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready; stderr:\n${p.stderr.slice(-20).join('\n')}`));
-    });
-  });
-  return p;
-}
-
-/** SIGTERM by PID, SIGKILL after `graceMs`; resolves with the exit code. */
-async function stop(p: Proc, graceMs = 5000): Promise<number | null> {
-  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return p.proc.exitCode;
-  try {
-    process.kill(p.pid, 'SIGTERM');
-  } catch {
-    return p.proc.exitCode;
-  }
-  const t = setTimeout(() => {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }, graceMs);
-  await p.exited;
-  clearTimeout(t);
-  return p.proc.exitCode;
-}
-
-/** Sum of the Prometheus samples of `name` whose labels include every `labels` pair (0 when none). */
-function sample(text: string, name: string, labels = ''): number {
-  const want = labels.split(',').filter(Boolean);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = (m[2] ?? '').split(',');
-    if (want.every((w) => have.includes(w))) sum += Number(m[3]);
-  }
-  return sum;
-}
-
-const tampered = (p: Proc, what: 'presign' | 'finish' | 'readmit') => p.stderr.filter((l) => l.includes('"malicious: tampered"') && l.includes(`"what":"${what}"`)).length;
 const toldToReadmit = (p: Proc, peer: number) => p.stderr.filter((l) => l.includes('"msg":"peer readmitted by the operator"') && l.includes(`"peer":${peer},`)).length;
 
 describe('coordinator faults with real signer processes (a misbehaving signer is the test wrapper)', function () {

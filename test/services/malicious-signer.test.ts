@@ -9,7 +9,7 @@
  * returns a signature that does not verify.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { launch, running, sample, stop, tampered, type Proc } from './processes.js';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,96 +44,6 @@ const ALL = [...HONEST, BAD];
 
 /** TLS 1.3 server CertificateVerify content: 64×0x20 ‖ label ‖ 0x00 ‖ 32-byte transcript hash. */
 const tbs = () => Buffer.concat([Buffer.alloc(64, 0x20), Buffer.from('TLS 1.3, server CertificateVerify'), Buffer.from([0]), randomBytes(32)]);
-
-interface Proc {
-  name: string;
-  proc: ChildProcess;
-  pid: number;
-  stdout: string[];
-  stderr: string[];
-  exited: Promise<void>;
-  /** Capture groups of the ready line. */
-  ready: RegExpExecArray;
-}
-
-const running = new Set<Proc>();
-
-async function launch(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp, timeoutMs = 30_000): Promise<Proc> {
-  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = {
-    name,
-    proc,
-    pid: proc.pid!,
-    stdout: [] as string[],
-    stderr: [] as string[],
-    exited: new Promise<void>((resolve) => proc.once('exit', () => resolve())),
-  } as Proc;
-  running.add(p);
-  void p.exited.then(() => running.delete(p));
-  const collect = (stream: NodeJS.ReadableStream, into: string[]) => {
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      const lines = (partial + chunk).split('\n');
-      partial = lines.pop()!;
-      into.push(...lines);
-      proc.emit('qk-line');
-    });
-  };
-  collect(proc.stdout!, p.stdout);
-  collect(proc.stderr!, p.stderr);
-  p.ready = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} not ready after ${timeoutMs} ms; stderr:\n${p.stderr.slice(-20).join('\n')}`)), timeoutMs);
-    const check = () => {
-      const m = p.stdout.map((l) => ready.exec(l)).find((x) => x);
-      if (!m) return;
-      clearTimeout(timer);
-      proc.off('qk-line', check);
-      resolve(m);
-    };
-    proc.on('qk-line', check);
-    void p.exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (code ${proc.exitCode}, signal ${proc.signalCode}) before it was ready; stderr:\n${p.stderr.slice(-20).join('\n')}`));
-    });
-  });
-  return p;
-}
-
-/** SIGTERM by PID, SIGKILL after `graceMs`. */
-async function kill(p: Proc, graceMs = 3000): Promise<void> {
-  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return;
-  try {
-    process.kill(p.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const t = setTimeout(() => {
-    try {
-      process.kill(p.pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }, graceMs);
-  await p.exited;
-  clearTimeout(t);
-}
-
-/** Sum of the Prometheus samples of `name` whose labels include every `labels` pair (0 when none). */
-function sample(text: string, name: string, labels: string): number {
-  const want = labels.split(',').filter(Boolean);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = (m[2] ?? '').split(',');
-    if (want.every((w) => have.includes(w))) sum += Number(m[3]);
-  }
-  return sum;
-}
-
-const tampered = (p: Proc, what: 'presign' | 'finish') =>
-  p.stderr.filter((l) => l.includes('"malicious: tampered"') && l.includes(`"what":"${what}"`)).length;
 
 describe('a malicious signer (test wrapper process) among real signer and coordinator processes', function () {
   this.timeout(120_000);
@@ -211,7 +121,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
     if (process.env.QK_TEST_LOG) console.log(dumpLogs());
     admin?.close();
     client?.close();
-    await Promise.all([...running].map((p) => kill(p)));
+    await Promise.all([...running].map((p) => stop(p)));
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -328,7 +238,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
     before(async () => {
       const old = signers.get(BAD)!;
       const oldBoot = (await signerStatus(BAD)).boot_id;
-      await kill(old);
+      await stop(old);
       await startMalicious('finish-w');
       await unary<ClusterStatusWire>(admin, 'Readmit', { index: BAD });
       await waitFor(
