@@ -22,9 +22,53 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
   key ref ID [--tcp]                            the provider's key reference (PEM QUORUMKEY KEY) on stdout
   openssl-conf                                  an openssl.cnf activating the default and quorumkey providers
   sign ID --digest HEX | --tbs-file FILE        prints the DER signature as hex
-  status [--json]                               signers, quarantine, pools
+  status [--json]                               signers, quarantine, pair conflicts, usable subsets, pools
+  signers reconcile --key ID A B                re-runs the pairwise OT setup of signers A and B for key ID: the way a
+                                                conflicting pair (a failed check between them) works together again
+  signers quarantine I                          operator exclusion: the coordinator stops scheduling signer I
+                                                (coordinator state only; no signer is told)
+  signers readmit I                             lifts that exclusion only (never a pair conflict: see reconcile)
   refresh ID                                    proactive refresh: new shares, same public key
   audit verify                                  checks the audit log's hash chain`;
+
+interface PairConflict {
+  key_id: string;
+  a: number;
+  b: number;
+  reported_by: number[];
+  reason: string;
+}
+
+interface ClusterStatus {
+  signers: Record<string, unknown>[];
+  pools: { key_id: string; subset: number[]; depth: number; target: number }[];
+  conflicts: PairConflict[];
+  subsets: { key_id: string; total: number; usable: { signers: number[] }[] }[];
+}
+
+const reconcileCommand = (c: PairConflict) => `quorumkey signers reconcile --key ${c.key_id} ${c.a} ${c.b}`;
+
+function printStatus(status: ClusterStatus): void {
+  console.log('signer  up  healthy  quarantined  latency   boot id');
+  for (const s of status.signers) {
+    console.log(
+      `${String(s.index).padEnd(7)} ${(s.up ? 'yes' : 'no').padEnd(3)} ${(s.healthy ? 'yes' : 'no').padEnd(8)} ${(s.quarantined ? `yes (${s.quarantine_reason})` : 'no').padEnd(12)} ${Number(s.latency_ms).toFixed(1).padStart(6)} ms  ${s.boot_id}${s.last_error ? `  last error: ${s.last_error}` : ''}`,
+    );
+  }
+  for (const k of status.subsets ?? []) {
+    const usable = k.usable ?? [];
+    const list = usable.length > 0 && usable.length <= 12 ? `  [${usable.map((u) => u.signers.join(',')).join('] [')}]` : '';
+    console.log(`\nkey ${k.key_id}: usable subsets: ${usable.length} of ${k.total}${list}`);
+    const conflicts = (status.conflicts ?? []).filter((c) => c.key_id === k.key_id);
+    if (conflicts.length === 0) console.log('  no pair conflicts');
+    for (const c of conflicts) {
+      console.log(`  conflict {${c.a},${c.b}} reported by [${(c.reported_by ?? []).join(',')}]: ${c.reason}`);
+      console.log(`    reconcile: ${reconcileCommand(c)}`);
+    }
+  }
+  console.log('\nkey     subset        depth/target');
+  for (const pool of status.pools) console.log(`${pool.key_id.padEnd(7)} ${pool.subset.join(',').padEnd(13)} ${pool.depth}/${pool.target}`);
+}
 
 interface KeyInfo {
   key_id: string;
@@ -64,12 +108,13 @@ async function main(argv: string[]): Promise<void> {
       tcp: { type: 'boolean', default: false },
       'no-tls': { type: 'boolean', default: false },
       digest: { type: 'string' },
+      key: { type: 'string' },
       'tbs-file': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const dir = values.dir!;
-  const [command, sub, arg] = positionals;
+  const [command, sub, arg, arg2] = positionals;
   const int = (name: 'signers' | 'threshold', fallback?: number) => {
     const raw = values[name];
     if (raw === undefined) return fallback ?? fail(`--${name} is required`);
@@ -122,20 +167,35 @@ async function main(argv: string[]): Promise<void> {
     case 'openssl-conf':
       return void process.stdout.write(opensslConf());
     case 'status': {
-      const status = await unary<{ signers: Record<string, unknown>[]; pools: { key_id: string; subset: number[]; depth: number; target: number }[] }>(
-        adminClient(dir),
-        'Status',
-        {},
-      );
+      const status = await unary<ClusterStatus>(adminClient(dir), 'Status', {});
       if (values.json) return void console.log(JSON.stringify(status, null, 2));
-      console.log('signer  up  healthy  quarantined  latency   boot id');
-      for (const s of status.signers) {
-        console.log(
-          `${String(s.index).padEnd(7)} ${(s.up ? 'yes' : 'no').padEnd(3)} ${(s.healthy ? 'yes' : 'no').padEnd(8)} ${(s.quarantined ? `yes (${s.quarantine_reason})` : 'no').padEnd(12)} ${Number(s.latency_ms).toFixed(1).padStart(6)} ms  ${s.boot_id}${s.last_error ? `  last error: ${s.last_error}` : ''}`,
-        );
-      }
-      console.log('\nkey     subset        depth/target');
-      for (const pool of status.pools) console.log(`${pool.key_id.padEnd(7)} ${pool.subset.join(',').padEnd(13)} ${pool.depth}/${pool.target}`);
+      printStatus(status);
+      return;
+    }
+    case 'signers': {
+      const index = (text: string | undefined, what: string) => {
+        if (text === undefined) fail(`signers ${sub} needs ${what}`);
+        if (!/^[1-9]\d{0,3}$/.test(text!)) fail(`${what} must be a signer index, got '${text}'`);
+        return Number(text);
+      };
+      if (sub === 'reconcile') {
+        if (!values.key) fail('signers reconcile needs --key ID');
+        const a = index(arg, 'signer A');
+        const b = index(arg2, 'signer B');
+        if (positionals.length > 4) fail('signers reconcile takes two signers: --key ID A B');
+        const status = await unary<ClusterStatus>(adminClient(dir), 'ReconcilePair', { key_id: values.key, a, b }, 180_000);
+        if (values.json) return void console.log(JSON.stringify(status, null, 2));
+        const [lo, hi] = a < b ? [a, b] : [b, a];
+        const left = (status.conflicts ?? []).find((c) => c.key_id === values.key && c.a === lo && c.b === hi);
+        console.log(left ? `signers ${lo} and ${hi} re-ran their pair setup for key ${values.key}, but the pair is still in conflict` : `signers ${lo} and ${hi} reconciled for key ${values.key}`);
+        printStatus(status);
+        if (left) process.exitCode = 1;
+      } else if (sub === 'quarantine' || sub === 'readmit') {
+        const i = index(arg, 'a signer index');
+        const status = await unary<ClusterStatus>(adminClient(dir), sub === 'quarantine' ? 'Quarantine' : 'Readmit', { index: i });
+        if (values.json) return void console.log(JSON.stringify(status, null, 2));
+        printStatus(status);
+      } else fail(`unknown signers command '${sub ?? ''}'\n${USAGE}`);
       return;
     }
     case 'refresh': {

@@ -1,17 +1,20 @@
 /**
- * Operator actions: key generation and refresh across the share holders, cluster status,
- * quarantine and readmission.
+ * Operator actions: key generation and refresh across the share holders, cluster status (with
+ * the pair conflicts and the usable subsets of every key), the operator's own exclusion of a
+ * signer (quarantine / readmission: coordinator state only) and the reconciliation of a
+ * conflicting pair (Signer.PairSetup on both members).
  */
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import type { ClusterConfig } from '../cluster/config.js';
 import { CoordinatorError, fail, formatSigners } from './errors.js';
+import { binomial, type ConflictGraph, type PairConflictView } from './conflicts.js';
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import { KEY_ID_PATTERN, normalisePolicy } from './policy.js';
 import type { PoolInfo, PoolSet } from './pools.js';
-import { SignerCallError, type KeyGenResponse, type SignerRegistry, type SignerState } from './signers.js';
+import { SignerCallError, type KeyGenResponse, type KeySummary, type SignerRegistry, type SignerState } from './signers.js';
 
 export const MIN_THRESHOLD = 2;
 export const MAX_SIGNERS = 16;
@@ -24,9 +27,19 @@ export interface CreateKeyInput {
   policy: string[];
 }
 
+export interface KeySubsetsView {
+  keyId: string;
+  /** C(N, T). */
+  total: number;
+  /** Subsets without a conflicting pair (whatever the signers' health). */
+  usable: number[][];
+}
+
 export interface ClusterStatusView {
   signers: SignerState[];
   pools: PoolInfo[];
+  conflicts: PairConflictView[];
+  subsets: KeySubsetsView[];
 }
 
 export interface AdminDeps {
@@ -34,6 +47,7 @@ export interface AdminDeps {
   keys: KeyStore;
   signers: SignerRegistry;
   pools: PoolSet;
+  conflicts: ConflictGraph;
   metrics: CoordinatorMetrics;
   log: Logger;
 }
@@ -44,7 +58,6 @@ export class AdminService {
   private readonly busy = new Set<string>();
   /** Deadline of KeyGen / Refresh at each signer. */
   keyGenTimeoutMs = 120_000;
-  readmitTimeoutMs = 5_000;
 
   constructor(private readonly d: AdminDeps) {}
 
@@ -83,7 +96,7 @@ export class AdminService {
       return fail('invalid', (e as Error).message);
     }
     if (this.d.keys.has(input.keyId)) fail('already-exists', `key '${input.keyId}' already exists`);
-    if (this.busy.has(input.keyId)) fail('busy', `key '${input.keyId}' is being created or refreshed right now`);
+    if (this.busy.has(input.keyId)) fail('busy', `key '${input.keyId}' is being created, refreshed or reconciled right now`);
     await this.checkReachable(holders, `cannot create key '${input.keyId}'`);
     this.busy.add(input.keyId);
     try {
@@ -100,6 +113,7 @@ export class AdminService {
         fail('internal', `key '${input.keyId}' was generated but the registry could not be written: ${(e as Error).message}`);
       }
       this.d.pools.setKey(record);
+      this.d.conflicts.setKey(record);
       this.d.metrics.keys.set(this.d.keys.list().length);
       this.d.log.info('key created', { key: record.id, threshold: t, signers: holders, public_key: hex(publicKey), policy });
       return record;
@@ -111,7 +125,7 @@ export class AdminService {
   async refreshKey(keyId: string): Promise<KeyRecord> {
     const key = this.d.keys.get(keyId);
     if (!key) fail('not-found', `unknown key '${keyId}'`);
-    if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created or refreshed right now`);
+    if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
     await this.checkReachable(key!.signers, `cannot refresh key '${keyId}'`);
     this.busy.add(keyId);
     this.d.pools.suspend(keyId, true);
@@ -127,7 +141,10 @@ export class AdminService {
       const record: KeyRecord = { ...current, epoch };
       await this.d.keys.put(record);
       this.d.pools.setKey(record);
-      this.d.log.info('key refreshed', { key: keyId, epoch });
+      this.d.conflicts.setKey(record);
+      // New shares, new pairwise OT setups: the holders' fresh Health answers clear the key's conflicts.
+      await Promise.all(key!.signers.map((i) => this.d.signers.probe(i, true)));
+      this.d.log.info('key refreshed', { key: keyId, epoch, conflicts: this.d.conflicts.count(keyId) });
       return record;
     } finally {
       this.d.pools.suspend(keyId, false);
@@ -181,9 +198,15 @@ export class AdminService {
   }
 
   status(): ClusterStatusView {
-    return { signers: this.d.signers.all(), pools: this.d.pools.info() };
+    return {
+      signers: this.d.signers.all(),
+      pools: this.d.pools.info(),
+      conflicts: this.d.conflicts.list(),
+      subsets: this.d.keys.list().map((k) => ({ keyId: k.id, total: binomial(k.signers.length, k.threshold), usable: this.d.conflicts.usableSubsets(k.id) })),
+    };
   }
 
+  /** The operator's exclusion of a signer from scheduling (coordinator state only). */
   quarantine(index: number): ClusterStatusView {
     if (!this.d.signers.has(index)) fail('not-found', `signer ${index} is not in the cluster`);
     this.d.signers.quarantine(index, 'quarantined by an operator');
@@ -191,26 +214,71 @@ export class AdminService {
   }
 
   /**
-   * Lifts the quarantine once, then tells every other signer. A blame that arrives while they are
-   * being told (the peer misbehaves again) stands; health answers of signers not told yet, which
-   * still list the peer, are ignored by the registry until each acknowledged.
+   * Lifts a quarantine (the operator's, or the combiner's). No signer is called: a conflicting
+   * pair is not revived by this, only by `reconcilePair` (or a refresh).
    */
-  async readmit(index: number): Promise<ClusterStatusView> {
+  readmit(index: number): ClusterStatusView {
     if (!this.d.signers.has(index)) fail('not-found', `signer ${index} is not in the cluster`);
-    const others = this.d.signers.indices.filter((i) => i !== index);
-    this.d.signers.readmit(index, others);
+    this.d.signers.readmit(index);
     this.d.pools.resetBackoff(index);
-    const settled = await Promise.allSettled(
-      others.map((i) => this.d.signers.readmitPeer(i, index, this.readmitTimeoutMs).then(() => this.d.signers.readmissionAcknowledged(index, i))),
-    );
-    this.d.signers.readmissionSettled(index);
-    // Refills refused by signers that were not told yet back off: let them try again now.
-    this.d.pools.resetBackoff(index);
-    const missed = others.filter((_, k) => settled[k]!.status === 'rejected');
-    if (missed.length) {
-      this.d.log.warn('readmission not delivered to every signer: they keep blaming the peer until told', { signer: index, not_told: missed });
-    }
     return this.status();
+  }
+
+  /**
+   * Pairwise re-setup of key `keyId`'s OT correlation between signers a and b: Signer.PairSetup
+   * on a (peer b) and on b (peer a) concurrently with one fresh 32-byte session id; when both
+   * answered, both are probed anew (probes started now), which clears the conflict once neither
+   * lists the other among its retired peers any more.
+   */
+  async reconcilePair(keyId: string, a: number, b: number): Promise<ClusterStatusView> {
+    if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+    const key = this.d.keys.get(keyId);
+    if (!key) fail('not-found', `unknown key '${keyId}'`);
+    if (!Number.isInteger(a) || !Number.isInteger(b) || a <= 0 || b <= 0) fail('invalid', `give two signer indices a and b, got ${a} and ${b}`);
+    if (a === b) fail('invalid', `a pair needs two different signers, got ${a} twice`);
+    const outside = [a, b].filter((i) => !key!.signers.includes(i));
+    if (outside.length) fail('invalid', `signers ${formatSigners(outside)} do not hold key '${keyId}' (holders: ${formatSigners(key!.signers)})`);
+    if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
+    const pair = [a, b].sort((x, y) => x - y) as [number, number];
+    const what = `reconciliation of signers ${pair[0]} and ${pair[1]} for key '${keyId}'`;
+    await Promise.all(pair.filter((i) => !this.d.signers.state(i).up).map((i) => this.d.signers.probe(i)));
+    const down = pair.filter((i) => !this.d.signers.state(i).up);
+    if (down.length) fail('unavailable', `${what}: signers ${formatSigners(down)} are down`);
+    this.busy.add(keyId);
+    try {
+      const sessionId = randomBytes(32);
+      this.d.log.info('pair reconciliation started', { key: keyId, a: pair[0], b: pair[1], conflict: this.d.conflicts.has(keyId, a, b) });
+      const settled = await Promise.allSettled([
+        this.d.signers.pairSetup(pair[0], { key_id: keyId, session_id: sessionId, peer: pair[1] }, this.keyGenTimeoutMs),
+        this.d.signers.pairSetup(pair[1], { key_id: keyId, session_id: sessionId, peer: pair[0] }, this.keyGenTimeoutMs),
+      ]);
+      const errors = settled.flatMap((r, k) => (r.status === 'rejected' ? [{ signer: pair[k]!, error: r.reason as unknown }] : []));
+      if (errors.length) {
+        const text = errors.map((e) => `signer ${e.signer}: ${e.error instanceof Error ? e.error.message : String(e.error)}`).join('; ');
+        const unreachable = errors.every((e) => e.error instanceof SignerCallError && (e.error.unreachable || e.error.timedOut));
+        this.d.log.error(`${what} failed`, { signers: errors.map((e) => e.signer), error: text });
+        fail(unreachable ? 'unavailable' : 'internal', `${what} failed: ${text}`);
+      }
+      for (const [k, r] of settled.entries()) {
+        const summary = (r as PromiseFulfilledResult<KeySummary>).value;
+        if (summary.public_key?.length && !Buffer.from(summary.public_key).equals(Buffer.from(key!.publicKey))) {
+          fail('internal', `${what}: signer ${pair[k]} answered for a different public key`);
+        }
+      }
+      // Ask both anew (probes started after the pair setup): their retired peers decide.
+      await Promise.all(pair.map((i) => this.d.signers.probe(i, true)));
+      this.d.pools.resetBackoff(undefined, keyId);
+      const still = this.d.conflicts.has(keyId, a, b);
+      if (still) {
+        const retired = pair.map((i) => ({ signer: i, retired_peers: this.d.conflicts.retiredBy(keyId, i) ?? [] }));
+        this.d.log.warn(`${what}: both signers answered, the pair is still in conflict`, { key: keyId, a: pair[0], b: pair[1], health: retired });
+      } else {
+        this.d.log.info('pair reconciled', { key: keyId, a: pair[0], b: pair[1] });
+      }
+      return this.status();
+    } finally {
+      this.busy.delete(keyId);
+    }
   }
 }
 

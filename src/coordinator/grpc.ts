@@ -51,6 +51,8 @@ export function clusterStatus(s: ClusterStatusView) {
       quarantine_reason: x.quarantineReason,
     })),
     pools: s.pools.map((p) => ({ key_id: p.keyId, subset: p.subset, depth: p.depth, target: p.target })),
+    conflicts: s.conflicts.map((c) => ({ key_id: c.keyId, a: c.a, b: c.b, reported_by: c.reportedBy, reason: c.reason })),
+    subsets: s.subsets.map((k) => ({ key_id: k.keyId, total: k.total, usable: k.usable.map((signers) => ({ signers })) })),
   };
 }
 
@@ -197,9 +199,13 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       d.log.warn('admin: quarantine', { caller: who, signer: req.index });
       return clusterStatus(d.admin.quarantine(req.index));
     }),
-    Readmit: unary('Readmit', async (req: { index: number }, who) => {
+    Readmit: unary('Readmit', (req: { index: number }, who) => {
       d.log.warn('admin: readmit', { caller: who, signer: req.index });
-      return clusterStatus(await d.admin.readmit(req.index));
+      return clusterStatus(d.admin.readmit(req.index));
+    }),
+    ReconcilePair: unary('ReconcilePair', async (req: { key_id: string; a: number; b: number }, who) => {
+      d.log.warn('admin: reconcile pair', { caller: who, key: req.key_id, a: req.a, b: req.b });
+      return clusterStatus(await d.admin.reconcilePair(req.key_id ?? '', req.a ?? 0, req.b ?? 0));
     }),
   };
 }

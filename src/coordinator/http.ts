@@ -2,8 +2,11 @@
  * HTTP on 127.0.0.1 only (whatever host cluster.json names: it is unauthenticated).
  *
  *   GET  /metrics   Prometheus text format (own registry).
- *   GET  /healthz   200 {"status":"ok"|"degraded", signers:{…}, keys:{…}}; 503 {"status":"unavailable",…}
- *                   when keys exist and none of them can reach quorum (no keys yet: 200 "ok").
+ *   GET  /healthz   200 {"status":"ok"|"degraded", signers:{…}, keys:{…}, conflicts:[…]}; 503
+ *                   {"status":"unavailable",…} when keys exist and none of them can reach quorum (no
+ *                   keys yet: 200 "ok"). Per key: healthy holders, its pair conflicts and its subsets
+ *                   {total: C(N,T), usable: without a conflicting pair, available: usable with every
+ *                   member up and not quarantined}; a key with no available subset has no quorum.
  *   POST /v1/sign   JSON {key_id, hash | tbs, context?, digest_alg?}
  *                   - hash: the digest, hex (even number of hex digits) or base64; raw-digest policy.
  *                   - tbs: the to-be-signed bytes, base64; classified and checked against the policy.
@@ -155,15 +158,27 @@ function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | u
 }
 
 export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys'>): { status: number; body: Record<string, unknown> } {
-  const signers = d.admin.status().signers;
+  const view = d.admin.status();
+  const signers = view.signers;
   const keys: Record<string, unknown> = {};
   let reachable = 0;
   const list = d.keys.list();
+  const conflictWire = (c: (typeof view.conflicts)[number]) => ({ key_id: c.keyId, a: c.a, b: c.b, reported_by: c.reportedBy, reason: c.reason });
   for (const k of list) {
     const healthy = k.signers.filter((i) => signers.find((s) => s.index === i && s.up && !s.quarantined));
-    const quorum = healthy.length >= k.threshold;
+    const subsets = view.subsets.find((x) => x.keyId === k.id);
+    const usable = subsets?.usable ?? [];
+    const available = usable.filter((s) => s.every((i) => healthy.includes(i))).length;
+    const quorum = healthy.length >= k.threshold && available > 0;
     if (quorum) reachable++;
-    keys[k.id] = { threshold: k.threshold, signers: k.signers, healthy, quorum };
+    keys[k.id] = {
+      threshold: k.threshold,
+      signers: k.signers,
+      healthy,
+      quorum,
+      conflicts: view.conflicts.filter((c) => c.keyId === k.id).map(conflictWire),
+      subsets: { total: subsets?.total ?? 0, usable: usable.length, available },
+    };
   }
   const status = list.length === 0 || reachable === list.length ? 'ok' : reachable > 0 ? 'degraded' : 'unavailable';
   return {
@@ -176,6 +191,7 @@ export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys'>): { status: nu
         quarantined: signers.filter((s) => s.quarantined).map((s) => s.index),
       },
       keys,
+      conflicts: view.conflicts.map(conflictWire),
     },
   };
 }

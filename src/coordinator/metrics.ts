@@ -53,9 +53,10 @@ export class CoordinatorMetrics {
     labelNames: ['key', 'subset'] as const,
     registers: [this.registry],
   });
-  /** Set by the service: fills poolTarget / keyQuorum at scrape time. */
+  /** Set by the service: fills poolTarget / keyQuorum / usableSubsets at scrape time. */
   collectPoolTargets: ((g: Gauge<'key' | 'subset'>) => void) | undefined;
   collectKeyQuorum: ((g: Gauge<'key'>) => void) | undefined;
+  collectUsableSubsets: ((g: Gauge<'key'>) => void) | undefined;
 
   readonly poolTarget: Gauge<'key' | 'subset'> = (() => {
     const self = this;
@@ -90,7 +91,7 @@ export class CoordinatorMetrics {
   });
   readonly presignaturesDropped = new Counter({
     name: 'quorumkey_presignatures_dropped_total',
-    help: 'Pooled presignatures discarded unused, by key and reason (signer-restart, refresh, failed-sign).',
+    help: 'Pooled presignatures discarded unused, by key and reason (signer-restart, refresh, failed-sign, pair-conflict).',
     labelNames: ['key', 'reason'] as const,
     registers: [this.registry],
   });
@@ -102,13 +103,13 @@ export class CoordinatorMetrics {
   });
   readonly signerHealthy = new Gauge({
     name: 'quorumkey_signer_healthy',
-    help: '1 when the signer is up and not quarantined (eligible for signing).',
+    help: '1 when the signer is up and not quarantined (eligible for signing in subsets without a pair conflict).',
     labelNames: ['signer'] as const,
     registers: [this.registry],
   });
   readonly signerQuarantined = new Gauge({
     name: 'quorumkey_signer_quarantined',
-    help: '1 while the signer is quarantined (blamed, or set by an operator) until readmitted.',
+    help: "1 while the signer is excluded from scheduling by the coordinator itself: an operator's Admin.Quarantine (or the combiner's own proof of a wrong online-share nonce), lifted by Admin.Readmit; never set by another signer's report.",
     labelNames: ['signer'] as const,
     registers: [this.registry],
   });
@@ -132,10 +133,28 @@ export class CoordinatorMetrics {
   });
   readonly blames = new Counter({
     name: 'quorumkey_blames_total',
-    help: 'Blames naming the signer as culprit (reported by a peer or found by the combiner).',
-    labelNames: ['signer'] as const,
+    help: 'Blames by key, reporter (a signer index, or "combiner" for the coordinator\'s own check) and the peer it names: a Presign blame, a newly retired peer in a Health answer, or a rejected online share.',
+    labelNames: ['key', 'reporter', 'peer'] as const,
     registers: [this.registry],
   });
+  readonly pairConflict = new Gauge({
+    name: 'quorumkey_pair_conflict',
+    help: '1 for each pair of signers (a < b) reported in conflict for the key by one of the two (a failed OT/VOLE check): never scheduled together until reconciled (quorumkey signers reconcile) or refreshed.',
+    labelNames: ['key', 'a', 'b'] as const,
+    registers: [this.registry],
+  });
+  readonly usableSubsets: Gauge<'key'> = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_usable_subsets',
+      help: 'Subsets of T holders of the key without a pair conflict whose members are all up and not quarantined.',
+      labelNames: ['key'] as const,
+      registers: [this.registry],
+      collect() {
+        self.collectUsableSubsets?.(this);
+      },
+    });
+  })();
   readonly suspected = new Counter({
     name: 'quorumkey_signer_suspected_total',
     help: 'Invalid combined signatures the signer took part in (one of the subset misbehaved, which one is unknown).',
@@ -177,7 +196,7 @@ export class CoordinatorMetrics {
     const self = this;
     return new Gauge({
       name: 'quorumkey_key_quorum_available',
-      help: '1 when at least T of the key holders are healthy (up and not quarantined).',
+      help: '1 when some subset of T key holders is healthy (up and not quarantined) and holds no pair conflict.',
       labelNames: ['key'] as const,
       registers: [this.registry],
       collect() {

@@ -4,15 +4,18 @@
  * the members when they were made. Nothing here is secret and nothing is persisted: a
  * presignature exists only in the memory of its signers, and a restarted signer has none.
  *
- * - Ranking: a subset is eligible when every member is healthy; eligible subsets are ranked by
- *   their slowest member's latency EWMA (ties by indices).
+ * - Ranking: a subset is eligible when every member is healthy and it holds no conflicting pair
+ *   of the key (conflicts.ts: two members that reported a failed check between them are never
+ *   scheduled together); eligible subsets are ranked by their slowest member's latency EWMA
+ *   (ties by indices).
  * - Refill: for each key, the `pool.subsets` best-ranked eligible subsets are kept at
  *   `pool.target`, in batches of `pool.batch` (one presign session each), with at most
  *   `pool.refillConcurrency` sessions in flight overall and one per pool. A pool whose session
  *   failed backs off (1 s doubling to 30 s). Pools of other subsets keep what they hold and are
  *   still used, but not refilled.
  * - Take: pops (single use) the oldest entry of the best-ranked eligible subset that has one.
- * - A boot id change drops every entry involving that signer; a refresh drops the key's pools.
+ * - A boot id change drops every entry involving that signer; a refresh drops the key's pools; a
+ *   new pair conflict drops the entries of the subsets holding the pair (`dropUnusable`).
  *
  * PoolSet is pure (injected signer view and clock) so that the selection logic is unit-tested;
  * Refiller drives it with a presign function.
@@ -56,7 +59,10 @@ export interface PoolInfo {
   target: number;
 }
 
-export type DropReason = 'signer-restart' | 'refresh' | 'failed-sign';
+export type DropReason = 'signer-restart' | 'refresh' | 'failed-sign' | 'pair-conflict';
+
+/** False for a subset that must not be scheduled for the key (it holds a conflicting pair). */
+export type SubsetFilter = (keyId: string, subset: readonly number[]) => boolean;
 
 export interface PoolHooks {
   depth?(keyId: string, subset: string, depth: number): void;
@@ -139,6 +145,7 @@ export class PoolSet {
     private readonly view: SignerView,
     private readonly hooks: PoolHooks = {},
     private readonly now: () => number = Date.now,
+    private readonly usable: SubsetFilter = () => true,
   ) {}
 
   /** Adds a key, or updates it; a new epoch (refresh) drops all its presignatures. */
@@ -178,11 +185,16 @@ export class PoolSet {
     return n;
   }
 
-  /** Eligible subsets of a key, best first, skipping those `exclude` rejects. */
+  /**
+   * Eligible subsets of a key (every member healthy, no conflicting pair), best first, skipping
+   * those `exclude` rejects.
+   */
   ranked(keyId: string, exclude?: (subset: readonly number[]) => boolean): number[][] {
     const kp = this.keys.get(keyId);
     if (!kp) return [];
-    if (kp.subsets.length <= MAX_EAGER_SERIES) return rankSubsets(kp.subsets, this.view, (s) => this.penalised(keyId, s)).filter((s) => !exclude?.(s));
+    if (kp.subsets.length <= MAX_EAGER_SERIES) {
+      return rankSubsets(kp.subsets, this.view, (s) => this.penalised(keyId, s)).filter((s) => this.usable(keyId, s) && !exclude?.(s));
+    }
     // Up to C(16,8) subsets: sorting them costs tens of ms, so the order is cached briefly and
     // only health and exclusions are applied per call.
     let cached = this.rankCache.get(keyId);
@@ -191,7 +203,7 @@ export class PoolSet {
       cached = { at: this.now(), order: rankSubsets(kp.subsets, all, (s) => this.penalised(keyId, s)) };
       this.rankCache.set(keyId, cached);
     }
-    return cached.order.filter((s) => s.every((i) => this.view.healthy(i)) && !exclude?.(s));
+    return cached.order.filter((s) => s.every((i) => this.view.healthy(i)) && this.usable(keyId, s) && !exclude?.(s));
   }
 
   private penalised(keyId: string, subset: readonly number[]): boolean {
@@ -248,11 +260,13 @@ export class PoolSet {
 
   /**
    * Adds a finished batch. Refused (returns 0) when the key's epoch moved on, the pool does not
-   * exist, or a member's boot id is no longer the one the batch was made under.
+   * exist, a member's boot id is no longer the one the batch was made under, or the subset holds
+   * a conflicting pair by now.
    */
   add(keyId: string, epoch: number, subset: readonly number[], entries: readonly PoolEntry[]): number {
     const kp = this.keys.get(keyId);
     if (!kp || kp.key.epoch !== epoch) return 0;
+    if (!this.usable(keyId, subset)) return 0;
     const pool = kp.pools.get(subsetLabel(subset));
     if (!pool) return 0;
     const fresh = entries.filter((e) => this.current(e));
@@ -280,6 +294,24 @@ export class PoolSet {
     return total;
   }
 
+  /**
+   * Drops every entry of the key's subsets that are no longer usable (a conflicting pair was
+   * reported among their members). Returns how many.
+   */
+  dropUnusable(keyId: string): number {
+    const kp = this.keys.get(keyId);
+    if (!kp) return 0;
+    let n = 0;
+    for (const [label, pool] of kp.pools) {
+      if (pool.entries.length === 0 || this.usable(keyId, pool.subset)) continue;
+      n += pool.entries.length;
+      pool.entries = [];
+      this.hooks.depth?.(keyId, label, 0);
+    }
+    if (n) this.hooks.dropped?.(keyId, 'pair-conflict', n);
+    return n;
+  }
+
   /** Drops every entry of a key. */
   dropKey(keyId: string, reason: DropReason): number {
     const kp = this.keys.get(keyId);
@@ -294,9 +326,13 @@ export class PoolSet {
     return n;
   }
 
-  /** Clears the back-off of every pool involving `index` (e.g. it was readmitted or came back). */
-  resetBackoff(index?: number): void {
-    for (const kp of this.keys.values()) {
+  /**
+   * Clears the back-off of every pool involving `index` (e.g. it was readmitted or came back), or
+   * of every pool; `keyId` restricts it to one key.
+   */
+  resetBackoff(index?: number, keyId?: string): void {
+    for (const [id, kp] of this.keys) {
+      if (keyId !== undefined && id !== keyId) continue;
       for (const pool of kp.pools.values()) {
         if (index === undefined || pool.subset.includes(index)) {
           pool.failures = 0;

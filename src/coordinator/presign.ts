@@ -3,7 +3,10 @@
  * concurrently, all with the same fresh 32-byte session id. The batch is accepted only if every
  * member answered with the same presignature ids and nonces (valid points), the expected count,
  * and a boot id that is still the one the coordinator knows (otherwise the presignatures may
- * already be gone). An ABORTED answer carrying a blame quarantines the culprit (SignerRegistry).
+ * already be gone). An ABORTED answer carrying a blame (qk-blame=1, qk-culprit=c from member s) is
+ * s's report of a failed check with c: the registry records the pair conflict {s,c} for the key
+ * (conflicts.ts), so that no subset holding both is scheduled again; neither signer is avoided
+ * on its own for it.
  */
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
@@ -18,6 +21,8 @@ export class PresignError extends Error {
     /** Members to avoid for the rest of a sign request. */
     readonly signers: readonly number[],
     readonly kind: 'error' | 'blame' | 'mismatch' | 'stale' | 'timeout',
+    /** The subset of the failed session (not to be tried again in the same sign request). */
+    readonly subset: readonly number[] = [],
   ) {
     super(message);
     this.name = 'PresignError';
@@ -54,7 +59,7 @@ export class Presigner {
     let result: 'ok' | PresignError['kind'] = 'error';
     try {
       // Fail as soon as one member fails (the others would only wait for it until their
-      // session timeout); later failures are still noted by the registry (blames quarantine).
+      // session timeout); later failures are still noted by the registry (blames: conflicts).
       let answers: PresignResponse[];
       try {
         answers = await Promise.all(
@@ -64,13 +69,16 @@ export class Presigner {
         if (!(e instanceof SignerCallError)) throw e;
         let avoid: number[];
         if (e.blame && e.culprit !== undefined) {
+          // One member's word against another's: the pair is kept apart (a conflict), not either signer.
           result = 'blame';
-          avoid = [e.culprit];
+          avoid = [];
         } else {
           result = e.timedOut ? 'timeout' : 'error';
-          avoid = !e.unreachable && !e.timedOut && e.culprit !== undefined && subset.includes(e.culprit) ? [e.culprit] : [e.signer];
+          // Unreachable, timed out or failing on its own: that member (the coordinator saw it).
+          // An error naming another member is that member's word against it: the subset only.
+          avoid = e.unreachable || e.timedOut || e.culprit === undefined || e.culprit === e.signer || !subset.includes(e.culprit) ? [e.signer] : [];
         }
-        throw new PresignError(`presign on subset [${subset}] failed: ${e.message}`, avoid, result);
+        throw new PresignError(`presign on subset [${subset}] failed: ${e.message}`, avoid, result, subset);
       }
       // Every member must be running the boot it had when we planned this (else presignatures are lost).
       for (const [k, i] of subset.entries()) {
@@ -78,7 +86,7 @@ export class Presigner {
         if (boots.get(i) && answer.boot_id !== boots.get(i)) {
           result = 'stale';
           void this.signers.probe(i);
-          throw new PresignError(`presign on subset [${subset}]: signer ${i} answered under boot id ${answer.boot_id}, expected ${boots.get(i)}`, [i], 'stale');
+          throw new PresignError(`presign on subset [${subset}]: signer ${i} answered under boot id ${answer.boot_id}, expected ${boots.get(i)}`, [i], 'stale', subset);
         }
         if (!boots.get(i)) {
           this.signers.observeBootId(i, answer.boot_id);
@@ -88,7 +96,7 @@ export class Presigner {
       const first = answers[0]!.presignatures ?? [];
       if (first.length !== job.count) {
         result = 'mismatch';
-        throw new PresignError(`presign on subset [${subset}]: signer ${subset[0]} returned ${first.length} presignatures, asked for ${job.count}`, subset, 'mismatch');
+        throw new PresignError(`presign on subset [${subset}]: signer ${subset[0]} returned ${first.length} presignatures, asked for ${job.count}`, subset, 'mismatch', subset);
       }
       for (const [k, answer] of answers.entries()) {
         const list = answer.presignatures ?? [];
@@ -97,14 +105,14 @@ export class Presigner {
           list.every((p, b) => Buffer.from(p.id).equals(Buffer.from(first[b]!.id)) && Buffer.from(p.nonce).equals(Buffer.from(first[b]!.nonce)));
         if (!same) {
           result = 'mismatch';
-          throw new PresignError(`presign on subset [${subset}]: signers ${subset[0]} and ${subset[k]} disagree on the presignatures`, subset, 'mismatch');
+          throw new PresignError(`presign on subset [${subset}]: signers ${subset[0]} and ${subset[k]} disagree on the presignatures`, subset, 'mismatch', subset);
         }
       }
       const ids = new Set<string>();
       for (const p of first) {
         if (p.id.length < 16 || p.id.length > 64 || ids.has(hex(p.id)) || !validNonce(p.nonce)) {
           result = 'mismatch';
-          throw new PresignError(`presign on subset [${subset}]: malformed presignature id or nonce`, subset, 'mismatch');
+          throw new PresignError(`presign on subset [${subset}]: malformed presignature id or nonce`, subset, 'mismatch', subset);
         }
         ids.add(hex(p.id));
       }

@@ -12,6 +12,7 @@ import { DEFAULT_POOL, paths, readClusterConfig, type ClusterConfig, type PoolCo
 import { loadIdentity } from '../pki/cluster-ca.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
+import { ConflictGraph } from './conflicts.js';
 import { bindServer, newSocketServer, newTlsServer, shutdownServer } from './grpc.js';
 import { newHttpServer } from './http.js';
 import { KeyStore } from './keys.js';
@@ -117,27 +118,67 @@ export class Coordinator {
     const keys = KeyStore.load(join(layout.coordinator, 'keys.json'));
     const metrics = new CoordinatorMetrics();
     metrics.keys.set(keys.list().length);
-    const signers = new SignerRegistry(config, identity, metrics, log, options.signers);
-    const pools = new PoolSet(pool, signers, {
-      depth: (key, subset, depth) => metrics.poolDepth.set({ key, subset }, depth),
-      dropped: (key, reason, n) => metrics.presignaturesDropped.inc({ key, reason }, n),
+    // Pair conflicts (conflicts.ts): the hooks keep the pools and the gauges in step; `onConflict`
+    // is set once the pools and the refiller exist.
+    let onConflict: (keyId: string, cleared: boolean) => void = () => undefined;
+    const conflicts = new ConflictGraph({
+      added: (c) => {
+        metrics.pairConflict.set({ key: c.keyId, a: String(c.a), b: String(c.b) }, 1);
+        log.warn('pair conflict: the two signers are not scheduled together for the key', {
+          key: c.keyId,
+          a: c.a,
+          b: c.b,
+          reported_by: c.reportedBy,
+          reason: c.reason,
+          reconcile: `quorumkey signers reconcile --key ${c.keyId} ${c.a} ${c.b}`,
+        });
+        onConflict(c.keyId, false);
+      },
+      cleared: (keyId, a, b) => {
+        metrics.pairConflict.remove({ key: keyId, a: String(a), b: String(b) });
+        log.info('pair conflict cleared: neither signer lists the other as retired', { key: keyId, a, b });
+        onConflict(keyId, true);
+      },
+      blame: (keyId, reporter, peer) => metrics.blames.inc({ key: keyId, reporter: String(reporter), peer: String(peer) }),
     });
+    const signers = new SignerRegistry(config, identity, metrics, log, conflicts, options.signers);
+    const pools = new PoolSet(
+      pool,
+      signers,
+      {
+        depth: (key, subset, depth) => metrics.poolDepth.set({ key, subset }, depth),
+        dropped: (key, reason, n) => metrics.presignaturesDropped.inc({ key, reason }, n),
+      },
+      Date.now,
+      (keyId, subset) => !conflicts.conflicting(keyId, subset),
+    );
     for (const k of keys.list()) {
       for (const i of k.signers) if (!signers.has(i)) throw new Error(`keys.json: key '${k.id}' names signer ${i}, which is not in cluster.json`);
       pools.setKey(k);
+      conflicts.setKey(k);
     }
     const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
     const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
     const refiller = new Refiller(pools, (job) => presigner.run(job), log);
     const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'));
     metrics.auditHeadSeq.set(audit.head().seq);
-    const sign = new SignService({ keys, signers, pools, refiller, presigner, audit, metrics, log }, options.sign);
-    const admin = new AdminService({ config, keys, signers, pools, metrics, log });
+    const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
+    const admin = new AdminService({ config, keys, signers, pools, conflicts, metrics, log });
 
     const updateQuorum = () => {
       for (const k of keys.list()) metrics.keyQuorum.set({ key: k.id }, sign.quorumError(k) ? 0 : 1);
     };
     metrics.collectKeyQuorum = updateQuorum;
+    metrics.collectUsableSubsets = (g) => {
+      g.reset();
+      for (const k of keys.list()) g.set({ key: k.id }, conflicts.countUsable(k.id, k.signers.filter((i) => signers.healthy(i))));
+    };
+    onConflict = (keyId, cleared) => {
+      if (cleared) pools.resetBackoff(undefined, keyId);
+      else pools.dropUnusable(keyId);
+      updateQuorum();
+      refiller.kick();
+    };
     metrics.collectPoolTargets = (g) => {
       g.reset();
       for (const p of pools.info()) g.set({ key: p.keyId, subset: subsetLabel(p.subset) }, p.target);

@@ -2,8 +2,10 @@
  * The sign path (DESIGN §2): validate → key → classify + policy → digest → presignature (pool,
  * else inline presign) → Finish on the T signers concurrently → combine and verify → audit →
  * answer. A failed attempt (a Finish error, a nonce mismatch, an invalid combination) records the
- * signers involved, quarantines a named culprit and retries on another subset, up to
- * `maxAttempts`. When the culprit is unknown (an invalid combination, a signer's error answer),
+ * signers involved and retries on another subset, up to `maxAttempts`; only the combiner's own
+ * proof against a signer (its online share echoes a wrong nonce) quarantines it, a signer's
+ * report about a peer never does (it is a pair conflict, conflicts.ts, which the pools and the
+ * inline presign never schedule). When the culprit is unknown (an invalid combination, a signer's error answer),
  * the retry prefers subsets without the prime suspects (the signers common to every such failure
  * so far), then those sharing the fewest signers with any failure (`preferredSubsets`). Nothing is
  * returned that did not verify against the key, and nothing is returned before its audit record
@@ -17,6 +19,7 @@ import type { ProtocolMessage } from '../protocol/message.js';
 import { fromEnvelope } from '../transport/proto.js';
 import { classify, CONTEXTS, type ContentClass, type Context, type Detail } from './classify.js';
 import { CoordinatorError, errorName, fail, formatSigners } from './errors.js';
+import type { ConflictGraph } from './conflicts.js';
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import { UNKNOWN_KEY_LABEL, type CoordinatorMetrics } from './metrics.js';
@@ -73,6 +76,7 @@ export interface SignDeps {
   pools: PoolSet;
   refiller: Refiller;
   presigner: Presigner;
+  conflicts: ConflictGraph;
   audit: AuditLog;
   metrics: CoordinatorMetrics;
   log: Logger;
@@ -221,10 +225,23 @@ export class SignService {
     return c;
   }
 
-  /** Fewer than T healthy holders? Then the fail-fast error. */
+  /**
+   * Fewer than T healthy holders, or no subset of T healthy holders without a conflicting pair?
+   * Then the fail-fast error.
+   */
   quorumError(key: KeyRecord): CoordinatorError | undefined {
     const healthy = key.signers.filter((i) => this.d.signers.healthy(i));
-    if (healthy.length >= key.threshold) return undefined;
+    if (healthy.length >= key.threshold) {
+      if (this.d.conflicts.count(key.id) === 0 || this.d.conflicts.hasUsableSubset(key.id, healthy)) return undefined;
+      const conflicts = this.d.conflicts.list(key.id).filter((c) => healthy.includes(c.a) && healthy.includes(c.b));
+      const first = conflicts[0];
+      return new CoordinatorError(
+        'quorum',
+        `quorum insufficient: key '${key.id}' needs ${key.threshold} of signers ${formatSigners(key.signers)} without a pair conflict, healthy: ${formatSigners(healthy)}, ` +
+          `conflicts: ${conflicts.map((c) => `{${c.a},${c.b}}`).join(' ')}` +
+          (first ? `; reconcile a pair with 'quorumkey signers reconcile --key ${key.id} ${first.a} ${first.b}'` : ''),
+      );
+    }
     const quarantined = key.signers.filter((i) => this.d.signers.has(i) && this.d.signers.state(i).quarantined);
     return new CoordinatorError(
       'quorum',
@@ -249,6 +266,7 @@ export class SignService {
       } catch (e) {
         if (!(e instanceof PresignError)) throw e;
         for (const i of e.signers) log.avoidSigners.add(i);
+        if (e.subset.length) log.avoidSubsets.add(subsetLabel(e.subset));
         log.failures.push(e.message);
         lastTimedOut = e.kind === 'timeout';
         continue;
@@ -278,8 +296,10 @@ export class SignService {
           log.failures.push(`subset ${subsetText(chosen.subset)}: ${e.message}`);
           lastTimedOut = false;
           if (e.culprit !== undefined && chosen.subset.includes(e.culprit)) {
+            // The combiner's own verified evidence about that signer's answer (its channel is
+            // authenticated), not another signer's word: it is set aside until an operator readmits it.
             log.avoidSigners.add(e.culprit);
-            this.d.metrics.blames.inc({ signer: String(e.culprit) });
+            this.d.metrics.blames.inc({ key: key.id, reporter: 'combiner', peer: String(e.culprit) });
             this.d.signers.quarantine(e.culprit, `online share rejected by the combiner: ${e.message}`);
           } else {
             const suspects = e.suspects.filter((i) => chosen.subset.includes(i));
@@ -385,7 +405,8 @@ export class SignService {
         errors.push(e instanceof Error ? e.message : String(e));
         if (e instanceof SignerCallError) {
           timedOut ||= e.timedOut;
-          if (e.blame && e.culprit !== undefined) log.avoidSigners.add(e.culprit);
+          // A signer naming another (a blame) is its word against the other's: this subset only.
+          if (e.blame && e.culprit !== undefined && e.culprit !== i) log.avoidSubsets.add(subsetLabel(chosen.subset));
           else if (e.unreachable || e.timedOut) log.avoidSigners.add(i);
           else {
             // An error answer (e.g. a presignature it no longer has): this subset is done for,

@@ -6,12 +6,13 @@
  *   connection marks a signer down at once; probe deadlines only after two in a row (a signer busy
  *   with a presign batch may answer a probe late).
  * - healthy = up ∧ ¬quarantined: only healthy signers are selected for anything.
- * - quarantined: named as the culprit of a blame (ABORTED with qk-blame=1 / qk-culprit=j from
- *   any signer, listed in a signer's blamed_peers, or the single culprit of a failed combine), or
- *   set by an operator; lifted only by Admin.Readmit. A readmission clears it once; while the
- *   other signers are being told, a signer's health answer still listing the peer is stale
- *   unless that signer already acknowledged, so it is ignored; blames that arrive as call errors
- *   always stand.
+ * - quarantined: the coordinator's own exclusion of a signer from scheduling, set by an operator
+ *   (Admin.Quarantine) or by the combiner's own proof against it (an online share whose echoed
+ *   nonce is provably wrong); lifted by Admin.Readmit. Never set from what another signer says.
+ * - pair conflicts (conflicts.ts): a signer's report about a peer — a Presign answered ABORTED
+ *   with qk-blame=1 / qk-culprit=j, or j in the retired_peers of its Health answer for a key —
+ *   only keeps that pair apart for that key. Each Health answer is stamped when its probe
+ *   started, each Presign blame when it was observed, so that a stale answer cannot clear it.
  * - boot id: a change means the signer restarted and lost its presignatures; listeners drop
  *   every pooled presignature involving it.
  */
@@ -21,15 +22,28 @@ import type { ClusterConfig, SignerConfig } from '../cluster/config.js';
 import { signerName, type TlsIdentity } from '../pki/cluster-ca.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
 import { ABORT_METADATA, services, type ProtocolEnvelope } from '../transport/proto.js';
+import type { ConflictGraph } from './conflicts.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
 
 // Wire shapes (keepCase field names, as loaded by src/transport/proto.ts).
+export interface KeySummary {
+  key_id: string;
+  epoch: number;
+  public_key: Uint8Array;
+  presignatures: number;
+  /** Peers whose OT correlation with this signer is retired for this key. */
+  retired_peers: number[];
+}
 export interface HealthResponse {
   index: number;
   boot_id: string;
-  keys: { key_id: string; epoch: number; public_key: Uint8Array; presignatures: number }[];
-  blamed_peers: number[];
+  keys: KeySummary[];
+}
+export interface PairSetupRequest {
+  key_id: string;
+  session_id: Uint8Array;
+  peer: number;
 }
 export interface KeyGenRequest {
   key_id: string;
@@ -120,8 +134,6 @@ export interface SignerState {
   lastError: string;
   /** Consecutive probe deadlines. */
   probeTimeouts: number;
-  /** Time of the last readmission (probes started before it cannot re-quarantine). */
-  readmittedAt: number;
 }
 
 export interface SignerRegistryOptions {
@@ -141,11 +153,6 @@ export class SignerRegistry extends EventEmitter {
   private readonly clients = new Map<number, Client>();
   private readonly states = new Map<number, SignerState>();
   private readonly polling = new Map<number, Promise<void>>();
-  /**
-   * Readmitted peer → reporter → time from which the reporter's health answers listing the peer
-   * count again (+Infinity while the reporter has not acknowledged the readmission).
-   */
-  private readonly readmissions = new Map<number, Map<number, number>>();
   private timer: NodeJS.Timeout | undefined;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
@@ -156,6 +163,7 @@ export class SignerRegistry extends EventEmitter {
     identity: TlsIdentity,
     private readonly metrics: CoordinatorMetrics,
     private readonly log: Logger,
+    private readonly conflicts: ConflictGraph,
     options: SignerRegistryOptions = {},
   ) {
     super();
@@ -175,7 +183,6 @@ export class SignerRegistry extends EventEmitter {
         latencyMs: undefined,
         lastError: 'not probed yet',
         probeTimeouts: 0,
-        readmittedAt: 0,
       });
       this.updateGauges(s.index);
     }
@@ -234,10 +241,15 @@ export class SignerRegistry extends EventEmitter {
     for (const c of this.clients.values()) c.close();
   }
 
-  /** One health probe (joins the one in flight, if any). Resolves when done; never rejects. */
-  probe(index: number): Promise<void> {
+  /**
+   * One health probe (joins the one in flight, if any; `fresh`: waits for that one and then
+   * probes again, so that the answer was asked for after this call). Resolves when done; never
+   * rejects.
+   */
+  probe(index: number, fresh = false): Promise<void> {
     const running = this.polling.get(index);
-    if (running) return running;
+    if (running && !fresh) return running;
+    if (running) return running.then(() => this.probe(index, true));
     const p = this.runProbe(index).finally(() => this.polling.delete(index));
     this.polling.set(index, p);
     return p;
@@ -250,6 +262,8 @@ export class SignerRegistry extends EventEmitter {
 
   private async runProbe(index: number): Promise<void> {
     const started = Date.now();
+    // Taken before asking: this answer cannot clear a conflict reported after this point.
+    const stamp = this.conflicts.stamp();
     try {
       const res = await this.call<HealthResponse>(index, 'Health', {}, this.timeoutMs, false);
       const s = this.state(index);
@@ -266,14 +280,11 @@ export class SignerRegistry extends EventEmitter {
         this.log.info('signer up', { signer: index, boot_id: res.boot_id });
         this.changed(index);
       }
-      for (const peer of res.blamed_peers ?? []) {
-        const p = this.states.get(peer);
-        const notBefore = Math.max(p?.readmittedAt ?? 0, this.readmissions.get(peer)?.get(index) ?? 0);
-        if (p && !p.quarantined && started > notBefore) {
-          this.metrics.blames.inc({ signer: String(peer) });
-          this.quarantine(peer, `blamed by signer ${index} (reported in its health)`);
-        }
-      }
+      this.conflicts.reportHealth(
+        index,
+        stamp,
+        (res.keys ?? []).map((k) => ({ keyId: k.key_id, retiredPeers: k.retired_peers ?? [] })),
+      );
     } catch (e) {
       const err = e as SignerCallError;
       const s = this.state(index);
@@ -323,14 +334,13 @@ export class SignerRegistry extends EventEmitter {
     if (!s) return;
     if (err.unreachable) this.setDown(err.signer, err.message);
     else s.lastError = err.message;
-    if (err.blame && err.culprit !== undefined && this.states.has(err.culprit)) {
-      this.metrics.blames.inc({ signer: String(err.culprit) });
-      this.quarantine(err.culprit, `blamed by signer ${err.signer} during ${err.method}: ${err.abortReason ?? 'blame'}`);
-    }
+    // A blame names a peer: that is the reporter's side of a pair conflict (recorded by presign()
+    // for the key), never a reason to exclude the peer, nor the reporter.
     // Unreachable, slow, or answering for presignatures it no longer has (restarted?): probe now.
     if (err.timedOut || err.unreachable || err.abortReason === 'presignature-used') void this.probe(err.signer);
   }
 
+  /** Excludes a signer from scheduling (an operator, or the combiner's own proof against it). */
   quarantine(index: number, reason: string): void {
     const s = this.state(index);
     if (s.quarantined) return;
@@ -341,39 +351,15 @@ export class SignerRegistry extends EventEmitter {
     this.emit('quarantined', index, reason);
   }
 
-  /**
-   * Lifts a quarantine (operator). `telling`: the signers about to be told (Admin.Readmit's
-   * fan-out); until `readmissionAcknowledged(index, j)` or `readmissionSettled(index)`, health
-   * answers of such a signer j listing `index` as blamed predate its readmission and are ignored.
-   * A blame arriving as a call error (a failed check with the peer, after this) quarantines again.
-   */
-  readmit(index: number, telling: readonly number[] = []): void {
+  /** Lifts a quarantine (operator). Pair conflicts are not affected: see Admin.ReconcilePair. */
+  readmit(index: number): void {
     const s = this.state(index);
-    s.readmittedAt = Date.now();
-    this.readmissions.set(index, new Map(telling.filter((j) => j !== index).map((j) => [j, Number.POSITIVE_INFINITY])));
     if (!s.quarantined) return;
     s.quarantined = false;
     s.quarantineReason = '';
     this.log.info('signer readmitted', { signer: index });
     this.changed(index);
     this.emit('readmitted', index);
-  }
-
-  /** Signer `reporter` acknowledged the readmission of `peer`: its health answers from now on count. */
-  readmissionAcknowledged(peer: number, reporter: number): void {
-    const pending = this.readmissions.get(peer);
-    if (pending?.has(reporter)) pending.set(reporter, Date.now());
-  }
-
-  /**
-   * The readmission fan-out for `peer` is over: signers that were not told keep blaming it, and
-   * their health answers from now on count again (they may quarantine it anew).
-   */
-  readmissionSettled(peer: number): void {
-    const pending = this.readmissions.get(peer);
-    if (!pending) return;
-    const now = Date.now();
-    for (const [reporter, from] of pending) if (from === Number.POSITIVE_INFINITY) pending.set(reporter, now);
   }
 
   private changed(index: number): void {
@@ -415,8 +401,21 @@ export class SignerRegistry extends EventEmitter {
   refresh(index: number, req: RefreshRequest, timeoutMs: number): Promise<KeyGenResponse> {
     return this.call(index, 'Refresh', req, timeoutMs);
   }
+  /**
+   * Presign at one member. An ABORTED answer with qk-blame=1 / qk-culprit=c is signer `index`'s
+   * report of a failed check with c: the pair conflict {index, c} for the key (ignored when c is
+   * `index` itself or not a holder of the key).
+   */
   presign(index: number, req: PresignRequest, timeoutMs: number): Promise<PresignResponse> {
-    return this.call(index, 'Presign', req, timeoutMs);
+    return this.call<PresignResponse>(index, 'Presign', req, timeoutMs).catch((e: unknown) => {
+      if (e instanceof SignerCallError && e.code === grpc.status.ABORTED && e.blame && e.culprit !== undefined) {
+        const stamp = this.conflicts.stamp();
+        if (this.conflicts.reportCallError(req.key_id, index, e.culprit, e.abortReason ?? 'blame', stamp)) {
+          this.log.warn('pair conflict reported by a signer', { key: req.key_id, reporter: index, peer: e.culprit, reason: e.abortReason ?? 'blame' });
+        }
+      }
+      throw e;
+    });
   }
   async finish(index: number, req: FinishRequest, timeoutMs: number): Promise<FinishResponse> {
     const started = process.hrtime.bigint();
@@ -426,8 +425,8 @@ export class SignerRegistry extends EventEmitter {
     this.observeLatency(index, seconds * 1000);
     return res;
   }
-  /** Tells signer `index` that the operator readmitted `peer`. */
-  readmitPeer(index: number, peer: number, timeoutMs: number): Promise<HealthResponse> {
-    return this.call(index, 'Readmit', { index: peer }, timeoutMs);
+  /** Pairwise re-setup of the key's OT correlation between signer `index` and `req.peer`. */
+  pairSetup(index: number, req: PairSetupRequest, timeoutMs: number): Promise<KeySummary> {
+    return this.call(index, 'PairSetup', req, timeoutMs);
   }
 }
