@@ -8,7 +8,7 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { curveBackend } from '../src/protocol/math/curve.js';
 import { seededRng } from '../src/protocol/rng.js';
-import { combineColumns, transposeToRows } from '../src/protocol/ot/bits.js';
+import { columnParities, transposeToRows } from '../src/protocol/ot/bits.js';
 import {
   otExtReceive,
   otExtSend,
@@ -71,7 +71,7 @@ for (const m of [416, 416 * 32]) {
   const out = new Uint32Array(Math.ceil(m / 32) * 128);
   const base = createHash('shake256', { outputLength: OUTPUT_BYTES }).update(rng(32));
   const input = rng(20);
-  const check = time(() => combineColumns(cols, rows, chi));
+  const check = time(() => columnParities(cols, 128, w, chi));
   const transpose = time(() => transposeToRows(cols, w, Math.ceil(m / 32), out));
   const hout = time(() => {
     for (let j = 0; j < m; j++) base.copy({ outputLength: OUTPUT_BYTES }).update(input).digest();
