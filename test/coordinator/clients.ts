@@ -97,6 +97,8 @@ export interface SignResponseWire {
 export interface ClusterStatusWire {
   signers: { index: number; endpoint: string; up: boolean; healthy: boolean; quarantined: boolean; boot_id: string; latency_ms: number; last_error: string; quarantine_reason: string }[];
   pools: { key_id: string; subset: number[]; depth: number; target: number }[];
+  conflicts: { key_id: string; a: number; b: number; reported_by: number[]; reason: string }[];
+  subsets: { key_id: string; total: number; usable: { signers: number[] }[] }[];
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

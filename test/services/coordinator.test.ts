@@ -333,6 +333,12 @@ describe('coordinator process with real signer processes', function () {
     const h = await httpJson(`${base}/healthz`);
     assert.equal(h.status, 200);
     assert.equal(h.json.status, 'ok');
+    // No pair conflict: every subset of the 2-of-3 key is usable and available.
+    assert.deepEqual(h.json.conflicts, []);
+    const tlsHealth = (h.json.keys as Record<string, { quorum: boolean; conflicts: unknown[]; subsets: { total: number; usable: number; available: number } }>).tls!;
+    assert.equal(tlsHealth.quorum, true);
+    assert.deepEqual(tlsHealth.conflicts, []);
+    assert.deepEqual(tlsHealth.subsets, { total: 3, usable: 3, available: 3 });
     const tbs = cv();
     const ok = await post({ key_id: 'tls', tbs: tbs.toString('base64'), context: 'tls-server' });
     assert.equal(ok.status, 200, ok.text);
@@ -377,6 +383,8 @@ describe('coordinator process with real signer processes', function () {
       'quorumkey_signer_healthy',
       'quorumkey_signer_quarantined',
       'quorumkey_blames_total',
+      'quorumkey_pair_conflict',
+      'quorumkey_usable_subsets',
       'quorumkey_audit_records_total',
       'quorumkey_audit_append_duration_seconds',
     ]) {
@@ -388,6 +396,8 @@ describe('coordinator process with real signer processes', function () {
     assert.match(text, /quorumkey_sign_requests_total\{key="tls",context="unknown",result="policy_refused"\} \d+/);
     assert.match(text, /quorumkey_key_quorum_available\{key="tls"\} 1/);
     assert.match(text, /quorumkey_key_quorum_available\{key="raw"\} 1/);
+    assert.match(text, /^quorumkey_usable_subsets\{key="tls"\} 3$/m);
+    assert.doesNotMatch(text, /^quorumkey_pair_conflict\{/m, 'no pair conflict among honest signers');
     try {
       execFileSync('promtool', ['--version'], { stdio: 'ignore' });
     } catch {

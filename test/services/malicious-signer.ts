@@ -23,8 +23,10 @@
  *                  INTERNAL instead of the share.
  *   finish-slow    every Finish answer is held back for QK_MALICIOUS_DELAY_MS (default 6000 ms,
  *                  longer than the coordinator's 5 s Finish deadline).
- *   readmit-slow   every Readmit request is held back for QK_MALICIOUS_DELAY_MS before it is
- *                  handled (until then this signer still blames the peer); otherwise honest.
+ *   accuse-all     a false accuser: every Presign request is answered ABORTED with metadata
+ *                  qk-abort-reason=ot-check-failed, qk-blame=1 and qk-culprit = another member of
+ *                  the requested subset (without taking part in the session), and every Health
+ *                  answer lists every other signer of the cluster in retired_peers, for every key.
  *   none           behave honestly.
  *
  * Default: presign-tau. Key generation and refresh messages are never touched.
@@ -35,9 +37,9 @@
  *    PeerTransport whose per-session SessionStreams rewrite messages before they are encoded.
  *  - online shares: SignerNode exposes its Party (`node.party`); this file decorates that
  *    instance's `sign` method, so the Finish handler returns the tampered message.
- *  - answer timing and failures: while SignerNode is constructed, grpc-js `Server.addService` is
- *    wrapped for this process so that the Signer service's Finish / Readmit handlers it registers
- *    are decorated (public grpc-js API; restored right after).
+ *  - answers, their timing and failures: while SignerNode is constructed, grpc-js
+ *    `Server.addService` is wrapped for this process so that the Signer service's Finish / Presign /
+ *    Health handlers it registers are decorated (public grpc-js API; restored right after).
  *
  * Every tampering is logged on stderr as a JSON line with msg "malicious: tampered" so that tests
  * can check it happened.
@@ -58,10 +60,10 @@ import { PeerTransport, SessionStreams, type PeerAddress } from '../../signer-no
 import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares.js';
 
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
-/** Delay of finish-slow / readmit-slow, ms. */
+/** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'readmit-slow';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'readmit-slow'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all'];
 
 function parseMode(value: string | undefined): Set<Tamper> {
   const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
@@ -176,8 +178,19 @@ function withDecoratedSignerHandlers<T>(decorate: (method: string, handler: Unar
   }
 }
 
-/** The Finish / Readmit decorations of finish-fail, finish-slow and readmit-slow. */
-function handlerDecorator(modes: ReadonlySet<Tamper>, delayMs: number, log: Logger): (method: string, handler: UnaryHandler) => UnaryHandler | undefined {
+/**
+ * The Finish decorations of finish-fail and finish-slow, the Presign / Health decorations of
+ * accuse-all (`self`: this signer's index, `cluster`: every signer index).
+ */
+function handlerDecorator(
+  modes: ReadonlySet<Tamper>,
+  delayMs: number,
+  log: Logger,
+  self: number,
+  cluster: readonly number[],
+): (method: string, handler: UnaryHandler) => UnaryHandler | undefined {
+  const others = cluster.filter((i) => i !== self).sort((a, b) => a - b);
+  let accusations = 0;
   return (method, handler) => {
     if (method === 'Finish' && (modes.has('finish-fail') || modes.has('finish-slow'))) {
       return (call, callback) =>
@@ -195,11 +208,28 @@ function handlerDecorator(modes: ReadonlySet<Tamper>, delayMs: number, log: Logg
           }
         });
     }
-    if (method === 'Readmit' && modes.has('readmit-slow')) {
+    if (method === 'Presign' && modes.has('accuse-all')) {
       return (call, callback) => {
-        log.warn('malicious: tampered', { what: 'readmit', fields: ['delay'], delay_ms: delayMs, peer: (call.request as { index?: number }).index });
-        setTimeout(() => handler(call, callback), delayMs);
+        const req = call.request as { key_id?: string; subset?: number[] };
+        const members = (req.subset ?? []).filter((i) => i !== self);
+        // Rotate through the other members of the subset, so that every one gets accused.
+        const culprit = members.length ? members[accusations++ % members.length]! : (others[0] ?? self);
+        log.warn('malicious: tampered', { what: 'presign', fields: ['accuse'], key: req.key_id, subset: req.subset, culprit });
+        const metadata = new grpc.Metadata();
+        metadata.set('qk-abort-reason', 'ot-check-failed');
+        metadata.set('qk-culprit', String(culprit));
+        metadata.set('qk-blame', '1');
+        callback({ code: grpc.status.ABORTED, details: `ot-check-failed (party ${culprit}): OT extension consistency check failed`, metadata });
       };
+    }
+    if (method === 'Health' && modes.has('accuse-all')) {
+      return (call, callback) =>
+        handler(call, (err, value, ...rest) => {
+          if (err || !value) return callback(err, value, ...rest);
+          const health = value as { keys?: { key_id: string; retired_peers?: number[] }[] };
+          const keys = (health.keys ?? []).map((k) => ({ ...k, retired_peers: [...others] }));
+          callback(null, { ...health, keys }, ...rest);
+        });
     }
     return undefined;
   };
@@ -256,7 +286,13 @@ async function main(): Promise<void> {
   const { shares } = await store.loadAll();
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
-    handlerDecorator(modes, delayMs, log),
+    handlerDecorator(
+      modes,
+      delayMs,
+      log,
+      index,
+      config.signers.map((s) => s.index),
+    ),
     () =>
       new SignerNode({
         index,
@@ -267,7 +303,7 @@ async function main(): Promise<void> {
         createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
       }),
   );
-  const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('readmit-slow') ? ['Readmit'] : [])];
+  const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('accuse-all') ? ['Presign', 'Health'] : [])];
   const missing = wanted.filter((m) => !decorated.includes(m));
   if (missing.length) fail(`could not decorate the Signer service handlers ${missing.join(', ')} (did SignerNode stop registering them through grpc.Server.addService?)`);
   if (modes.has('finish-w') || modes.has('finish-nonce')) {
