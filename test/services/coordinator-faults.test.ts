@@ -5,12 +5,15 @@
  * `dist/src/coordinator/main.js`. One cluster for the whole file, one 2-of-3 key 'tls'.
  *
  *  - pool target 0: every signature presigns inline; then pools of target 3, drained by bursts
- *  - finish-nonce: the combiner names the signer, the coordinator quarantines it, the request is
- *    answered from another subset; Admin.Quarantine / Readmit by hand; Readmit reaches the signers
+ *  - finish-nonce: the combiner itself proves the signer wrong, the coordinator quarantines it, the
+ *    request is answered from another subset; Admin.Quarantine / Readmit by hand (coordinator
+ *    state only: no signer is called)
  *  - finish-fail / finish-slow: Finish errors and Finish deadlines are retried on another subset
  *    (no quarantine); with no other subset the error names the subsets tried
- *  - Readmit while a signer is slow to be told: its stale blame reports do not re-quarantine, but a
- *    new blame arriving during the fan-out stands (readmit-slow + presign-tau)
+ *  - presign-tau: an honest peer's VOLE check fails; that is a pair conflict {peer, 3} for the key
+ *    (reported by a member of the pair), not a quarantine: signing goes on with [1,2], signer 3 is
+ *    never excluded; restarted honest it stays apart from the peers that retired it (durable on
+ *    the signers) until Admin.ReconcilePair re-runs the pair setups, then its subsets fill again
  *  - every returned signature verifies; promtool-clean /metrics; the audit log has one record per
  *    signature (inline presigns flagged).
  */
@@ -41,6 +44,7 @@ import {
   type SignResponseWire,
 } from '../coordinator/clients.js';
 import { MALICIOUS_DELAY_ENV, MALICIOUS_MODE_ENV } from './malicious-signer.js';
+import { cli } from './cluster-harness.js';
 import { createTestCluster, SIGNER_MAIN, type TestCluster } from './signer-cluster.js';
 
 const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
@@ -50,12 +54,8 @@ const COORDINATOR_READY = /^coordinator ready sign=unix:(\S+) grpc=(\S+) http=ht
 const ALL = [1, 2, 3];
 /** The coordinator's Finish deadline (SignOptions.finishTimeoutMs default) is 5 s. */
 const SLOW_FINISH_MS = 6000;
-/** How long signer 2 (readmit-slow) holds a Readmit back; below the coordinator's 5 s Readmit deadline. */
-const SLOW_READMIT_MS = 3500;
 
 const cv = () => Buffer.from(tls13CertificateVerifyContent(randomBytes(32)));
-
-const toldToReadmit = (p: Proc, peer: number) => p.stderr.filter((l) => l.includes('"msg":"peer readmitted by the operator"') && l.includes(`"peer":${peer},`)).length;
 
 describe('coordinator faults with real signer processes (a misbehaving signer is the test wrapper)', function () {
   this.timeout(300_000);
@@ -73,7 +73,6 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
   const status = () => unary<ClusterStatusWire>(admin!, 'Status', {});
   const signerStatus = async (i: number) => (await status()).signers.find((s) => s.index === i)!;
   const metrics = async () => (await httpJson(`http://${ep.http}/metrics`)).text;
-  const signerHttp = (i: number) => signers.get(i)!.ready[3]!;
   const poolsWith = async (i: number) => (await status()).pools.filter((p) => p.key_id === 'tls' && p.subset.includes(i) && p.depth > 0).length;
 
   /** (Re)starts signer i: the real signer node, or the wrapper with `mode`; waits until the coordinator sees the new boot. */
@@ -197,7 +196,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
     });
 
     it('is named by the combiner; signer 3 is quarantined and the request is answered from another subset', async () => {
-      const blamesBefore = sample(await metrics(), 'quorumkey_blames_total', 'signer="3"');
+      const blamesBefore = sample(await metrics(), 'quorumkey_blames_total', 'reporter="combiner",peer="3"');
       await waitFor(
         'signer 3 quarantined',
         async () => {
@@ -212,8 +211,10 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
       assert.match(s3.quarantine_reason, /^online share rejected by the combiner: nonce-inconsistent \(party 3\)/);
       assert.ok(tampered(signers.get(3)!, 'finish') > 0);
       const text = await metrics();
-      assert.ok(sample(text, 'quorumkey_blames_total', 'signer="3"') > blamesBefore);
+      assert.ok(sample(text, 'quorumkey_blames_total', 'reporter="combiner",peer="3"') > blamesBefore);
       assert.equal(sample(text, 'quorumkey_signer_quarantined', 'signer="3"'), 1);
+      // The combiner's own evidence, not a signer's report: no pair conflict.
+      assert.deepEqual((await status()).conflicts, []);
       for (const i of [1, 2]) assert.equal(sample(text, 'quorumkey_signer_quarantined', `signer="${i}"`), 0);
     });
 
@@ -245,11 +246,11 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
       assert.deepEqual((await sign()).quorum, [1, 2]);
     });
 
-    it('Admin.Readmit lifts the quarantine and reaches the other signers; still misbehaving, signer 3 is quarantined again', async () => {
-      const told = [1, 2].map((i) => toldToReadmit(signers.get(i)!, 3));
+    it('Admin.Readmit lifts the quarantine (coordinator state only); still misbehaving, signer 3 is quarantined again', async () => {
+      const t0 = Date.now();
       const r = await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 3 });
+      assert.ok(Date.now() - t0 < 1000, 'Readmit calls no signer');
       assert.equal(r.signers.find((x) => x.index === 3)!.quarantined, false);
-      for (const [k, i] of [1, 2].entries()) await waitFor(`signer ${i} told to readmit signer 3`, () => toldToReadmit(signers.get(i)!, 3) === told[k]! + 1, 2000, 20);
       await waitFor('pools with signer 3 refilled', async () => (await poolsWith(3)) === 2, 30_000);
       await waitFor(
         'signer 3 quarantined again',
@@ -310,55 +311,60 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
     });
   });
 
-  describe(`Readmit while signer 2 is slow to be told (signer 2 as readmit-slow: ${SLOW_READMIT_MS} ms)`, () => {
+  describe('a failed VOLE check (signer 3 restarted as presign-tau): a pair conflict, not a quarantine', () => {
+    const conflictsOf = (st: ClusterStatusWire) => st.conflicts.filter((c) => c.key_id === 'tls');
+    const usable = (st: ClusterStatusWire) => (st.subsets.find((k) => k.key_id === 'tls')?.usable ?? []).map((u) => u.signers.join(','));
+
     before(async () => {
-      await startSigner(2, 'readmit-slow', SLOW_READMIT_MS);
-      // Signer 1 out of the way: the only subset with signer 3 is [2,3], so signer 2 blames it.
-      await stop(signers.get(1)!);
-      await waitFor('signer 1 down', async () => !(await signerStatus(1)).up);
+      await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 3 });
       await startSigner(3, 'presign-tau');
-      await waitFor('signer 3 quarantined', async () => (await signerStatus(3)).quarantined, 30_000);
-      assert.match((await signerStatus(3)).quarantine_reason, /blamed by signer 2/);
-      await waitFor('signer 2 reports signer 3 as blamed', async () => ((await httpJson(`http://${signerHttp(2)}/healthz`)).json.blamed_peers as number[]).includes(3));
-      // Signer 3 behaves now, signer 1 is back (it blames nobody).
+    });
+
+    it('the honest peers that caught it report the pairs {1,3} and {2,3}; signer 3 is not excluded; signing goes on with [1,2]', async () => {
+      const st = await waitFor(
+        'conflicts {1,3} and {2,3}',
+        async () => {
+          const x = await status();
+          return conflictsOf(x).length === 2 ? x : undefined;
+        },
+        45_000,
+        100,
+      );
+      assert.deepEqual(conflictsOf(st).map((c) => `${c.a},${c.b}`), ['1,3', '2,3']);
+      for (const c of conflictsOf(st)) assert.ok(c.reported_by.length > 0 && c.reported_by.every((r) => r === c.a || r === c.b), `reported by a member: [${c.reported_by}]`);
+      assert.deepEqual(usable(st), ['1,2']);
+      const s3 = st.signers.find((x) => x.index === 3)!;
+      assert.ok(s3.up && s3.healthy && !s3.quarantined, JSON.stringify(s3));
+      assert.ok(tampered(signers.get(3)!, 'presign') > 0, 'the wrapper tampered with its presign messages');
+      for (const r of await burst(8, 3)) assert.deepEqual(r.quorum, [1, 2]);
+      const text = await metrics();
+      assert.equal(sample(text, 'quorumkey_pair_conflict', 'key="tls",a="1",b="3"'), 1);
+      assert.equal(sample(text, 'quorumkey_pair_conflict', 'key="tls",a="2",b="3"'), 1);
+      assert.equal(sample(text, 'quorumkey_usable_subsets', 'key="tls"'), 1);
+      assert.equal(sample(text, 'quorumkey_signer_quarantined', 'signer="3"'), 0);
+      assert.ok(sample(text, 'quorumkey_blames_total', 'key="tls",peer="3"') > 0, 'the blames of signer 3 are counted');
+      const out = cli(cluster.dir, 'status');
+      assert.equal(out.status, 0, out.stderr);
+      assert.match(out.stdout, /key tls: usable subsets: 1 of 3/);
+      assert.ok(out.stdout.includes('quorumkey signers reconcile --key tls 1 3') && out.stdout.includes('quorumkey signers reconcile --key tls 2 3'), out.stdout);
+    });
+
+    it('restarted honest, signer 3 stays apart from the peers that retired it until Admin.ReconcilePair; then its subsets fill again', async () => {
       await startSigner(3);
-      await startSigner(1);
-    });
-
-    it('stale blame reports of a signer not yet told do not re-quarantine the readmitted signer', async () => {
-      const t0 = Date.now();
-      const r = await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 3 });
-      const took = Date.now() - t0;
-      const s3 = r.signers.find((x) => x.index === 3)!;
-      assert.ok(took >= SLOW_READMIT_MS - 100, `Readmit waited for signer 2 (${took} ms)`);
-      assert.equal(s3.quarantined, false, `not quarantined (reason: ${s3.quarantine_reason})`);
-      await waitFor('signer 2 told to readmit signer 3', () => toldToReadmit(signers.get(2)!, 3) === 1, 2000, 20);
-      assert.deepEqual((await httpJson(`http://${signerHttp(2)}/healthz`)).json.blamed_peers, []);
-      // Signer 3 is honest: the pools with it fill and it signs.
+      await sleep(2500);
+      let st = await status();
+      assert.deepEqual(conflictsOf(st).map((c) => `${c.a},${c.b}`), ['1,3', '2,3'], 'a restart does not revive a retired pair');
+      assert.equal(await poolsWith(3), 0);
+      for (const peer of [1, 2]) {
+        const t0 = Date.now();
+        st = await unary<ClusterStatusWire>(admin!, 'ReconcilePair', { key_id: 'tls', a: 3, b: peer }, 120_000);
+        console.log(`      ReconcilePair {${peer},3} answered after ${Date.now() - t0} ms; conflicts left: ${conflictsOf(st).map((c) => `{${c.a},${c.b}}`).join(' ') || 'none'}`);
+        assert.ok(!conflictsOf(st).some((c) => c.a === peer && c.b === 3), `{${peer},3} cleared by the reconciliation`);
+      }
+      assert.deepEqual(usable(st), ['1,2', '1,3', '2,3']);
       await waitFor('pools with signer 3 refilled', async () => (await poolsWith(3)) === 2, 30_000);
-      await sleep(1200);
-      assert.equal((await signerStatus(3)).quarantined, false);
-    });
-
-    it('a new blame arriving while the signers are being told stands', async () => {
-      await startSigner(3, 'presign-tau');
-      await waitFor('signer 3 quarantined', async () => (await signerStatus(3)).quarantined, 30_000);
-      const blamesBefore = sample(await metrics(), 'quorumkey_blames_total', 'signer="3"');
-      const t0 = Date.now();
-      const r = await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 3 });
-      const took = Date.now() - t0;
-      const s3 = r.signers.find((x) => x.index === 3)!;
-      console.log(`      Readmit answered after ${took} ms; signer 3: quarantined=${s3.quarantined} (${s3.quarantine_reason})`);
-      assert.ok(took >= SLOW_READMIT_MS - 100, `Readmit waited for signer 2 (${took} ms)`);
-      // Signer 1 was told at once; the refills resumed and its VOLE check caught signer 3 again
-      // while signer 2 was still being told. That blame must not be wiped by the Readmit.
-      assert.equal(s3.quarantined, true, 'the blame that arrived during the fan-out stands');
-      assert.match(s3.quarantine_reason, /blamed by signer [12]\b/);
-      assert.doesNotMatch(s3.quarantine_reason, /blamed by signer 2 \(reported in its health\)/, 'not a stale report of signer 2');
-      assert.ok(sample(await metrics(), 'quorumkey_blames_total', 'signer="3"') > blamesBefore);
-      await sleep(1000);
-      assert.equal((await signerStatus(3)).quarantined, true, 'still quarantined');
-      for (const res of await burst(4, 3)) assert.deepEqual(res.quorum, [1, 2]);
+      assert.equal(sample(await metrics(), 'quorumkey_pair_conflict', 'key="tls"'), 0, 'the conflict gauges are gone');
+      await burst(8, 0);
     });
   });
 
