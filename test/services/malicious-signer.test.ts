@@ -4,9 +4,10 @@
  * outgoing presign messages / online shares are tampered with from the outside), and the real
  * coordinator process `dist/src/coordinator/main.js`, all over mTLS.
  *
- * Contract under test (DESIGN §2 step 6, §3 "blame"): a failed VOLE check is a blame; the
- * coordinator quarantines the culprit until Admin.Readmit, never selects it meanwhile, and never
- * returns a signature that does not verify.
+ * Contract under test (DESIGN §2 step 6, §3 "blame"): a failed VOLE check is a blame, which the
+ * coordinator records as a pair conflict {accuser, culprit} for the key (never a quarantine: it
+ * cannot tell accuser from accused); it never schedules a subset holding a conflicting pair until
+ * Admin.ReconcilePair, and never returns a signature that does not verify.
  */
 import { strict as assert } from 'node:assert';
 import { launch, running, sample, stop, tampered, type Proc } from './processes.js';
@@ -58,7 +59,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   let key: KeyInfoWire;
   /** Every signature the coordinator returned, with what it signed. */
   const returned: { tbs: Buffer; res: SignResponseWire; spki: Buffer }[] = [];
-  let quarantinedAfter = -1;
+  let conflictsAfter = -1;
 
   const signerEnv = () => ({ ...process.env, QUORUMKEY_LOG_LEVEL: 'info' });
   const startHonest = async (i: number) =>
@@ -73,7 +74,16 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   const signerStatus = async (i: number) => (await status()).signers.find((s) => s.index === i)!;
   const coordinatorMetrics = async () => (await httpJson(`http://${endpoints.http}/metrics`)).text;
   const signerMetrics = async (i: number) => (await httpJson(`http://${signerHttp(i)}/metrics`)).text;
-  const blamedPeers = async (i: number) => (await httpJson(`http://${signerHttp(i)}/healthz`)).json.blamed_peers as number[];
+  /** The peers signer i has retired for key tls (its /healthz). */
+  const blamedPeers = async (i: number) =>
+    ((await httpJson(`http://${signerHttp(i)}/healthz`)).json.keys as { key_id: string; retired_peers: number[] }[]).find((k) => k.key_id === 'tls')?.retired_peers ?? [];
+  /** Pairs in conflict for key tls, as "a,b". */
+  const conflictPairs = (s: ClusterStatusWire, keyId = 'tls') => s.conflicts.filter((c) => c.key_id === keyId).map((c) => `${c.a},${c.b}`);
+  const WITH_BAD = HONEST.map((i) => `${i},${BAD}`);
+  /** Re-runs the pair setups of signer 4 with every honest signer (the operator's reconcile). */
+  const reconcileAll = async () => {
+    for (const i of HONEST) await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+  };
 
   /** One Sign over the unix socket; a returned signature must verify (checked here, always). */
   const sign = async (keyInfo: KeyInfoWire = key): Promise<SignResponseWire> => {
@@ -138,41 +148,40 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   });
 
   describe('presign tampering (presign-tau: the VOLE correction tau of its round-2 messages is altered)', () => {
-    it('signer 4 is blamed by an honest peer during presign and quarantined; every returned signature verifies', async () => {
+    it('signer 4 is blamed by the honest peers during presign: the pairs {i,4} are in conflict, nobody is quarantined; every returned signature verifies', async () => {
       const t0 = Date.now();
       await waitFor(
-        'signer 4 quarantined',
+        'pairs {1,4}, {2,4}, {3,4} in conflict',
         async () => {
           await sign();
-          return (await signerStatus(BAD)).quarantined;
+          return conflictPairs(await status()).length === 3;
         },
         45_000,
         50,
       );
-      quarantinedAfter = returned.length;
+      conflictsAfter = returned.length;
       const s = await status();
-      const s4 = s.signers.find((x) => x.index === BAD)!;
-      assert.equal(s4.quarantined, true);
-      assert.equal(s4.healthy, false);
-      assert.match(s4.quarantine_reason, /blamed by signer [123]\b.*(vole-check-failed|reported in its health)/);
-      for (const i of HONEST) assert.equal(s.signers.find((x) => x.index === i)!.quarantined, false, `honest signer ${i} not quarantined`);
+      assert.deepEqual(conflictPairs(s), WITH_BAD);
+      for (const c of s.conflicts) assert.ok(c.reported_by.every((r) => r === c.a || r === c.b), `{${c.a},${c.b}} reported by a member: [${c.reported_by}]`);
+      assert.deepEqual(s.subsets.find((k) => k.key_id === 'tls')!.usable.map((u) => u.signers.join(',')), ['1,2', '1,3', '2,3']);
+      for (const i of ALL) assert.equal(s.signers.find((x) => x.index === i)!.quarantined, false, `signer ${i} not quarantined`);
       assert.ok(tampered(signers.get(BAD)!, 'presign') > 0, 'the wrapper did tamper with presign messages');
       // No presignature with signer 4 was ever accepted: every signature so far came from honest subsets.
       for (const r of returned) assert.ok(!r.res.quorum.includes(BAD), `quorum [${r.res.quorum}] excludes signer 4`);
-      console.log(`      signer 4 quarantined after ${Date.now() - t0} ms and ${returned.length} signatures; reason: ${s4.quarantine_reason}`);
+      console.log(`      pairs with signer 4 in conflict after ${Date.now() - t0} ms and ${returned.length} signatures: ${s.conflicts.map((c) => `{${c.a},${c.b}} ${c.reason}`).join('; ')}`);
     });
 
-    it('while quarantined, signing goes on with honest subsets only', async () => {
+    it('while its pairs are in conflict, signing goes on with honest subsets only', async () => {
       for (let n = 0; n < 8; n++) {
         const res = await sign();
         assert.equal(res.quorum.length, 2);
         assert.ok(res.quorum.every((i) => HONEST.includes(i)), `quorum [${res.quorum}] is an honest subset`);
       }
-      for (const r of returned.slice(quarantinedAfter)) assert.ok(!r.res.quorum.includes(BAD));
-      assert.equal((await signerStatus(BAD)).quarantined, true, 'still quarantined: only an operator lifts it');
+      for (const r of returned.slice(conflictsAfter)) assert.ok(!r.res.quorum.includes(BAD));
+      assert.deepEqual(conflictPairs(await status()), WITH_BAD, 'still in conflict: only a reconciliation (or refresh) clears it');
     });
 
-    it('metrics: honest signers count a blame of peer 4; the coordinator counts it and shows the quarantine', async () => {
+    it('metrics: honest signers count a blame of peer 4; the coordinator counts it and shows the pair conflicts', async () => {
       const blames = new Map<number, number>();
       for (const i of HONEST) blames.set(i, sample(await signerMetrics(i), 'quorumkey_signer_blames_total', 'peer="4"'));
       const blamers = HONEST.filter((i) => blames.get(i)! > 0);
@@ -184,51 +193,44 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
         }
         assert.fail(`no honest signer counts a blame of signer 4 (quorumkey_signer_blames_total{peer="4"}):\n${detail.join('\n')}`);
       }
-      for (const i of blamers) assert.ok((await blamedPeers(i)).includes(BAD), `signer ${i} /healthz lists 4 among blamed_peers`);
+      for (const i of blamers) assert.ok((await blamedPeers(i)).includes(BAD), `signer ${i} /healthz lists 4 among the retired peers of tls`);
       for (const i of HONEST) {
         const text = await signerMetrics(i);
         for (const j of HONEST) if (j !== i) assert.equal(sample(text, 'quorumkey_signer_blames_total', `peer="${j}"`), 0, `signer ${i} blamed no honest peer (${j})`);
       }
       const text = await coordinatorMetrics();
-      assert.ok(sample(text, 'quorumkey_blames_total', 'signer="4"') >= 1, 'quorumkey_blames_total{signer="4"} >= 1');
-      assert.equal(sample(text, 'quorumkey_signer_quarantined', 'signer="4"'), 1);
-      for (const i of HONEST) {
-        assert.equal(sample(text, 'quorumkey_signer_quarantined', `signer="${i}"`), 0);
-        assert.equal(sample(text, 'quorumkey_blames_total', `signer="${i}"`), 0);
-      }
+      assert.ok(sample(text, 'quorumkey_blames_total', 'peer="4"') >= 1, 'quorumkey_blames_total{peer="4"} >= 1');
+      for (const i of HONEST) assert.equal(sample(text, 'quorumkey_pair_conflict', `key="tls",a="${i}",b="4"`), 1);
+      assert.equal(sample(text, 'quorumkey_usable_subsets', 'key="tls"'), 3);
+      for (const i of ALL) assert.equal(sample(text, 'quorumkey_signer_quarantined', `signer="${i}"`), 0);
+      // Honest reporters name signer 4 only (signer 4 itself may list the honest peers that retired it).
+      for (const i of HONEST) for (const j of HONEST) assert.equal(sample(text, 'quorumkey_blames_total', `reporter="${i}",peer="${j}"`), 0);
     });
 
-    it('Admin.Readmit lifts the quarantine everywhere; still tampering, signer 4 is quarantined again', async () => {
-      const blamesBefore = sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'signer="4"');
-      const after = await unary<ClusterStatusWire>(admin, 'Readmit', { index: BAD });
-      // Lifted, unless signer 4 was blamed anew while the signers were being told: that blame
-      // stands (the refills resume as soon as it is eligible, and it keeps tampering).
-      const s4 = after.signers.find((x) => x.index === BAD)!;
-      if (s4.quarantined) {
-        assert.match(s4.quarantine_reason, /blamed by signer [123]\b/);
-        assert.ok(sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'signer="4"') > blamesBefore, 'quarantined again by a new blame');
-      }
-      // Readmit returns once every signer was told. (Their blamed_peers may list 4 again at once:
-      // the wrapper keeps tampering, and the refills resume as soon as it is eligible.)
+    it('Admin.ReconcilePair clears the pairs; still tampering, signer 4 is in conflict again at its next presign', async () => {
+      const blamesBefore = sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'peer="4"');
+      // Each reconciliation re-runs one pair setup (not tampered with: only presign messages are)
+      // and answers after both signers were probed anew: that pair is cleared, unless signer 4
+      // already failed a presign with it again (the refills resume at once, and it keeps tampering).
       for (const i of HONEST) {
-        const told = signers.get(i)!.stderr.some((l) => l.includes('"msg":"peer readmitted by the operator"') && l.includes(`"peer":${BAD},`));
-        assert.ok(told, `signer ${i} was told to readmit signer 4`);
+        const after = await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+        for (const x of after.signers) assert.equal(x.quarantined, false, `signer ${x.index} not quarantined`);
       }
       await waitFor(
-        'signer 4 quarantined again',
+        'pairs with signer 4 in conflict again',
         async () => {
           await sign();
-          return (await signerStatus(BAD)).quarantined;
+          return conflictPairs(await status()).length === 3;
         },
         45_000,
         50,
       );
-      assert.ok(sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'signer="4"') > blamesBefore, 'a new blame was counted');
-      // Only an operator lifts a quarantine: it holds while signing goes on.
+      assert.ok(sample(await coordinatorMetrics(), 'quorumkey_blames_total', 'peer="4"') > blamesBefore, 'new blames were counted');
+      // Only an operator's reconciliation clears a conflict: it holds while signing goes on.
       const until = Date.now() + 1500;
       while (Date.now() < until) {
         assert.ok(!(await sign()).quorum.includes(BAD));
-        assert.equal((await signerStatus(BAD)).quarantined, true, 'signer 4 stays quarantined');
+        assert.deepEqual(conflictPairs(await status()), WITH_BAD, 'the pairs stay in conflict');
       }
       for (const r of returned) assert.ok(!r.res.quorum.includes(BAD));
     });
@@ -240,7 +242,6 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
       const oldBoot = (await signerStatus(BAD)).boot_id;
       await stop(old);
       await startMalicious('finish-w');
-      await unary<ClusterStatusWire>(admin, 'Readmit', { index: BAD });
       await waitFor(
         'signer 4 back, new boot id, not quarantined',
         async () => {
@@ -249,6 +250,10 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
         },
         20_000,
       );
+      // Its pairs were retired durably by the honest signers: a restart does not revive them.
+      assert.deepEqual(conflictPairs(await status()), WITH_BAD);
+      await reconcileAll();
+      assert.deepEqual(conflictPairs(await status()), [], 'reconciled');
       // Presign is honest now: the pools of every subset with signer 4 fill up.
       await waitFor(
         'pools of subsets with signer 4 filled',
