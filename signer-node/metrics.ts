@@ -9,7 +9,7 @@ import { registerProcessMetrics } from '../src/metrics/process.js';
 export interface KeyGaugeSource {
   /** (key id, epoch, presignatures in memory) for every key this signer holds. */
   keys(): { keyId: string; epoch: number; presignatures: number }[];
-  blamedPeers(): number[];
+  retiredPairs(): { keyId: string; peer: number }[];
   pendingMessages(): number;
   runningSessions(): number;
 }
@@ -72,13 +72,13 @@ export class SignerMetrics {
       },
     });
     new Gauge({
-      name: 'quorumkey_signer_peer_blamed',
-      help: '1 for each peer this signer has blamed (quarantined locally until an operator readmits it).',
-      labelNames: ['peer'],
+      name: 'quorumkey_signer_pair_retired',
+      help: '1 for each (key, peer) whose OT correlation with this signer is retired after a failed check: no presign with the peer until `quorumkey signers reconcile` or a refresh.',
+      labelNames: ['key', 'peer'],
       registers,
       collect() {
         this.reset();
-        for (const p of source.blamedPeers()) this.set({ peer: String(p) }, 1);
+        for (const p of source.retiredPairs()) this.set({ key: p.keyId, peer: String(p.peer) }, 1);
       },
     });
     new Gauge({

@@ -3,7 +3,15 @@
  * gRPC services (mutual TLS with the cluster CA) and an HTTP server for /metrics and /healthz.
  *
  * Signer: callable only by the certificate `coordinator`. Peer: only by `signer-<j>`, j a
- * configured signer other than this one. Every input is validated before it reaches the Party;
+ * configured signer other than this one (Exchange for protocol rounds; RetirePair, with which
+ * peer j can retire only the pair (j, this signer)).
+ *
+ * Pair retirement (DESIGN §3): a failed OT / VOLE check with peer j retires the pair's OT
+ * correlation for that key — at once in memory (Party), then durably (the share file is
+ * rewritten without the pair's OT state, before the failing RPC is answered), then j is told
+ * (best effort; it refuses nothing it would not refuse anyway). Only PairSetup (the operator's
+ * `quorumkey signers reconcile`) or a refresh makes the pair usable again; no readmission, no
+ * restart. Every input is validated before it reaches the Party;
  * a handler never throws out of grpc-js (bad input is answered, and the service keeps serving).
  *
  * Statuses (details always a readable sentence):
@@ -31,6 +39,7 @@ import { MAX_PARTIES } from '../src/protocol/keyshare.js';
 import { SESSION_ID_BYTES, toHex } from '../src/protocol/message.js';
 import { TWEAK_SEED_BYTES } from '../src/protocol/online.js';
 import { Party } from '../src/protocol/party.js';
+import type { PairSetupSession } from '../src/protocol/pair-setup.js';
 import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
@@ -38,7 +47,7 @@ import { ABORT_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../
 import { callerName, serverCredentials } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
 import { SignerMetrics } from './metrics.js';
-import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, type PeerAddress } from './peers.js';
+import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, retirePairHandler, sendRetirePair, type PeerAddress, type RetirePairNotice } from './peers.js';
 import { SessionDriver, ShuttingDown } from './sessions.js';
 import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
 
@@ -96,20 +105,22 @@ interface RefreshRequest {
   key_id: string;
   session_id: Buffer;
 }
-interface SignerRef {
-  index: number;
+interface PairSetupRequest {
+  key_id: string;
+  session_id: Buffer;
+  peer: number;
 }
 interface KeySummary {
   key_id: string;
   epoch: number;
   public_key: Uint8Array;
   presignatures: number;
+  retired_peers: number[];
 }
 interface HealthResponse {
   index: number;
   boot_id: string;
   keys: KeySummary[];
-  blamed_peers: number[];
 }
 interface KeyGenResponse {
   public_key: Uint8Array;
@@ -161,6 +172,8 @@ function splitHostPort(endpoint: string, what: string): { host: string; port: nu
   return { host: m[1]!.replace(/^\[(.*)\]$/, '$1'), port };
 }
 
+const peerStatus = (code: grpc.status, details: string): grpc.ServerErrorResponse => ({ name: 'PeerError', message: details, code, details });
+
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
 export class SignerNode {
@@ -195,13 +208,13 @@ export class SignerNode {
     const timeoutMs = Number.isInteger(timeout) && timeout > 0 ? timeout : DEFAULT_SESSION_TIMEOUT_MS;
     this.metrics = new SignerMetrics(this.index, this.bootId, {
       keys: () => this.keySummaries().map((k) => ({ keyId: k.key_id, epoch: k.epoch, presignatures: k.presignatures })),
-      blamedPeers: () => [...this.party.blamedPeers],
+      retiredPairs: () => this.keySummaries().flatMap((k) => k.retired_peers.map((peer) => ({ keyId: k.key_id, peer }))),
       pendingMessages: () => this.driver.pending.size,
       runningSessions: () => this.driver.runningCount,
     });
     const createTransport: PeerTransportFactory = options.createPeerTransport ?? ((id, self, peers, log) => new PeerTransport(id, self, peers, log));
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
-    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics);
+    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => void this.pairRetired(share, peer, reason));
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
     this.server.addService(services.Signer.service, {
       Health: this.unary('Health', () => this.health()),
@@ -209,10 +222,11 @@ export class SignerNode {
       Presign: this.unary('Presign', (r: PresignRequest) => this.presign(r)),
       Finish: this.unary('Finish', (r: FinishRequest) => this.finish(r)),
       Refresh: this.unary('Refresh', (r: RefreshRequest) => this.refresh(r)),
-      Readmit: this.unary('Readmit', (r: SignerRef) => this.readmit(r)),
+      PairSetup: this.unary('PairSetup', (r: PairSetupRequest) => this.pairSetup(r)),
     });
     this.server.addService(services.Peer.service, {
       Exchange: exchangeHandler(this.transport, (sender, envelope) => this.driver.deliver(sender, envelope)),
+      RetirePair: retirePairHandler(this.transport, (sender, notice) => this.peerRetiredPair(sender, notice)),
     });
   }
 
@@ -378,23 +392,31 @@ export class SignerNode {
     } catch (e) {
       this.driver.discard(sessionId);
       if (!(e instanceof ProtocolAbort)) throw e;
-      if (e.reason === 'session-reused') throw invalid(`session_id ${toHex(sessionId).slice(0, 16)}… was used before: every session needs a fresh id`);
+      if (e.reason === 'session-reused') throw invalid(`session_id ${toHex(sessionId).slice(0, 16)}… is already running here`);
       if (e.reason === 'bad-parameters') throw invalid(e.message);
-      throw e; // peer-blamed → ABORTED with metadata
+      throw e; // pair-retired → ABORTED with metadata (reason, culprit)
     }
   }
 
   // --- Signer service -----------------------------------------------------------------------
 
+  private keySummary(keyId: string): KeySummary {
+    const share = this.party.share(keyId);
+    return {
+      key_id: keyId,
+      epoch: share.epoch,
+      public_key: share.publicKey,
+      presignatures: this.party.presignatureCount(keyId),
+      retired_peers: [...share.retiredPeers].sort((a, b) => a - b),
+    };
+  }
+
   private keySummaries(): KeySummary[] {
-    return [...this.keys].sort().map((keyId) => {
-      const share = this.party.share(keyId);
-      return { key_id: keyId, epoch: share.epoch, public_key: share.publicKey, presignatures: this.party.presignatureCount(keyId) };
-    });
+    return [...this.keys].sort().map((keyId) => this.keySummary(keyId));
   }
 
   private health(): HealthResponse {
-    return { index: this.index, boot_id: this.bootId, keys: this.keySummaries(), blamed_peers: [...this.party.blamedPeers].sort((a, b) => a - b) };
+    return { index: this.index, boot_id: this.bootId, keys: this.keySummaries() };
   }
 
   private async keyGen(req: KeyGenRequest): Promise<KeyGenResponse> {
@@ -502,15 +524,97 @@ export class SignerNode {
     }
   }
 
-  private readmit(req: SignerRef): HealthResponse {
-    const peer = req.index;
-    if (!Number.isInteger(peer) || !this.signerIndices.has(peer) || peer === this.index) {
-      throw invalid(`index must be a configured signer other than this one (${this.index}), got ${peer}`);
+  /**
+   * Pairwise re-setup with `peer` (both signers are called with the same label): fresh base OTs
+   * in both directions for this key; persisted before it is answered.
+   */
+  private async pairSetup(req: PairSetupRequest): Promise<KeySummary> {
+    const keyId = this.knownKey(req.key_id);
+    const sessionId = this.sessionId(req.session_id);
+    const share = this.party.share(keyId);
+    const peer = req.peer;
+    if (!Number.isInteger(peer) || peer === this.index || !share.parties.includes(peer)) {
+      throw invalid(`peer must be another holder of '${keyId}' (holders: ${share.parties.join(',')}), got ${peer}`);
     }
-    const wasBlamed = this.party.blamedPeers.has(peer);
-    this.party.readmit(peer);
-    this.log.info('peer readmitted by the operator', { peer, was_blamed: wasBlamed });
-    return this.health();
+    if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation, refresh or pair re-setup of key '${keyId}' is already running on signer ${this.index}`);
+    this.checkCapacity();
+    const session: PairSetupSession = this.create(sessionId, () => this.party.startPairSetup(keyId, sessionId, peer));
+    this.dealing.add(keyId);
+    try {
+      this.log.info('pair re-setup started', { key: keyId, peer, session: toHex(sessionId).slice(0, 16), epoch: share.epoch });
+      await this.driver.run(session);
+      if (this.party.share(keyId).epoch !== share.epoch) throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${keyId}' changed epoch during the pair re-setup; run it again`);
+      this.party.completePairSetup(session);
+      try {
+        await this.persist(keyId);
+      } catch (e) {
+        // Not durable: keep the pair retired rather than run on state a restart would lose.
+        this.party.retirePair(keyId, peer);
+        throw e;
+      }
+      this.log.info('pair re-setup sealed: fresh OT correlation with the peer', { key: keyId, peer, epoch: share.epoch });
+      return this.keySummary(keyId);
+    } finally {
+      this.dealing.delete(keyId);
+    }
+  }
+
+  /** A blame retired a pair here: persist it, then tell the peer. */
+  private async pairRetired(share: KeyShare, peer: number, reason: string): Promise<void> {
+    this.log.error('pair retired after a failed check: no presign with the peer for this key until `quorumkey signers reconcile` or a refresh', {
+      key: share.keyId,
+      peer,
+      reason,
+    });
+    try {
+      await this.persist(share.keyId);
+    } catch {
+      return; // persist() logged it and retries
+    }
+    const notice: RetirePairNotice = { key_id: share.keyId, epoch: share.epoch, reason };
+    for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
+      try {
+        await sendRetirePair(this.transport, peer, notice, 5000);
+        return;
+      } catch (e) {
+        this.log.warn('could not tell the peer that the pair is retired (it refuses nothing we would not refuse)', { key: share.keyId, peer, error: (e as Error)?.message });
+      }
+    }
+  }
+
+  /** Peer `sender` retired our pair for a key: retire our side too (only that pair). */
+  private async peerRetiredPair(sender: number, notice: RetirePairNotice): Promise<grpc.ServerErrorResponse | null> {
+    const keyId = typeof notice?.key_id === 'string' && KEY_ID_PATTERN.test(notice.key_id) ? notice.key_id : undefined;
+    if (!keyId || !this.keys.has(keyId)) return peerStatus(grpc.status.NOT_FOUND, `signer ${this.index} holds no share of that key`);
+    const share = this.party.share(keyId);
+    if (notice.epoch !== share.epoch) return peerStatus(grpc.status.FAILED_PRECONDITION, `key '${keyId}' is at epoch ${share.epoch} here, not ${notice.epoch}`);
+    const updated = this.party.retirePair(keyId, sender);
+    if (updated) {
+      this.log.error('peer retired our pair after a failed check; retired here too', { key: keyId, peer: sender, reason: String(notice.reason ?? '').slice(0, 64) });
+      await this.persist(keyId);
+    }
+    return null;
+  }
+
+  private readonly saving = new Map<string, Promise<void>>();
+
+  /**
+   * Seals the Party's current share of a key. Writes of one key are serialised and each writes
+   * the latest in-memory state, so a later write never resurrects what an earlier change
+   * removed. A failed write is retried until it succeeds (a retirement must become durable).
+   */
+  private persist(keyId: string): Promise<void> {
+    const write = async () => {
+      await this.store.save(this.party.share(keyId));
+    };
+    const next = (this.saving.get(keyId) ?? Promise.resolve()).then(write, write);
+    this.saving.set(keyId, next.catch(() => undefined));
+    next.catch((e) => {
+      this.log.error('could not seal the changed share; retrying in 5 s', { key: keyId, error: (e as Error)?.message });
+      const retry = setTimeout(() => void this.persist(keyId).catch(() => undefined), 5000);
+      retry.unref();
+    });
+    return next;
   }
 
   // --- HTTP -----------------------------------------------------------------------------------
@@ -529,8 +633,8 @@ export class SignerNode {
         const body = JSON.stringify({
           index: h.index,
           boot_id: h.boot_id,
-          keys: h.keys.map((k) => ({ key_id: k.key_id, epoch: k.epoch, public_key: toHex(k.public_key), presignatures: k.presignatures })),
-          blamed_peers: h.blamed_peers,
+          keys: h.keys.map((k) => ({ key_id: k.key_id, epoch: k.epoch, public_key: toHex(k.public_key), presignatures: k.presignatures, retired_peers: k.retired_peers })),
+          retired_pairs: h.keys.filter((k) => k.retired_peers.length > 0).map((k) => ({ key_id: k.key_id, peers: k.retired_peers })),
         });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(req.method === 'HEAD' ? undefined : body);

@@ -174,3 +174,45 @@ export function exchangeHandler(
     });
   };
 }
+
+export interface RetirePairNotice {
+  key_id: string;
+  epoch: number;
+  reason: string;
+}
+
+/** Tells `peer` that this signer retired their OT correlation for a key (Peer.RetirePair). */
+export function sendRetirePair(transport: PeerTransport, peer: number, notice: RetirePairNotice, timeoutMs: number): Promise<void> {
+  const client = transport.client(peer) as grpc.Client & {
+    RetirePair(req: RetirePairNotice, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): void;
+  };
+  return new Promise((resolve, reject) => {
+    client.RetirePair(notice, { deadline: new Date(Date.now() + timeoutMs) }, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * The RetirePair handler: only an authenticated peer signer may call it, and it can only retire
+ * the pair it is part of. `retire` answers with a status error or null.
+ */
+export function retirePairHandler(
+  transport: PeerTransport,
+  retire: (sender: number, notice: RetirePairNotice) => Promise<grpc.ServerErrorResponse | null>,
+): grpc.handleUnaryCall<RetirePairNotice, Record<string, never>> {
+  return (call, callback) => {
+    const sender = authenticatedPeer(call, transport);
+    if (sender === undefined) {
+      const who = callerName(call) ?? 'an unauthenticated caller';
+      transport.log.warn('peer call refused', { method: 'RetirePair', caller: who });
+      callback({ code: grpc.status.PERMISSION_DENIED, details: `Peer.RetirePair: '${who}' is not a peer signer of signer ${transport.self}` });
+      return;
+    }
+    retire(sender, call.request).then(
+      (err) => (err ? callback(err) : callback(null, {})),
+      (e) => {
+        transport.log.error('RetirePair failed', { peer: sender, error: (e as Error)?.message });
+        callback({ code: grpc.status.INTERNAL, details: `signer ${transport.self}: RetirePair failed (see its log)` });
+      },
+    );
+  };
+}

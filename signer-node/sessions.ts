@@ -13,6 +13,7 @@
  *   'missing-message' naming the silent peer.
  */
 import { ProtocolAbort } from '../src/protocol/errors.js';
+import type { KeyShare } from '../src/protocol/keyshare.js';
 import type { Party } from '../src/protocol/party.js';
 import { SESSION_ID_BYTES, toHex, type ProtocolMessage } from '../src/protocol/message.js';
 import type { Session } from '../src/protocol/session.js';
@@ -157,6 +158,8 @@ export class SessionDriver {
     readonly timeoutMs: number,
     private readonly log: Logger,
     private readonly metrics: SignerMetrics,
+    /** Called when a blame retired a pair: the changed share must be persisted. */
+    private readonly onPairRetired: (share: KeyShare, peer: number, reason: string) => void,
     limits: BufferLimits = DEFAULT_BUFFER_LIMITS,
   ) {
     this.pending = new PendingBuffer(limits, timeoutMs);
@@ -314,16 +317,14 @@ export class SessionDriver {
       return;
     }
     if (err instanceof ProtocolAbort) {
-      this.party.reportAbort(session, err);
+      const retired = this.party.reportAbort(session, err);
       this.metrics.sessions.inc({ protocol: session.protocol, result: 'aborted' });
       this.metrics.sessionAborts.inc({ protocol: session.protocol, reason: err.reason });
-      if (err.isBlame && err.culprit !== undefined) {
-        this.metrics.blames.inc({ peer: String(err.culprit) });
-        this.log.error('peer blamed: every session with it is stopped until an operator readmits it', { ...context, reason: err.reason, culprit: err.culprit });
-      }
+      if (err.isBlame && err.culprit !== undefined) this.metrics.blames.inc({ peer: String(err.culprit) });
+      if (retired && err.culprit !== undefined) this.onPairRetired(retired, err.culprit, err.reason);
       this.log.warn('session aborted', { ...context, reason: err.reason, culprit: err.culprit, detail: err.message });
       run.reject(err);
-      // A blame stops the Party's other sessions with the culprit: settle them too.
+      // A retired pair stops the Party's other sessions of the key with the culprit: settle them too.
       for (const other of [...this.running.values()]) if (other.session.aborted) this.settle(other, other.session.aborted);
       return;
     }

@@ -10,7 +10,11 @@
  *  finish   every echo equals ours → the new KeyShare
  *
  * Refresh deals polynomials with a zero constant term (coefficients from degree 1), so the
- * public key stays and every share changes; zero-sharing seeds and base OTs are set up anew.
+ * public key stays and every share changes; zero-sharing seeds and base OTs are set up anew for
+ * every pair (which also ends every retired pair: the new share has none).
+ *
+ * Every value is derived from the session context (session.ts: the label and every party's
+ * fresh nonce), never from the coordinator's label alone.
  */
 import { abort } from './errors.js';
 import { commit, COMMITMENT_BYTES, opens, SALT_BYTES } from './commitment.js';
@@ -19,14 +23,7 @@ import { MAX_PARTIES, MIN_PARTIES } from './keyshare.js';
 import { add, IDENTITY, isIdentity, mulBase, pointsEqual } from './math/curve.js';
 import { decodeScalar, mod, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
 import { bytesEqual, field, type Payload, type ProtocolName } from './message.js';
-import {
-  otExtSetupReceiverRespond,
-  otExtSetupSenderFinish,
-  otExtSetupSenderStart,
-  type OtExtReceiverSetup,
-  type OtExtSenderSetup,
-  type OtExtSetupSenderState,
-} from './ot/extension.js';
+import { PairwiseOtSetup } from './ot/pairwise-setup.js';
 import { commitCoefficients, decodeCommitments, evaluate, evaluateCommitments, randomPolynomial } from './polynomial.js';
 import type { Rng } from './rng.js';
 import { systemRng } from './rng.js';
@@ -65,15 +62,13 @@ export class KeyDealingSession extends Session<KeyShare> {
   private readonly commitments = new Map<number, Uint8Array>();
   private readonly coefficientVectors = new Map<number, Uint8Array[]>();
   private readonly seedContributions = new Map<number, { value: Uint8Array; salt: Uint8Array; peerCommitment?: Uint8Array }>();
-  private readonly otSetupStates = new Map<number, OtExtSetupSenderState>();
-  private readonly otReceiver = new Map<number, OtExtReceiverSetup>();
-  private readonly otSender = new Map<number, OtExtSenderSetup>();
+  private readonly ot: PairwiseOtSetup;
   private readonly zeroSeeds = new Map<number, Uint8Array>();
-  private dealt: Omit<KeyShare, 'zeroSeeds' | 'otSender' | 'otReceiver'> | undefined;
+  private dealt: Omit<KeyShare, 'zeroSeeds' | 'otSender' | 'otReceiver' | 'retiredPeers'> | undefined;
   private echo: Uint8Array = new Uint8Array(0);
 
   constructor(protocol: ProtocolName, keyId: string, sessionId: Uint8Array, self: number, parties: readonly number[], threshold: number, rng: Rng, previous?: KeyShare) {
-    super({ protocol, keyId, sessionId, self, parties });
+    super({ protocol, keyId, sessionId, self, parties, rng });
     const n = this.parties.length;
     if (n < MIN_PARTIES || n > MAX_PARTIES) abort('bad-parameters', `between ${MIN_PARTIES} and ${MAX_PARTIES} parties are supported, got ${n}`);
     if (!Number.isInteger(threshold) || threshold < 2 || threshold > n) abort('bad-parameters', `threshold must be in [2, ${n}], got ${threshold}`);
@@ -83,13 +78,14 @@ export class KeyDealingSession extends Session<KeyShare> {
     this.epoch = previous ? previous.epoch + 1 : 0;
     this.rng = rng;
     this.firstCoefficient = previous ? 1 : 0;
+    this.ot = new PairwiseOtSetup(this.self, (from, to) => this.pairContext(from, to), rng);
   }
 
   private dealerContext(dealer: number): Uint8Array {
-    return taggedHash('dealer-context', [['protocol', this.protocol], ['key', this.keyId], ['session', this.sessionId], ['epoch', this.epoch], ['dealer', dealer]]);
+    return taggedHash('dealer-context', [['protocol', this.protocol], ['key', this.keyId], ['context', this.context], ['epoch', this.epoch], ['dealer', dealer]]);
   }
   private pairContext(from: number, to: number): Uint8Array {
-    return taggedHash('pair-context', [['protocol', this.protocol], ['key', this.keyId], ['session', this.sessionId], ['epoch', this.epoch], ['from', from], ['to', to]]);
+    return taggedHash('pair-context', [['protocol', this.protocol], ['key', this.keyId], ['context', this.context], ['epoch', this.epoch], ['from', from], ['to', to]]);
   }
 
   protected send(round: number, inbox: Inbox): Map<number, Payload> {
@@ -109,10 +105,7 @@ export class KeyDealingSession extends Session<KeyShare> {
       const value = this.rng(SALT_BYTES);
       const seedCommitment = commit(this.pairContext(this.self, peer), value, this.rng);
       this.seedContributions.set(peer, { value, salt: seedCommitment.salt });
-      // Base OTs for the pair where we are the OT-extension sender (we pick Δ).
-      const ot = otExtSetupSenderStart(this.pairContext(this.self, peer), this.rng);
-      this.otSetupStates.set(peer, ot.state);
-      out.set(peer, { commitment, seedCommitment: seedCommitment.commitment, baseOt: ot.message });
+      out.set(peer, { commitment, seedCommitment: seedCommitment.commitment, baseOt: this.ot.open(peer) });
     }
     return out;
   }
@@ -124,9 +117,7 @@ export class KeyDealingSession extends Session<KeyShare> {
       const msg = inbox.get(peer)!;
       this.commitments.set(peer, field(msg, 'commitment', peer, COMMITMENT_BYTES));
       this.seedContributions.get(peer)!.peerCommitment = field(msg, 'seedCommitment', peer, COMMITMENT_BYTES);
-      // We are the base-OT sender for the pair where the peer is the OT-extension sender.
-      const ot = otExtSetupReceiverRespond(this.pairContext(peer, this.self), field(msg, 'baseOt', peer), peer, this.rng);
-      this.otReceiver.set(peer, ot.setup);
+      const baseOt = this.ot.answer(peer, field(msg, 'baseOt', peer));
       const own = this.seedContributions.get(peer)!;
       const payload: Payload = {
         coefficients: this.coefficientBytes,
@@ -134,7 +125,7 @@ export class KeyDealingSession extends Session<KeyShare> {
         share: scalarToBytes(evaluate(this.polynomial, peer)),
         seed: own.value,
         seedSalt: own.salt,
-        baseOt: ot.message,
+        baseOt,
       };
       if (proof) payload.proof = proof;
       out.set(peer, payload);
@@ -166,7 +157,7 @@ export class KeyDealingSession extends Session<KeyShare> {
       const [low, high] = this.self < peer ? [contribution.value, peerSeed] : [peerSeed, contribution.value];
       this.zeroSeeds.set(peer, taggedHash('zero-seed', [['pair', this.pairContext(Math.min(this.self, peer), Math.max(this.self, peer))], ['low', low], ['high', high]]));
 
-      this.otSender.set(peer, otExtSetupSenderFinish(this.pairContext(this.self, peer), this.otSetupStates.get(peer)!, field(msg, 'baseOt', peer), peer));
+      this.ot.close(peer, field(msg, 'baseOt', peer));
     }
     if (this.previous) secretShare = mod(secretShare + this.previous.secretShare);
 
@@ -189,7 +180,7 @@ export class KeyDealingSession extends Session<KeyShare> {
 
   /** Hash of everything that must be identical at every party: commitments, coefficient vectors, prior public state. */
   private broadcastDigest(): Uint8Array {
-    const items: [string, Uint8Array | string | number][] = [['protocol', this.protocol], ['key', this.keyId], ['session', this.sessionId], ['epoch', this.epoch], ['threshold', this.threshold]];
+    const items: [string, Uint8Array | string | number][] = [['protocol', this.protocol], ['key', this.keyId], ['context', this.context], ['epoch', this.epoch], ['threshold', this.threshold]];
     for (const party of this.parties) {
       items.push([`commitment/${party}`, this.commitments.get(party)!]);
       this.coefficientVectors.get(party)!.forEach((c, k) => items.push([`coefficient/${party}/${k}`, c]));
@@ -206,7 +197,7 @@ export class KeyDealingSession extends Session<KeyShare> {
       if (!bytesEqual(field(inbox.get(peer)!, 'echo', peer, 32), this.echo))
         abort('broadcast-inconsistent', 'peer saw different broadcast values (a dealer equivocated, or the peer lies)', peer);
     }
-    return { ...this.dealt!, zeroSeeds: this.zeroSeeds, otSender: this.otSender, otReceiver: this.otReceiver };
+    return { ...this.dealt!, zeroSeeds: this.zeroSeeds, otSender: this.ot.sender, otReceiver: this.ot.receiver, retiredPeers: new Set() };
   }
 }
 

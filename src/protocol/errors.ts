@@ -28,6 +28,8 @@ export type AbortReason =
   | 'session-reused'
   | 'presignature-used'
   | 'peer-blamed'
+  | 'context-mismatch'
+  | 'pair-retired'
   | 'bad-parameters';
 
 /** Reasons that prove misbehaviour of a peer in the OT / VOLE layer: the peer must be blamed. */

@@ -1,6 +1,10 @@
 /**
  * Binary encoding of a KeyShare, for sealing at rest. Versioned, length-prefixed, and strict on
  * decode: every length and range is checked and trailing bytes are refused.
+ *
+ * Version 2 (current) records, per peer, whether the pair's OT correlation is active (then both
+ * OT-extension set-ups follow) or retired (nothing follows: the secret state is gone for good).
+ * Version 1 (every pair active) is still read, so shares sealed before stay usable.
  */
 import type { KeyShare } from './keyshare.js';
 import { MAX_PARTIES } from './keyshare.js';
@@ -13,7 +17,9 @@ import {
   serializeOtExtSenderSetup,
 } from './ot/extension.js';
 
-const VERSION = 1;
+const VERSION = 2;
+const PAIR_ACTIVE = 0;
+const PAIR_RETIRED = 1;
 const SEED_BYTES = 32;
 
 class Writer {
@@ -83,6 +89,11 @@ export function encodeKeyShare(share: KeyShare): Uint8Array {
   for (const p of share.parties) {
     if (p === share.self) continue;
     w.bytes(share.zeroSeeds.get(p)!);
+    if (share.retiredPeers.has(p)) {
+      w.u8(PAIR_RETIRED);
+      continue;
+    }
+    w.u8(PAIR_ACTIVE);
     w.sized(serializeOtExtSenderSetup(share.otSender.get(p)!));
     w.sized(serializeOtExtReceiverSetup(share.otReceiver.get(p)!));
   }
@@ -93,7 +104,7 @@ export function decodeKeyShare(bytes: Uint8Array): KeyShare {
   // Copy first: the caller zeroises its plaintext buffer, and a Node Buffer's slices would share it.
   const r = new Reader(new Uint8Array(bytes));
   const version = r.u8('version');
-  if (version !== VERSION) throw new Error(`unsupported key share encoding version ${version}`);
+  if (version !== VERSION && version !== 1) throw new Error(`unsupported key share encoding version ${version}`);
   const keyId = new TextDecoder('utf-8', { fatal: true }).decode(r.sized('key id'));
   const epoch = r.u32('epoch');
   const threshold = r.u8('threshold');
@@ -110,12 +121,19 @@ export function decodeKeyShare(bytes: Uint8Array): KeyShare {
   const zeroSeeds = new Map<number, Uint8Array>();
   const otSender = new Map<number, ReturnType<typeof deserializeOtExtSenderSetup>>();
   const otReceiver = new Map<number, ReturnType<typeof deserializeOtExtReceiverSetup>>();
+  const retiredPeers = new Set<number>();
   for (const p of parties) {
     if (p === self) continue;
     zeroSeeds.set(p, r.take(SEED_BYTES, 'zero seed').slice());
+    const state = version === 1 ? PAIR_ACTIVE : r.u8('pair state');
+    if (state === PAIR_RETIRED) {
+      retiredPeers.add(p);
+      continue;
+    }
+    if (state !== PAIR_ACTIVE) throw new Error(`key share encoding: unknown pair state ${state}`);
     otSender.set(p, deserializeOtExtSenderSetup(r.sized('OT sender set-up')));
     otReceiver.set(p, deserializeOtExtReceiverSetup(r.sized('OT receiver set-up')));
   }
   r.end();
-  return { keyId, epoch, threshold, parties, self, secretShare, publicKey, publicShares, zeroSeeds, otSender, otReceiver };
+  return { keyId, epoch, threshold, parties, self, secretShare, publicKey, publicShares, zeroSeeds, otSender, otReceiver, retiredPeers };
 }

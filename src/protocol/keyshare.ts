@@ -21,6 +21,12 @@ export interface KeyShare {
   otSender: ReadonlyMap<number, OtExtSenderSetup>;
   /** OT-extension state where this party is the receiver ("Bob"), by peer. */
   otReceiver: ReadonlyMap<number, OtExtReceiverSetup>;
+  /**
+   * Peers whose OT correlation with this party is retired (a failed OT / VOLE check between the
+   * two, or the peer retired it): their otSender / otReceiver entries are gone, and no presign
+   * with them starts until a pair re-setup (pair-setup.ts) or a refresh sets up fresh base OTs.
+   */
+  retiredPeers: ReadonlySet<number>;
 }
 
 export const MIN_PARTIES = 2;

@@ -4,7 +4,7 @@
  */
 import { abort } from './errors.js';
 
-export type ProtocolName = 'dkg' | 'refresh' | 'presign' | 'sign';
+export type ProtocolName = 'dkg' | 'refresh' | 'presign' | 'pair-setup' | 'sign';
 export const SESSION_ID_BYTES = 32;
 
 export type Payload = Record<string, Uint8Array>;

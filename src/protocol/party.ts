@@ -1,13 +1,23 @@
 /**
- * One share holder's protocol state, with no I/O: its key shares, its in-memory presignatures,
- * the session ids it has seen (never reused) and the peers it has blamed. The signer service
- * wraps exactly this object.
+ * One share holder's protocol state, with no I/O: its key shares and their pair states, and
+ * its in-memory presignatures. The signer service wraps exactly this object and persists every
+ * share change it reports.
+ *
+ * Freshness comes from the sessions themselves (session.ts: every party's nonce goes into the
+ * context), so the Party does not need to remember labels for safety; it only refuses a label
+ * that is running right now (a confused or replaying coordinator gets a clear error).
+ *
+ * A blame (failed OT / VOLE check) retires the pair's OT correlation for that key at once: the
+ * OT-extension state is wiped from memory, every running presign of the key with the peer is
+ * stopped, and no presign with it starts again until a pair re-setup or a refresh. The caller
+ * persists the changed share (`retirePair` returns it) so the retirement survives restarts.
  */
 import { abort, ProtocolAbort } from './errors.js';
 import { keyGenSession, refreshSession, type KeyDealingSession } from './dkg.js';
 import type { KeyShare } from './keyshare.js';
 import { toHex } from './message.js';
 import { signShare, type SignRequest } from './online.js';
+import { PairSetupSession, withPairState } from './pair-setup.js';
 import { PresignSession, type Presignature } from './presign.js';
 import { systemRng, type Rng } from './rng.js';
 import type { Session } from './session.js';
@@ -18,8 +28,6 @@ export class Party {
   private readonly rng: Rng;
   private readonly shares = new Map<string, KeyShare>();
   private readonly presignatures = new Map<string, Presignature>();
-  private readonly seenSessions = new Set<string>();
-  private readonly blamed = new Set<number>();
   private readonly active = new Set<Session<unknown>>();
 
   constructor(index: number, rng: Rng = systemRng) {
@@ -32,7 +40,7 @@ export class Party {
     if (!share) abort('bad-parameters', `no share of key '${keyId}'`);
     return share;
   }
-  /** Installs a share (after a session, or loaded from sealed storage). */
+  /** Installs a share of a new epoch (after a session, or loaded from sealed storage). */
   installShare(share: KeyShare): void {
     const previous = this.shares.get(share.keyId);
     if (previous && previous.epoch >= share.epoch) abort('bad-parameters', `share of epoch ${share.epoch} does not supersede epoch ${previous.epoch}`);
@@ -41,26 +49,28 @@ export class Party {
     for (const [id, p] of this.presignatures) if (p.keyId === share.keyId && p.epoch !== share.epoch) this.presignatures.delete(id);
   }
 
-  get blamedPeers(): ReadonlySet<number> {
-    return this.blamed;
-  }
   presignatureCount(keyId: string): number {
     return [...this.presignatures.values()].filter((p) => p.keyId === keyId).length;
   }
 
   startKeyGen(keyId: string, sessionId: Uint8Array, parties: readonly number[], threshold: number): KeyDealingSession {
     if (this.shares.has(keyId)) abort('bad-parameters', `key '${keyId}' already exists`);
-    return this.track(keyGenSession({ keyId, sessionId, self: this.index, parties, threshold, rng: this.rng }), parties);
+    return this.track(keyGenSession({ keyId, sessionId, self: this.index, parties, threshold, rng: this.rng }));
   }
   startRefresh(keyId: string, sessionId: Uint8Array): KeyDealingSession {
-    const share = this.share(keyId);
-    return this.track(refreshSession({ share, sessionId, rng: this.rng }), share.parties);
+    return this.track(refreshSession({ share: this.share(keyId), sessionId, rng: this.rng }));
   }
   startPresign(keyId: string, sessionId: Uint8Array, subset: readonly number[], count: number): PresignSession {
-    return this.track(new PresignSession({ share: this.share(keyId), sessionId, subset, count, rng: this.rng }), subset);
+    const share = this.share(keyId);
+    const retired = subset.find((p) => share.retiredPeers.has(p));
+    if (retired !== undefined) abort('pair-retired', `the OT correlation with this peer is retired for key '${keyId}' after a failed check; run the pair re-setup first`, retired);
+    return this.track(new PresignSession({ share, sessionId, subset, count, rng: this.rng }));
+  }
+  startPairSetup(keyId: string, sessionId: Uint8Array, peer: number): PairSetupSession {
+    return this.track(new PairSetupSession({ share: this.share(keyId), sessionId, peer, rng: this.rng }));
   }
 
-  /** Stores a finished session's output. */
+  /** Stores a finished presign, key generation or refresh session's output. */
   complete(session: KeyDealingSession | PresignSession): void {
     this.active.delete(session);
     if (session instanceof PresignSession) {
@@ -70,24 +80,50 @@ export class Party {
     }
   }
 
-  /**
-   * Records a session's failure. A blame (failed OT / VOLE check) quarantines the peer: every
-   * running session with it is stopped and no new one starts until `readmit`.
-   */
-  reportAbort(session: Session<unknown>, failure: ProtocolAbort): void {
+  /** Installs a finished pair re-setup into the current share; returns the share to persist. */
+  completePairSetup(session: PairSetupSession): KeyShare {
     this.active.delete(session);
-    if (!failure.isBlame || failure.culprit === undefined) return;
-    const culprit = failure.culprit;
-    this.blamed.add(culprit);
+    const updated = withPairState(this.share(session.keyId), session.output);
+    this.shares.set(updated.keyId, updated);
+    return updated;
+  }
+
+  /**
+   * Records a session's failure. A blame retires the pair (the session's key, the culprit) and
+   * returns the share to persist; anything else returns undefined.
+   */
+  reportAbort(session: Session<unknown>, failure: ProtocolAbort): KeyShare | undefined {
+    this.active.delete(session);
+    if (!failure.isBlame || failure.culprit === undefined) return undefined;
+    return this.retirePair(session.keyId, failure.culprit);
+  }
+
+  /**
+   * Retires the OT correlation with `peer` for `keyId` (a blame here, or the peer told us it
+   * retired its side): wipes both directions' OT-extension state and stops every running
+   * presign of the key with the peer. Returns the share to persist, or undefined when there is
+   * nothing to change (unknown key, not a holder, already retired).
+   */
+  retirePair(keyId: string, peer: number): KeyShare | undefined {
+    const share = this.shares.get(keyId);
+    if (!share || peer === this.index || !share.parties.includes(peer) || share.retiredPeers.has(peer)) return undefined;
+    const sender = share.otSender.get(peer);
+    const receiver = share.otReceiver.get(peer);
+    const otSender = new Map(share.otSender);
+    const otReceiver = new Map(share.otReceiver);
+    otSender.delete(peer);
+    otReceiver.delete(peer);
+    const updated: KeyShare = { ...share, otSender, otReceiver, retiredPeers: new Set(share.retiredPeers).add(peer) };
+    this.shares.set(keyId, updated);
     for (const other of this.active) {
-      if (other.peers.includes(culprit)) {
-        other.fail(new ProtocolAbort('peer-blamed', 'session stopped: the peer was blamed in another session', culprit));
+      if (other instanceof PresignSession && other.keyId === keyId && other.peers.includes(peer)) {
+        other.fail(new ProtocolAbort('pair-retired', 'session stopped: the OT correlation with the peer was retired', peer));
         this.active.delete(other);
       }
     }
-  }
-  readmit(peer: number): void {
-    this.blamed.delete(peer);
+    sender?.delta.fill(0);
+    for (const s of [...(sender?.seeds ?? []), ...(receiver?.seeds0 ?? []), ...(receiver?.seeds1 ?? [])]) s.fill(0);
+    return updated;
   }
 
   /**
@@ -102,11 +138,10 @@ export class Party {
     return signShare(presignature, request);
   }
 
-  private track<S extends Session<unknown>>(session: S, parties: readonly number[]): S {
-    if (this.seenSessions.has(toHex(session.sessionId))) abort('session-reused', `session id ${toHex(session.sessionId)} was used before`);
-    const blamed = parties.find((p) => this.blamed.has(p));
-    if (blamed !== undefined) abort('peer-blamed', 'peer is quarantined after a failed check', blamed);
-    this.seenSessions.add(toHex(session.sessionId));
+  private track<S extends Session<unknown>>(session: S): S {
+    for (const other of this.active) {
+      if (other.keyId === session.keyId && toHex(other.sessionId) === toHex(session.sessionId)) abort('session-reused', `session id ${toHex(session.sessionId)} is already running`);
+    }
     this.active.add(session);
     return session;
   }

@@ -34,7 +34,7 @@ export interface ProtocolEnvelope {
   payload: Record<string, Uint8Array>;
 }
 
-const PROTOCOLS: readonly ProtocolName[] = ['dkg', 'refresh', 'presign', 'sign'];
+const PROTOCOLS: readonly ProtocolName[] = ['dkg', 'refresh', 'presign', 'pair-setup', 'sign'];
 
 export function toEnvelope(m: ProtocolMessage): ProtocolEnvelope {
   return { protocol: m.protocol, key_id: m.keyId, session_id: m.sessionId, round: m.round, from: m.from, to: m.to, payload: m.payload };

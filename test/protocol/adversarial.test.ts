@@ -5,6 +5,9 @@
  * suspects when the check cannot single it out), no signature may come out, and no secret may
  * appear in the error.
  *
+ * Every protocol starts with the nonce round (session.ts): its nonce and the context that every
+ * later message carries are tampered with like any field.
+ *
  * Detection point: almost every tamper is caught inside the protocol it hits. Two are caught
  * later by design, and the test follows the key's life until they are:
  *  - the base-OT receiver message is the receiver's free choice: a different valid point only
@@ -57,7 +60,7 @@ function fieldTampers(name: string, value: Uint8Array, threshold: number): Tampe
     { name: `truncated '${name}'`, apply: (m) => withField(m, name, (v) => v.subarray(0, v.length - 1)), reasons: ['wrong-length', 'ot-check-failed'] },
     { name: `missing '${name}'`, apply: (m) => ({ ...m, payload: Object.fromEntries(Object.entries(m.payload).filter(([k]) => k !== name)) }), reasons: ['malformed-message'] },
   ];
-  if (name in POINT_FIELDS) {
+  if (name in POINT_FIELDS && value.length >= POINT_FIELDS[name]! + POINT_BYTES) {
     const at = POINT_FIELDS[name]!;
     tampers.push(
       { name: `off-curve point in '${name}'`, apply: (m) => withField(m, name, overwrite(at, offCurvePoint())), reasons: ['invalid-point'] },
@@ -142,7 +145,7 @@ type Stage = { protocol: ProtocolName; rounds: number; run: (cluster: Cluster, i
 const stages: Stage[] = [
   {
     protocol: 'dkg',
-    rounds: 3,
+    rounds: 4,
     run(cluster, intercept) {
       const fresh = new Cluster(PARTIES);
       const result = fresh.keyGen(KEY, THRESHOLD, intercept);
@@ -152,7 +155,7 @@ const stages: Stage[] = [
   },
   {
     protocol: 'refresh',
-    rounds: 3,
+    rounds: 4,
     run(cluster, intercept) {
       const result = cluster.refresh(KEY, intercept);
       return result.aborts.get(HONEST);
@@ -160,7 +163,7 @@ const stages: Stage[] = [
   },
   {
     protocol: 'presign',
-    rounds: 2,
+    rounds: 3,
     run(cluster, intercept) {
       const result = cluster.presign(KEY, SUBSET, 2, intercept);
       const failure = result.aborts.get(HONEST);
@@ -176,6 +179,14 @@ const stages: Stage[] = [
       }
       if (failures.length > 0) return failures[0] as ProtocolAbort;
       assert.fail('every presignature of a tampered batch produced a signature');
+    },
+  },
+  {
+    protocol: 'pair-setup',
+    rounds: 3,
+    run(cluster, intercept) {
+      const result = cluster.pairSetup(KEY, HONEST, MALICIOUS, intercept);
+      return result.aborts.get(HONEST) ?? followUp(cluster);
     },
   },
   {
@@ -251,7 +262,7 @@ describe('adversarial: every message type, every field, every envelope mistake',
             }
             try {
               const named = assertNamed(failure, tamper);
-              if (named.isBlame) assert.ok(cluster.party(HONEST).blamedPeers.has(MALICIOUS) || stage.protocol === 'sign', 'blame not recorded');
+              if (named.isBlame) assert.ok(cluster.party(HONEST).share(KEY).retiredPeers.has(MALICIOUS) || stage.protocol === 'sign', 'pair not retired after the blame');
             } catch (err) {
               (err as Error).message = `${stage.protocol} round ${round}, ${tamper.name}: ${(err as Error).message}`;
               throw err;

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { KeyShare } from '../../src/protocol/keyshare.js';
 import { runSessions, type Interceptor, type RunResult } from '../../src/protocol/local-network.js';
 import { combineSignature, type Signature } from '../../src/protocol/online.js';
+import { PairSetupSession, type PairState } from '../../src/protocol/pair-setup.js';
 import { Party } from '../../src/protocol/party.js';
 import type { Presignature } from '../../src/protocol/presign.js';
 import { seededRng, systemRng, type Rng } from '../../src/protocol/rng.js';
@@ -35,6 +36,7 @@ export class Cluster {
       const party = this.party(i);
       const failure = result.aborts.get(i);
       if (failure) party.reportAbort(session, failure);
+      else if (session instanceof PairSetupSession) party.completePairSetup(session);
       else if (session.done) party.complete(session as never);
     }
     return result;
@@ -49,6 +51,12 @@ export class Cluster {
   refresh(keyId: string, intercept?: Interceptor): RunResult<KeyShare> {
     const sid = this.sessionId();
     return this.run(new Map([...this.parties.keys()].map((i) => [i, this.party(i).startRefresh(keyId, sid)])), intercept);
+  }
+
+  /** Pairwise re-setup of the OT correlation between a and b. */
+  pairSetup(keyId: string, a: number, b: number, intercept?: Interceptor): RunResult<PairState> {
+    const sid = this.sessionId();
+    return this.run(new Map([[a, this.party(a).startPairSetup(keyId, sid, b)], [b, this.party(b).startPairSetup(keyId, sid, a)]]), intercept);
   }
 
   presign(keyId: string, subset: readonly number[], count: number, intercept?: Interceptor): RunResult<Presignature[]> {

@@ -140,7 +140,7 @@ describe('protocol/keyshare-codec', function () {
   });
 
   it('an unknown version → "unsupported key share encoding version"', () => {
-    for (const v of [0, 2, 255]) {
+    for (const v of [0, 3, 255]) {
       assert.throws(() => decodeKeyShare(edit(encodings[0]!, 0, [v])), new RegExp(`unsupported key share encoding version ${v}$`));
     }
   });
@@ -176,8 +176,46 @@ describe('protocol/keyshare-codec', function () {
     const enc = encodings[0]!;
     const L = layout(shares[0]!);
     assert.throws(() => decodeKeyShare(edit(enc, L.secret, scalarToBytes(N - 1n).map(() => 0xff))), /secret share out of range/);
-    // The OT sender set-up of the first peer starts after its 32-byte zero seed and a u32 length.
-    const otSender = L.firstPeer + 32 + 4;
+    // The OT sender set-up of the first peer starts after its 32-byte zero seed, the pair-state
+    // byte and a u32 length.
+    const otSender = L.firstPeer + 32 + 1 + 4;
     assert.throws(() => decodeKeyShare(edit(enc, otSender, [9])), /OT extension sender set-up: bad version or type/);
+    assert.throws(() => decodeKeyShare(edit(enc, L.firstPeer + 32, [7])), /unknown pair state 7/);
+  });
+
+  it('a retired pair round-trips without its OT state; version 1 (no pair states) still decodes', () => {
+    const share = shares[0]!;
+    const peers = share.parties.filter((p) => p !== share.self);
+    const [retired, active] = [peers[0]!, peers[1]!];
+    const otSender = new Map(share.otSender);
+    const otReceiver = new Map(share.otReceiver);
+    otSender.delete(retired);
+    otReceiver.delete(retired);
+    const enc = encodeKeyShare({ ...share, otSender, otReceiver, retiredPeers: new Set([retired]) });
+    assert.ok(enc.length < encodings[0]!.length - 12_000, 'the retired pair carries no OT state');
+    const back = decodeKeyShare(enc);
+    assert.deepEqual([...back.retiredPeers], [retired]);
+    assert.equal(back.otSender.has(retired), false);
+    assert.equal(back.otReceiver.has(retired), false);
+    assert.ok(back.otSender.has(active) && back.otReceiver.has(active));
+
+    // A version-1 file: the same bytes without the pair-state bytes.
+    const v2 = encodings[0]!;
+    const L = layout(share);
+    const parts: Uint8Array[] = [Uint8Array.of(1), v2.subarray(1, L.firstPeer)];
+    let at = L.firstPeer;
+    for (let k = 0; k < peers.length; k++) {
+      parts.push(v2.subarray(at, at + 32)); // zero seed
+      at += 33; // and the state byte, dropped
+      const sender = new DataView(v2.buffer, v2.byteOffset + at, 4).getUint32(0);
+      const receiver = new DataView(v2.buffer, v2.byteOffset + at + 4 + sender, 4).getUint32(0);
+      parts.push(v2.subarray(at, at + 8 + sender + receiver));
+      at += 8 + sender + receiver;
+    }
+    assert.equal(at, v2.length);
+    const v1 = Uint8Array.from(parts.flatMap((p) => [...p]));
+    const migrated = decodeKeyShare(v1);
+    assert.equal(migrated.retiredPeers.size, 0);
+    assert.deepEqual(encodeKeyShare(migrated), v2, 'a version-1 share re-encodes as the same share in version 2');
   });
 });

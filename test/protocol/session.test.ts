@@ -95,6 +95,7 @@ function ensureShares(): void {
       zeroSeeds: zeroSeeds.get(i)!,
       otSender: otSender.get(i)!,
       otReceiver: otReceiver.get(i)!,
+      retiredPeers: new Set(),
     });
   }
 }
@@ -269,12 +270,13 @@ describe('session driver: envelope checks', function () {
     assert.equal(result.outputs.size, 3);
     const nonces = [...result.outputs.values()].map((p) => Buffer.from(p[0]!.nonce).toString('hex'));
     assert.equal(new Set(nonces).size, 1);
-    assert.deepEqual(new Set(result.transcript.map((m) => m.round)), new Set([1, 2]));
+    // Wire round 1 is the nonce round; the presign's own two rounds follow.
+    assert.deepEqual(new Set(result.transcript.map((m) => m.round)), new Set([1, 2, 3]));
     const s1 = sessions.get(1)!;
     assert.equal(s1.done, true);
     assert.equal(s1.ready, false);
     assert.equal(s1.output.length, 1);
-    const last = result.transcript.find((m) => m.to === 1 && m.from === 2 && m.round === 2)!;
+    const last = result.transcript.find((m) => m.to === 1 && m.from === 2 && m.round === 3)!;
     expectAbort(() => s1.receive(last, 2), 'wrong-round', 2);
   });
 });

@@ -49,7 +49,7 @@ describe('zero-sharing', () => {
   });
 
   it('matches the documented construction: Σ_{j>i} PRF(seed_ij) − Σ_{j<i} PRF(seed_ij)', () => {
-    const prf = (seed: Uint8Array, index: number): bigint => new Transcript('zero-share').append('seed', seed).append('session', sid).append('index', index).challengeScalar();
+    const prf = (seed: Uint8Array, index: number): bigint => new Transcript('zero-share').append('seed', seed).append('context', sid).append('index', index).challengeScalar();
     const subset = [2, 4, 5, 8];
     const self = 5;
     const expected = mod(prf(seeds.get(5)!.get(8)!, 1) - prf(seeds.get(5)!.get(2)!, 1) - prf(seeds.get(5)!.get(4)!, 1));

@@ -1,63 +1,57 @@
 /**
- * Random-OT extension: KOS15 (Keller–Orsini–Scholl, eprint 2015/546) with the consistency check
- * in the corrected form analysed by SoftSpokenOT (Roy, eprint 2022/192, the case k = 1), κ = 128,
- * challenges by Fiat–Shamir.
+ * Random-OT extension: KOS15 (Keller–Orsini–Scholl, eprint 2015/546) with the corrected
+ * consistency check of SoftSpokenOT (Roy, eprint 2022/192) for k = 1: the subspace-VOLE check of
+ * its Figure 7 ("Consistency check"), which the revised KOS15 adopts. The original KOS15 check
+ * combined all κ columns into one pair (x, t) ∈ GF(2^κ)² and tested q = t + x·Δ with a field
+ * multiplication; the lemma behind its soundness is false (Roy 2022, §1.2). The corrected check
+ * hashes each column separately with the same universal hash and compares them one by one, so a
+ * receiver inconsistent in any column is caught unless it guessed that column's bit of Δ.
+ * κ = 128, challenges by Fiat–Shamir over the session context and the receiver's message.
  *
  * Set-up, once per ordered pair (extension sender "Alice", extension receiver "Bob"), from 128
  * base OTs with the roles reversed: Alice is the base-OT receiver with choice bits Δ and keeps
  * s_i = k_{i,Δ_i}; Bob is the base-OT sender and keeps both k_{i,0}, k_{i,1}.
  *
- * One extension of m OTs (a "session", named by the caller's `ctx`, which must contain a session
- * id never used before with this set-up — the PRG streams depend only on seed and ctx):
+ * One extension of m OTs (a "session", named by the caller's `ctx`, which must be fresh for the
+ * set-up: session.ts derives it from every party's fresh nonce, so no stream repeats):
  *
  *   m' = m + PAD rounded up to a multiple of 128 (PAD = 256 ≥ κ + s extra rows, whose random
- *        choice bits hide the check's linear combination of Bob's real choice bits).
+ *        choice bits hide the κ linear combinations of Bob's real choice bits that the check
+ *        reveals).
  *   Bob:   b ∈ {0,1}^m' (m real choice bits, then random),
  *          t^0_i = PRG(k_{i,0}, ctx), t^1_i = PRG(k_{i,1}, ctx), u_i = t^0_i ⊕ t^1_i ⊕ b,
- *          chi_j = FS-PRG(ctx, u)_j ∈ GF(2^128),
- *          x = Σ_j chi_j·b_j,  t = Σ_j chi_j·t_j   (t_j = row j of the matrix [t^0_0 … t^0_127]),
- *          sends u ‖ x ‖ t; outputs v_j = Hout(ctx, j, t_j) for j < m.
- *   Alice: q_i = PRG(s_i, ctx) ⊕ Δ_i·u_i  (so row q_j = t_j ⊕ b_j·Δ),
- *          checks Σ_j chi_j·q_j == t ⊕ x·Δ — failure is a blame (selective-failure attacks
- *          must not be retried),
+ *          challenge columns chi_0 … chi_127 ∈ {0,1}^m' = FS-PRG(ctx, u)   (row j of this
+ *          matrix is the universal-hash coefficient χ_j ∈ GF(2^128)),
+ *          x̃ = Σ_j χ_j·b_j and t̃_i = Σ_j χ_j·t^0_{i,j} for each column i — over GF(2) that is
+ *          bit c of x̃ = ⟨b, chi_c⟩ and bit c of t̃_i = ⟨t^0_i, chi_c⟩ (bits.ts columnParities),
+ *          sends u ‖ x̃ ‖ t̃_0 … t̃_127; outputs v_j = Hout(ctx, j, t_j) for j < m.
+ *   Alice: q_i = PRG(s_i, ctx) ⊕ Δ_i·u_i  (so column q_i = t^0_i ⊕ Δ_i·b),
+ *          q̃_i = Σ_j χ_j·q_{i,j}; checks q̃_i == t̃_i ⊕ Δ_i·x̃ for every i (no branch on Δ) —
+ *          failure is a blame, and the pair's correlation is retired (a failure can depend on
+ *          one bit of Δ: selective failure),
  *          outputs v_{j,0} = Hout(ctx, j, q_j), v_{j,1} = Hout(ctx, j, q_j ⊕ Δ) for j < m.
  *
  * Primitives (all via node:crypto, so OpenSSL's AES-NI / optimised Keccak):
  * - PRG(seed, ctx): AES-256-CTR, zero IV, key = SHA-256(taggedHash(PRG domain, ctx) ‖ seed). The
  *   key is fresh per (seed, session), so a counter stream is never reused.
- * - FS-PRG(ctx, u): AES-256-CTR, zero IV, key = taggedHash(CHI domain, ctx, u); chi_j is bytes
- *   [16j, 16j + 16) of the stream (a field element, bit i = coefficient of x^i).
+ * - FS-PRG(ctx, u): AES-256-CTR, zero IV, key = taggedHash(CHI domain, ctx, u); chi_c is bytes
+ *   [c·m'/8, (c+1)·m'/8) of the stream.
  * - Hout(ctx, j, row): SHAKE256(taggedHash(OUT domain, ctx, outputBytes) ‖ u32be(j) ‖ row),
  *   `outputBytes` long — a tweakable correlation-robust hash in the random-oracle model.
  *
  * Wire format of Bob's message: u_0 ‖ … ‖ u_127 (each m'/8 bytes, bit j of u_i at byte j>>3,
- * bit j&7) ‖ x (16 bytes) ‖ t (16 bytes): 16·m' + 32 bytes in total.
- *
- * Where the time goes (m = 416·32, m' = 13,568, outputBytes = 144; bench/ot.ts on an idle
- * 2-core x64 VM: Bob ≈ 37 ms, Alice ≈ 68 ms): about 2/3 of it is Hout — one SHAKE256 call per
- * output, ≈ 1.7–2.5 µs each through node:crypto, dominated by the per-call cost (Hash object,
- * digest Buffer, garbage collection) rather than by Keccak — m calls for Bob and 2m for Alice.
- * The row hasher is pluggable (useOtRowHasher) so a native batch SHAKE256 can remove that
- * overhead. The rest: the check (method of four Russians over the columns, ≈ 200 word
- * operations per row, no per-row field multiplication — see combineColumns; ≈ 2.3 ms), the
- * transpose (32×32 word blocks, ≈ 0.5 ms), the PRG streams (128 or 256 AES-CTR keystreams of
- * m'/8 bytes, each keyed by one SHA-256: ≈ 0.5 ms per 128), the Fiat–Shamir hash of u (SHA-512
- * over 16·m' bytes, ≈ 0.25 ms) and chi stream (16·m' bytes of AES-CTR), plus allocation/GC.
- * At m = 416 each side takes ≈ 3 ms, a third of it the 128/256 PRG set-ups.
+ * bit j&7) ‖ x̃ (16 bytes) ‖ t̃_0 … t̃_127 (16 bytes each; bit c of a value at byte c>>3, bit
+ * c&7): 16·m' + 16 + 2048 bytes in total.
  *
  * Outputs: an array of m views (subarrays) into ONE contiguous buffer of m·outputBytes bytes
- * (outputs[0].buffer), so a caller can hand it to native code or wipe it at once. Measured
- * against keeping m separate digest buffers and against a bare contiguous buffer with an
- * accessor object, the difference was within run-to-run noise (≈ 37–45 ms either way for
- * 13,312 outputs of 144 bytes): the per-call SHAKE cost swamps allocation, so the simpler
- * array API was kept.
+ * (outputs[0].buffer), so a caller can hand it to native code or wipe it at once.
  */
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
 import { abort } from '../errors.js';
 import type { Rng } from '../rng.js';
 import { taggedHash } from '../transcript.js';
 import { BASE_OT_KEY_BYTES, baseOtReceiverFinish, baseOtReceiverStart, baseOtSenderRespond, type BaseOtReceiverState } from './base-ot.js';
-import { combineBits, combineColumns, gfFromBytes, gfMul, transposeToRows } from './bits.js';
+import { columnParities, transposeToRows } from './bits.js';
 
 /** κ: number of base OTs / columns; also the bit length of Δ and of each row. */
 export const KAPPA = 128;
@@ -196,9 +190,12 @@ export function paddedRows(m: number): number {
   return Math.ceil((m + PAD) / KAPPA) * KAPPA;
 }
 
-/** Size of the receiver's message for m OTs: 16·m' + 32 bytes. */
+/** Bytes of the check values in the receiver's message: x̃, then t̃_i for every column. */
+const CHECK_BYTES = 16 + KAPPA * 16;
+
+/** Size of the receiver's message for m OTs: 16·m' + 16 + 2048 bytes. */
 export function otExtMessageBytes(m: number): number {
-  return (KAPPA / 8) * paddedRows(m) + 32;
+  return (KAPPA / 8) * paddedRows(m) + CHECK_BYTES;
 }
 
 function checkParams(m: number, outputBytes: number): void {
@@ -218,7 +215,7 @@ function prgInto(prgDigest: Uint8Array, seed: Uint8Array, dst: Uint8Array, offse
   key.fill(0);
 }
 
-/** chi_0 … chi_{m'−1} from the Fiat–Shamir hash of u: m'·4 words. */
+/** The 128 challenge columns chi_c (m' bits each) from the Fiat–Shamir hash of ctx and u. */
 function challenges(ctx: Uint8Array, u: Uint8Array, rows: number): Uint32Array {
   const key = taggedHash(CHI_DOMAIN, [['ctx', ctx], ['u', u]]);
   const stream = createCipheriv('aes-256-ctr', key, ZERO_IV).update(new Uint8Array(16 * rows));
@@ -313,7 +310,7 @@ export function otExtReceive(
   const zeros = new Uint8Array(colBytes);
   const t0 = new Uint32Array(KAPPA * w);
   const t08 = new Uint8Array(t0.buffer);
-  const message = new Uint8Array(KAPPA * colBytes + 32);
+  const message = new Uint8Array(KAPPA * colBytes + CHECK_BYTES);
   const u = new Uint32Array(message.buffer, 0, KAPPA * w);
   for (let i = 0; i < KAPPA; i++) {
     prgInto(prgDigest, setup.seeds0[i]!, t08, i * colBytes, zeros);
@@ -323,10 +320,12 @@ export function otExtReceive(
 
   // Consistency-check values.
   const chi = challenges(ctx, message.subarray(0, KAPPA * colBytes), rows);
-  const x = combineBits(b, rows, chi);
-  const t = combineColumns(t0, rows, chi);
+  const x = columnParities(b, 1, w, chi);
+  const t = columnParities(t0, KAPPA, w, chi);
   message.set(new Uint8Array(x.buffer), KAPPA * colBytes);
   message.set(new Uint8Array(t.buffer), KAPPA * colBytes + 16);
+  x.fill(0);
+  t.fill(0);
 
   // Outputs from the first m rows of t^0.
   const rowBlocks = Math.ceil(m / 32);
@@ -380,14 +379,16 @@ export function otExtSend(
   }
 
   const chi = challenges(ctx, uBytes, rows);
-  const lhs = combineColumns(q, rows, chi);
-  const x = gfFromBytes(message.subarray(KAPPA * colBytes, KAPPA * colBytes + 16));
-  const t = gfFromBytes(message.subarray(KAPPA * colBytes + 16, KAPPA * colBytes + 32));
-  const xd = gfMul(x, gfFromBytes(delta));
+  const qHat = columnParities(q, KAPPA, w, chi);
+  const check = new Uint32Array(CHECK_BYTES / 4);
+  new Uint8Array(check.buffer).set(message.subarray(KAPPA * colBytes));
+  // check[0..4) = x̃, check[4 + 4i .. 8 + 4i) = t̃_i; q̃_i must equal t̃_i ⊕ Δ_i·x̃.
   let diff = 0;
-  for (let k = 0; k < 4; k++) diff |= lhs[k]! ^ t[k]! ^ xd[k]!;
-  lhs.fill(0);
-  xd.fill(0);
+  for (let i = 0; i < KAPPA; i++) {
+    const mask = -((delta[i >>> 3]! >>> (i & 7)) & 1);
+    for (let k = 0; k < 4; k++) diff |= qHat[i * 4 + k]! ^ check[4 + i * 4 + k]! ^ (check[k]! & mask);
+  }
+  qHat.fill(0);
   if (diff !== 0) {
     q.fill(0);
     abort('ot-check-failed', 'OT extension consistency check failed', peer);

@@ -4,7 +4,7 @@ import { ProtocolAbort, type AbortReason } from '../../../src/protocol/errors.js
 import { seededRng, systemRng, type Rng } from '../../../src/protocol/rng.js';
 import { taggedHash } from '../../../src/protocol/transcript.js';
 import { baseOtReceiverFinish, baseOtReceiverStart, baseOtSenderRespond } from '../../../src/protocol/ot/base-ot.js';
-import { gfFromBytes, gfToBytes, transposeToRows } from '../../../src/protocol/ot/bits.js';
+import { columnParities, transposeToRows } from '../../../src/protocol/ot/bits.js';
 import {
   deserializeOtExtReceiverSetup,
   deserializeOtExtSenderSetup,
@@ -31,6 +31,7 @@ const BOB = 4; // extension receiver
 const SETUP_CTX = enc.encode('key-9|setup|sender-1|receiver-4');
 const OUT = 144;
 
+const OT_KAT_DIGEST = 'c584bf8b8782fe343808a51bc1cbcbfb6866bd5b9ca389379b331bbfff8cc73a';
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const bit = (bits: Uint8Array, j: number): number => (bits[j >>> 3]! >>> (j & 7)) & 1;
 const sessionCtx = (n: number): Uint8Array => enc.encode(`key-9|session-${n}|sender-1|receiver-4`);
@@ -45,19 +46,6 @@ function expectAbort(fn: () => unknown, reason: AbortReason, culprit: number | u
   });
 }
 
-// --- Slow, independent GF(2^128) reference on bigints (bit by bit). -------------------------
-function refMul(a: bigint, b: bigint): bigint {
-  let r = 0n;
-  for (let i = 0n; i < 128n; i++) if ((b >> i) & 1n) r ^= a << i;
-  for (let i = 254n; i >= 128n; i--) if ((r >> i) & 1n) r ^= (1n << i) ^ (0x87n << (i - 128n));
-  return r;
-}
-function toBig(a: Uint32Array): bigint {
-  return (BigInt(a[3]!) << 96n) | (BigInt(a[2]!) << 64n) | (BigInt(a[1]!) << 32n) | BigInt(a[0]!);
-}
-function fromBig(v: bigint): Uint32Array {
-  return Uint32Array.of(Number(v & 0xffffffffn), Number((v >> 32n) & 0xffffffffn), Number((v >> 64n) & 0xffffffffn), Number((v >> 96n) & 0xffffffffn));
-}
 
 describe('GF(2^128) and bit-matrix helpers', () => {
   it('transposes 128 × m\' matrices', () => {
@@ -131,7 +119,7 @@ describe('OT extension (KOS15 / SoftSpokenOT k = 1)', function () {
       const choices = systemRng(Math.ceil(m / 8));
       const r = otExtReceive(receiver, ctx, choices, m, OUT, systemRng);
       assert.equal(r.message.length, otExtMessageBytes(m));
-      assert.equal(r.message.length, 16 * paddedRows(m) + 32);
+      assert.equal(r.message.length, 16 * paddedRows(m) + 16 + 2048);
       assert.ok(paddedRows(m) >= m + 256 && paddedRows(m) % 128 === 0);
       const a = otExtSend(sender, ctx, m, OUT, r.message, BOB);
       assert.equal(r.outputs.length, m);
@@ -148,10 +136,10 @@ describe('OT extension (KOS15 / SoftSpokenOT k = 1)', function () {
     });
   }
 
-  it('sizes: m = 1 → 6,176 bytes, m = 416 → 12,320, m = 416·32 → 217,120', () => {
-    assert.equal(otExtMessageBytes(1), 16 * 384 + 32);
-    assert.equal(otExtMessageBytes(416), 16 * 768 + 32);
-    assert.equal(otExtMessageBytes(416 * 32), 16 * 13568 + 32);
+  it('sizes: m = 1 → 8,208 bytes, m = 416 → 14,352, m = 416·32 → 219,152 (u, x̃, and t̃ per column)', () => {
+    assert.equal(otExtMessageBytes(1), 16 * 384 + 16 + 2048);
+    assert.equal(otExtMessageBytes(416), 16 * 768 + 16 + 2048);
+    assert.equal(otExtMessageBytes(416 * 32), 16 * 13568 + 16 + 2048);
   });
 
   it('known relations: u, x, t and the outputs match an independent bit-level recomputation', () => {
@@ -175,31 +163,41 @@ describe('OT extension (KOS15 / SoftSpokenOT k = 1)', function () {
     }
     // The padding bits are not constant.
     assert.ok(b.slice(m).some((v) => v === 1) && b.slice(m).some((v) => v === 0));
-    // chi, x and t with the bigint reference.
+    // x̃ and t̃_i bit by bit: bit c = XOR over rows j of (b_j or t^0_{i,j}) AND chi_c[j], where
+    // chi_c is bytes [c·m'/8, (c+1)·m'/8) of the Fiat–Shamir stream.
     const chiKey = taggedHash('quorumkey/v1/ot-ext/chi', [['ctx', ctx], ['u', u]]);
-    const chiStream = createCipheriv('aes-256-ctr', chiKey, new Uint8Array(16)).update(new Uint8Array(16 * rows));
-    const rowsBig: bigint[] = [];
-    let x = 0n;
-    let t = 0n;
-    for (let j = 0; j < rows; j++) {
-      let row = 0n;
-      for (let i = 0; i < 128; i++) if (bit(t0[i]!, j)) row |= 1n << BigInt(i);
-      rowsBig.push(row);
-      const chi = toBig(gfFromBytes(new Uint8Array(chiStream.subarray(16 * j, 16 * j + 16))));
-      if (b[j]) x ^= chi;
-      t ^= refMul(chi, row);
+    const chiStream = new Uint8Array(createCipheriv('aes-256-ctr', chiKey, new Uint8Array(16)).update(new Uint8Array(16 * rows)));
+    const chiBit = (c: number, j: number) => bit(chiStream.subarray(c * colBytes), j);
+    const checks = r.message.subarray(128 * colBytes);
+    for (let c = 0; c < 128; c++) {
+      let x = 0;
+      for (let j = 0; j < rows; j++) x ^= b[j]! & chiBit(c, j);
+      assert.equal(bit(checks, c), x, `x̃ bit ${c}`);
+      for (const i of [0, 1, 77, 127]) {
+        let t = 0;
+        for (let j = 0; j < rows; j++) t ^= bit(t0[i]!, j) & chiBit(c, j);
+        assert.equal(bit(checks.subarray(16 + 16 * i), c), t, `t̃_${i} bit ${c}`);
+      }
     }
-    assert.equal(toBig(gfFromBytes(r.message.subarray(128 * colBytes, 128 * colBytes + 16))), x);
-    assert.equal(toBig(gfFromBytes(r.message.subarray(128 * colBytes + 16))), t);
+    const rowBit = (j: number, i: number) => bit(t0[i]!, j);
     // v_j = SHAKE256(taggedHash(out, ctx, outputBytes) ‖ u32be(j) ‖ t_j).
     const prefix = taggedHash('quorumkey/v1/ot-ext/out', [['ctx', ctx], ['outputBytes', OUT]]);
     for (const j of [0, 1, 31, 32, 150, m - 1]) {
       const input = new Uint8Array(20);
       new DataView(input.buffer).setUint32(0, j);
-      input.set(gfToBytes(fromBig(rowsBig[j]!)), 4);
+      for (let i = 0; i < 128; i++) input[4 + (i >> 3)]! |= rowBit(j, i) << (i & 7);
       const v = createHash('shake256', { outputLength: OUT }).update(prefix).update(input).digest();
       assert.equal(hex(r.outputs[j]!), hex(v), `output ${j}`);
     }
+  });
+
+  it('known-answer vector: a seeded set-up, context and choices give the pinned message', () => {
+    const { receiver: r } = setupViaBaseOt(seededRng('ot-kat/setup'));
+    const choices = seededRng('ot-kat/choices')(52);
+    const { message } = otExtReceive(r, enc.encode('ot-kat/context'), choices, 416, OUT, seededRng('ot-kat/pad'));
+    // Pinned when the corrected (per-column) check replaced the single (x, t) of KOS15: a change
+    // here is a wire-format change and must be deliberate.
+    assert.equal(createHash('sha256').update(message).digest('hex'), OT_KAT_DIGEST);
   });
 
   it('is deterministic under seededRng', () => {
@@ -248,13 +246,83 @@ describe('OT extension (KOS15 / SoftSpokenOT k = 1)', function () {
       for (const pos of [0, 7, 16 * rows - 1, 5000]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(pos, 0x10), BOB), 'ot-check-failed', BOB, true);
     });
 
-    // x' = x ⊕ e makes the right-hand side t ⊕ x'·Δ differ by e·Δ ≠ 0 (Δ ≠ 0, e ≠ 0).
-    it('a flipped bit in x → ot-check-failed', () => {
+    // x̃' = x̃ ⊕ e changes the right-hand side t̃_i ⊕ Δ_i·x̃' of every column with Δ_i = 1 (Δ ≠ 0).
+    it('a flipped bit in x̃ → ot-check-failed', () => {
       for (const k of [0, 15]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(16 * rows + k, 0x80), BOB), 'ot-check-failed', BOB, true);
     });
 
-    it('a flipped bit in t → ot-check-failed', () => {
-      for (const k of [0, 9, 15]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(16 * rows + 16 + k, 1), BOB), 'ot-check-failed', BOB, true);
+    it('a flipped bit in any t̃_i → ot-check-failed', () => {
+      for (const k of [0, 9, 15, 16 * 64 + 3, 16 * 127 + 15]) expectAbort(() => otExtSend(sender, ctx, m, OUT, flip(16 * rows + 16 + k, 1), BOB), 'ot-check-failed', BOB, true);
+    });
+
+    /*
+     * A receiver inconsistent in some columns S: u_i carries b ⊕ e_i instead of b for i ∈ S, and
+     * Bob recomputes every check value for his altered u (new challenges), adjusting t̃_i by
+     * g_i·ẽ_i for a guess g_i of Δ_i — the best he can do. Alice's q̃_i = t̃_i ⊕ Δ_i·(x̃ ⊕ ẽ_i),
+     * so the corrected check passes exactly when every guess is right: caught with probability
+     * 1 − 2^−|S|, and each verdict reveals the guessed bits — why a failure retires the pair.
+     */
+    function inconsistent(columns: ReadonlyMap<number, number>): Uint8Array {
+      const colBytes = rows / 8;
+      const w = rows / 32;
+      const msg = honest.slice();
+      const u = new Uint32Array(128 * w);
+      new Uint8Array(u.buffer).set(msg.subarray(0, 128 * colBytes));
+      const t0 = new Uint32Array(128 * w);
+      receiver.seeds0.forEach((seed, i) => new Uint8Array(t0.buffer).set(refPrg(seed, ctx, colBytes), i * colBytes));
+      const b = new Uint32Array(w);
+      const t1col0 = new Uint32Array(new Uint8Array(refPrg(receiver.seeds1[0]!, ctx, colBytes)).buffer);
+      for (let k = 0; k < w; k++) b[k] = u[k]! ^ t0[k]! ^ t1col0[k]!;
+      const errors = new Map<number, Uint32Array>();
+      for (const i of columns.keys()) {
+        const e = new Uint32Array(new Uint8Array(systemRng(colBytes)).buffer);
+        errors.set(i, e);
+        for (let k = 0; k < w; k++) u[i * w + k]! ^= e[k]!;
+      }
+      const uBytes = new Uint8Array(u.buffer);
+      msg.set(uBytes, 0);
+      const chiKey = taggedHash('quorumkey/v1/ot-ext/chi', [['ctx', ctx], ['u', uBytes]]);
+      const chi = new Uint32Array(new Uint8Array(createCipheriv('aes-256-ctr', chiKey, new Uint8Array(16)).update(new Uint8Array(16 * rows))).buffer);
+      const x = columnParities(b, 1, w, chi);
+      const t = columnParities(t0, 128, w, chi);
+      for (const [i, guess] of columns) {
+        const e = columnParities(errors.get(i)!, 1, w, chi);
+        for (let k = 0; k < 4; k++) t[i * 4 + k]! ^= guess ? e[k]! : 0;
+      }
+      msg.set(new Uint8Array(x.buffer), 128 * colBytes);
+      msg.set(new Uint8Array(t.buffer), 128 * colBytes + 16);
+      return msg;
+    }
+    const passes = (msg: Uint8Array): boolean => {
+      try {
+        otExtSend(sender, ctx, m, OUT, msg, BOB);
+        return true;
+      } catch (e) {
+        assert.ok(e instanceof ProtocolAbort && e.reason === 'ot-check-failed' && e.culprit === BOB && e.isBlame);
+        return false;
+      }
+    };
+
+    it('the corrected check: a receiver inconsistent in one column passes only by guessing that bit of Δ', () => {
+      for (const i of [0, 5, 64, 127]) {
+        const delta = bit(sender.delta, i);
+        assert.equal(passes(inconsistent(new Map([[i, 1 - delta]]))), false, `column ${i}, wrong guess`);
+        assert.equal(passes(inconsistent(new Map([[i, delta]]))), true, `column ${i}, right guess (the selective-failure leak)`);
+      }
+      // Without any adjustment (guess 0) it is caught exactly when Δ_i = 1.
+      const one = indexWithDelta(1);
+      assert.equal(passes(inconsistent(new Map([[one, 0]]))), false);
+    });
+
+    it('the corrected check: a receiver inconsistent in a random subset of columns is caught unless every guess is right', () => {
+      const rng = systemRng;
+      for (let trial = 0; trial < 6; trial++) {
+        const picks = [...new Set(Array.from(rng(8 + trial), (v) => v & 127))];
+        const wrongOne = picks[rng(1)[0]! % picks.length]!;
+        const guesses = new Map(picks.map((i) => [i, i === wrongOne ? 1 - bit(sender.delta, i) : bit(sender.delta, i)]));
+        assert.equal(passes(inconsistent(guesses)), false, `subset ${picks.join(',')}: one wrong guess (column ${wrongOne})`);
+        assert.equal(passes(inconsistent(new Map(picks.map((i) => [i, bit(sender.delta, i)])))), true, `subset ${picks.join(',')}: all guesses right`);
+      }
     });
 
     // A message of the wrong size is rejected before any secret is touched: it cannot leak Δ,
