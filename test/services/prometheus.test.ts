@@ -91,6 +91,8 @@ describe('Prometheus scrapes the cluster', function () {
       'quorumkey_signer_up',
       'quorumkey_signer_healthy',
       'quorumkey_signer_quarantined',
+      'quorumkey_usable_subsets{key="tls"}',
+      'quorumkey_key_quorum_available{key="tls"}',
       'quorumkey_audit_records_total',
       'quorumkey_signer_sessions_total{job="quorumkey-signer",protocol="presign"}',
       'quorumkey_signer_presignatures{job="quorumkey-signer"}',
@@ -120,10 +122,11 @@ describe('Prometheus scrapes the cluster', function () {
 
   it('the alert rules pass promtool and are loaded by Prometheus', async function () {
     const out = execFileSync('promtool', ['check', 'rules', ALERTS], { encoding: 'utf8' });
-    assert.match(out, /SUCCESS: 7 rules found/);
+    assert.match(out, /SUCCESS: 9 rules found/);
     const rules = (await api(base, '/api/v1/rules')).data as { groups: { rules: { name: string; health: string }[] }[] };
     const loaded = rules.groups.flatMap((g) => g.rules);
-    assert.equal(loaded.length, 7);
+    assert.equal(loaded.length, 9);
+    for (const name of ['QuorumkeyPairConflict', 'QuorumkeyFewUsableSubsets']) assert.ok(loaded.some((r) => r.name === name), `rule ${name} loaded`);
     await new Promise((r) => setTimeout(r, 2500));
     const evaluated = ((await api(base, '/api/v1/rules')).data as typeof rules).groups.flatMap((g) => g.rules);
     for (const rule of evaluated) assert.equal(rule.health, 'ok', `rule ${rule.name} does not evaluate`);
