@@ -44,9 +44,9 @@ const SESSION_TIMEOUT_MS = 8000;
 interface Health {
   index: number;
   boot_id: string;
-  keys: { key_id: string; epoch: number; public_key: Buffer; presignatures: number }[];
-  blamed_peers: number[];
+  keys: { key_id: string; epoch: number; public_key: Buffer; presignatures: number; retired_peers: number[] }[];
 }
+const retiredPeers = (h: Health, keyId: string): number[] => h.keys.find((k) => k.key_id === keyId)!.retired_peers;
 interface KeyGenResponse {
   public_key: Buffer;
   epoch: number;
@@ -366,7 +366,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await keyGen({ threshold: 1 }), INVALID, /threshold must be between 2 and the number of parties \(3\), got 1/);
     expectStatus(await keyGen({ threshold: 4 }), INVALID, /threshold/);
     expectStatus(await keyGen({ key_id: KEY }), grpc.status.ALREADY_EXISTS, /already exists/);
-    expectStatus(await keyGen({ session_id: keyGenSession }), INVALID, /was used before/);
+    // A label seen before is no error: freshness comes from every party's session nonce.
 
     const pre = (r: object) => call(s, 'Presign', { key_id: KEY, session_id: sid(), subset: [1, 2], count: 1, ...r });
     expectStatus(await pre({ key_id: 'nope' }), grpc.status.NOT_FOUND, /no share of key 'nope'/);
@@ -377,7 +377,6 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await pre({ count: 0 }), INVALID, /count must be between 1 and 256, got 0/);
     expectStatus(await pre({ count: 10000 }), INVALID, /count must be between 1 and 256, got 10000/);
     expectStatus(await pre({ session_id: Buffer.from('short') }), INVALID, /session_id must be 32 bytes/);
-    expectStatus(await pre({ session_id: keyGenSession }), INVALID, /was used before/);
 
     const fin = (r: object) => call(s, 'Finish', { key_id: KEY, presignature_id: randomBytes(32), digest: randomBytes(32), tweak_seed: randomBytes(32), ...r });
     expectStatus(await fin({ key_id: 'nope' }), grpc.status.NOT_FOUND, /no share of key 'nope'/);
@@ -393,13 +392,16 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await call(s, 'Refresh', { key_id: KEY, session_id: randomBytes(8) }), INVALID, /session_id/);
     expectStatus(await call(s, 'Refresh', {}), INVALID, /key_id/);
 
-    expectStatus(await call(s, 'Readmit', { index: 1 }), INVALID, /other than this one/);
-    expectStatus(await call(s, 'Readmit', { index: 0 }), INVALID, /index/);
-    expectStatus(await call(s, 'Readmit', { index: 77 }), INVALID, /index/);
+    const pair = (r: object) => call(s, 'PairSetup', { key_id: KEY, session_id: sid(), peer: 2, ...r });
+    expectStatus(await pair({ peer: 1 }), INVALID, /peer must be another holder/);
+    expectStatus(await pair({ peer: 0 }), INVALID, /peer must be another holder/);
+    expectStatus(await pair({ peer: 77 }), INVALID, /peer must be another holder/);
+    expectStatus(await pair({ key_id: 'nope' }), grpc.status.NOT_FOUND, /no share of key 'nope'/);
+    expectStatus(await pair({ session_id: Buffer.from('short') }), INVALID, /session_id must be 32 bytes/);
 
     // Garbage bytes where a request message belongs: grpc-js refuses them before any handler.
     const raw = new grpc.Client(endpoint(1), coordinatorCreds, { 'grpc.ssl_target_name_override': 'signer-1', 'grpc.default_authority': 'signer-1' });
-    for (const method of ['KeyGen', 'Presign', 'Finish', 'Refresh', 'Health', 'Readmit']) {
+    for (const method of ['KeyGen', 'Presign', 'Finish', 'Refresh', 'Health', 'PairSetup']) {
       const garbage = await new Promise<grpc.ServiceError | null>((resolve) => {
         raw.makeUnaryRequest(`/quorumkey.v1.Signer/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x12, 0x99]), (err) => resolve(err));
       });
@@ -415,7 +417,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     assert.equal(err.metadata.get('qk-abort-reason')[0], 'missing-message');
     assert.equal(err.metadata.get('qk-culprit')[0], '3');
     assert.deepEqual(err.metadata.get('qk-blame'), []);
-    assert.deepEqual((await ok<Health>(s, 'Health', {})).blamed_peers, []);
+    assert.deepEqual(retiredPeers(await ok<Health>(s, 'Health', {}), KEY), []);
   });
 
   it('mTLS: no certificate or another CA is refused; signer cert on Signer and coordinator cert on Peer → PERMISSION_DENIED', async () => {
@@ -464,7 +466,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     assert.equal((await ok<Health>(stub(1), 'Health', {})).index, 1);
   });
 
-  it('a peer that cheats in the VOLE is blamed: ABORTED with qk-blame, quarantined until Readmit', async () => {
+  it('a peer that cheats in the VOLE is blamed: ABORTED with qk-blame; the pair is retired through a kill -9 and restart until PairSetup', async () => {
     // Signer 1 stops; this test takes its place with its own share and certificate.
     assert.equal((await stopSigner(procs.get(1)!)).code, 0, 'SIGTERM must exit 0');
     const share1 = await unsealShare(1);
@@ -490,11 +492,14 @@ describe('signer node: real processes, sockets and mTLS', function () {
       const honest = call(stub(2), 'Presign', { key_id: KEY, session_id: sid, subset: [1, 2], count: 1 });
       const peer = client('Peer', endpoint(2), 'signer-2', clientCredentials(me));
       const stream = (peer.Exchange as (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<ProtocolEnvelope>)(() => undefined);
-      for (const m of session.start()) stream.write(toEnvelope(m));
-      while (inbox.length === 0) await new Promise<void>((r) => (notify = r));
-      session.receive(inbox.shift()!, 2);
-      const round2 = session.advance();
-      for (const m of round2) {
+      const exchange = async () => {
+        while (inbox.length === 0) await new Promise<void>((r) => (notify = r));
+        session.receive(inbox.shift()!, 2);
+        return session.advance();
+      };
+      for (const m of session.start()) stream.write(toEnvelope(m)); // the nonce round
+      for (const m of await exchange()) stream.write(toEnvelope(m)); // presign round 1 (Bob's OT extension)
+      for (const m of await exchange()) {
         const check = Buffer.from(m.payload.check!);
         check[0]! ^= 1;
         stream.write(toEnvelope({ ...m, payload: { ...m.payload, check } }));
@@ -506,16 +511,20 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(err.metadata.get('qk-blame')[0], '1');
       peer.close();
 
-      assert.deepEqual((await ok<Health>(stub(2), 'Health', {})).blamed_peers, [1]);
-      const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
-      const e2 = expectStatus(refused, grpc.status.ABORTED, /peer-blamed/);
-      assert.equal(e2.metadata.get('qk-abort-reason')[0], 'peer-blamed');
-      assert.equal(e2.metadata.get('qk-culprit')[0], '1');
-      const readmitted = await ok<Health>(stub(2), 'Readmit', { index: 1 });
-      assert.deepEqual(readmitted.blamed_peers, []);
+      assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
+      const refusedPresign = async () => {
+        const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+        const e2 = expectStatus(refused, grpc.status.ABORTED, /pair-retired/);
+        assert.equal(e2.metadata.get('qk-abort-reason')[0], 'pair-retired');
+        assert.equal(e2.metadata.get('qk-culprit')[0], '1');
+        assert.equal(e2.metadata.get('qk-blame')[0], undefined, 'a refusal is not a new blame');
+      };
+      await refusedPresign();
+      peer.close();
     } finally {
       await new Promise<void>((r) => server.tryShutdown(() => r()));
     }
+
   });
 
   it('startup problems → exit 2 with one clear line on stderr, no secret', async () => {
@@ -680,5 +689,27 @@ describe('signer node: real processes, sockets and mTLS', function () {
     assert.equal(body.keys[0]!.public_key, hex(publicKey));
     assert.equal((await httpGet(http, '/nope')).status, 404);
     assert.equal((await httpGet(http, '/')).status, 404);
+  });
+
+  it('the retired pair survives a kill -9 and restart of the accuser; PairSetup on both ends it and they sign again', async () => {
+    // kill -9 of the accuser and a restart: the retirement was sealed with its share.
+    await stopSigner(procs.get(2)!, 'SIGKILL');
+    await boot(2);
+    assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
+    const refusedAfterRestart = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+    expectStatus(refusedAfterRestart, grpc.status.ABORTED, /pair-retired/);
+
+    // Signer 1 (honest again, restarted by the startup test): the pair re-setup is the only way
+    // the two presign together.
+    const label = randomBytes(32);
+    const summaries = await Promise.all([
+      ok<Health['keys'][number]>(stub(1), 'PairSetup', { key_id: KEY, session_id: label, peer: 2 }),
+      ok<Health['keys'][number]>(stub(2), 'PairSetup', { key_id: KEY, session_id: label, peer: 1 }),
+    ]);
+    for (const k of summaries) assert.deepEqual(k.retired_peers, []);
+    const fresh = await presign([1, 2], 1);
+    const message = Buffer.from('after the pair re-setup');
+    const signature = await sign([1, 2], fresh[0]!.presignatures[0]!, message);
+    assert.ok(verifyWithNodeCrypto(publicKey, message, signature.der));
   });
 });
