@@ -10,7 +10,9 @@
 //   4. Scalar arithmetic mod n: 4×64-bit limbs, Montgomery multiplication (constant time).
 //   5. SHAKE256 row hashing for OT extension (the OtRowHasher of src/protocol/ot/extension.ts).
 //   6. VOLE kernels (the arithmetic of src/protocol/vole.ts).
-//   7. Registration table and module initialisation.
+//   7. OT-extension bit matrices (column parities of the consistency check, transposition).
+//   8. Secret scalar arithmetic mod n for the protocol (src/protocol/math/secret-scalar.ts).
+//   9. Registration table and module initialisation.
 // Add a new group of kernels as a new numbered section and list its functions in the table.
 //
 // Conventions shared with the TypeScript side:
@@ -20,7 +22,7 @@
 //     valid encoding, throw a TypeError. Nothing here aborts the process.
 //   - Secrets (scalars) live in BN_secure_new bignums flagged BN_FLG_CONSTTIME, and every copy is
 //     cleansed before release.
-//   - The bulk kernels (sections 4–6) differ: they compute on 64-bit limbs in ordinary memory with
+//   - The bulk kernels (sections 4–8) differ: they compute on 64-bit limbs in ordinary memory with
 //     their own constant-time arithmetic (section 4), wipe their own buffers and accumulators,
 //     and return secret results in fresh Uint8Arrays that the TypeScript side wipes; the VOLE
 //     kernels reject scalars >= n instead of reducing them (section 6). They take the Node
@@ -1351,7 +1353,283 @@ Napi::Value VoleBobFinish(const Napi::CallbackInfo& info) {
 }
 
 // ============================================================================================
-// 7. Registration table and module initialisation
+// 7. OT-extension bit matrices
+// ============================================================================================
+//
+// The two bit-matrix kernels of src/protocol/ot/bits.ts, on 64-bit words, with exactly the
+// results of its TypeScript reference (test/native/ot-bits.test.ts). Every input and output is
+// secret here except the challenge columns χ: only AND, XOR and constant shifts touch the
+// secret words, every loop bound and memory index depends on the sizes alone, and the local
+// copies are wiped. Layouts (little-endian 32-bit words, as the TypeScript side views them):
+//   - a column of `words` 32-bit words; column i at word i·words. `words` may be odd, so a
+//     column need not start on a 64-bit boundary: loads and stores go through memcpy.
+//   - otColumnParities(columns, ncols, words, chi): Uint8Array(ncols·16). Bit c of column i's
+//     128-bit value = ⟨column_i, chi_c⟩ over GF(2); it sits at byte i·16 + (c >> 3), bit c & 7.
+//   - otTransposeToRows(cols, w, rowBlocks, out): rows 0 … 32·rowBlocks − 1 of the 128-column
+//     matrix `cols` (w words per column) into `out`, row j at bytes [16j, 16j + 16), bit i of a
+//     row = bit j of column i. Works on 64×64 blocks (two 32-row blocks at once; a last odd
+//     32-row block is transposed zero-extended and only its 32 rows are stored).
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the OT bit-matrix kernels assume a little-endian platform (as src/protocol/ot/bits.ts does)"
+#endif
+
+constexpr size_t kOtColumns = 128;
+constexpr size_t kOtMaxWords = size_t{1} << 26;  // 32-bit words per column (2^31 rows)
+
+QK_INLINE uint64_t Load64Le(const uint8_t* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+QK_INLINE uint32_t Load32Le(const uint8_t* p) {
+  uint32_t x;
+  std::memcpy(&x, p, 4);
+  return x;
+}
+
+// Parity of a 64-bit word by folding (no table, no branch, no popcount fallback call).
+QK_INLINE uint64_t Parity64(uint64_t x) {
+  x ^= x >> 32;
+  x ^= x >> 16;
+  x ^= x >> 8;
+  x ^= x >> 4;
+  x ^= x >> 2;
+  x ^= x >> 1;
+  return x & 1;
+}
+
+// Copies `words` 32-bit words at p into 64-bit words (a last odd word zero-extended).
+void LoadWords64(const uint8_t* p, size_t words, uint64_t* out) {
+  const size_t full = words / 2;
+  for (size_t k = 0; k < full; k++) out[k] = Load64Le(p + 8 * k);
+  if (words & 1) out[full] = Load32Le(p + 8 * full);
+}
+
+// otColumnParities(columns: Uint8Array, ncols: number, words: number, chi: Uint8Array):
+//   Uint8Array(ncols·16)
+Napi::Value OtColumnParities(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otColumnParities";
+  Napi::Env env = info.Env();
+  if (!CheckArgCount(info, 4, fn)) return env.Undefined();
+  const uint8_t* columns;
+  size_t columnsLen;
+  size_t ncols;
+  size_t words;
+  const uint8_t* chiBytes;
+  size_t chiLen;
+  if (!GetBytes(info, 0, fn, "columns", &columns, &columnsLen) ||
+      !GetSize(info, 1, fn, "ncols", 0, kOtMaxWords, &ncols) ||
+      !GetSize(info, 2, fn, "words", 1, kOtMaxWords, &words) ||
+      !GetBytes(info, 3, fn, "chi", &chiBytes, &chiLen)) {
+    return env.Undefined();
+  }
+  if (columnsLen / 4 / words < ncols || chiLen / 4 / words < kOtColumns) {
+    return ThrowTypeError(env, std::string(fn) + ": buffers too short");
+  }
+  const size_t w64 = (words + 1) / 2;
+  // χ (public) as 64-bit words, padded; the column being hashed, padded (secret, wiped).
+  std::vector<uint64_t> chi(kOtColumns * w64, 0);
+  for (size_t c = 0; c < kOtColumns; c++) LoadWords64(chiBytes + c * words * 4, words, &chi[c * w64]);
+  SecretArray<uint64_t> col(w64);
+  if (!col.ok()) return ThrowOutOfMemory(env, fn);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, ncols * 16);
+  uint8_t* dst = out.Data();
+  uint64_t acc[8];
+  WipeOnExit<uint64_t[8]> wipeAcc(acc);
+  for (size_t i = 0; i < ncols; i++) {
+    LoadWords64(columns + i * words * 4, words, col.data());
+    uint64_t result[2] = {0, 0};
+    for (size_t c0 = 0; c0 < kOtColumns; c0 += 8) {
+      QK_UNROLL
+      for (int t = 0; t < 8; t++) acc[t] = 0;
+      const uint64_t* ch = &chi[c0 * w64];
+      for (size_t k = 0; k < w64; k++) {
+        const uint64_t x = col[k];
+        QK_UNROLL
+        for (int t = 0; t < 8; t++) acc[t] ^= x & ch[t * w64 + k];
+      }
+      QK_UNROLL
+      for (int t = 0; t < 8; t++) result[c0 >> 6] |= Parity64(acc[t]) << ((c0 + t) & 63);
+    }
+    std::memcpy(dst + i * 16, result, 16);
+    OPENSSL_cleanse(result, sizeof result);
+  }
+  return out;
+}
+
+// In-place transpose of a 64×64 bit matrix: afterwards bit c of a[r] is the old bit r of a[c].
+void Transpose64(uint64_t a[64]) {
+  uint64_t m = 0x00000000ffffffffULL;
+  for (unsigned j = 32; j != 0; j >>= 1, m ^= m << j) {
+    for (unsigned k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+// otTransposeToRows(cols: Uint8Array(128·w·4), w: number, rowBlocks: number,
+//                   out: Uint8Array(≥ rowBlocks·512)): undefined — writes `out` in place.
+Napi::Value OtTransposeToRows(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otTransposeToRows";
+  Napi::Env env = info.Env();
+  if (!CheckArgCount(info, 4, fn)) return env.Undefined();
+  const uint8_t* cols;
+  size_t colsLen;
+  size_t w;
+  size_t rowBlocks;
+  if (!GetBytes(info, 0, fn, "cols", &cols, &colsLen) ||
+      !GetSize(info, 1, fn, "w", 1, kOtMaxWords, &w) ||
+      !GetSize(info, 2, fn, "rowBlocks", 0, kOtMaxWords, &rowBlocks)) {
+    return env.Undefined();
+  }
+  if (info[3].IsTypedArray() && info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    return ThrowTypeError(env, std::string(fn) + ": out must be a Uint8Array");
+  }
+  uint8_t* out;
+  size_t outLen;
+  {
+    const uint8_t* p;
+    if (!GetBytes(info, 3, fn, "out", &p, &outLen)) return env.Undefined();
+    out = const_cast<uint8_t*>(p);
+  }
+  if (rowBlocks > w || colsLen != kOtColumns * w * 4 || outLen / 512 < rowBlocks) {
+    return ThrowTypeError(env, std::string(fn) + ": bad sizes");
+  }
+  uint64_t a[64];
+  WipeOnExit<uint64_t[64]> wipeA(a);
+  for (size_t rb = 0; rb < rowBlocks; rb += 2) {
+    const bool pair = rb + 1 < rowBlocks;  // public: depends on the sizes only
+    const size_t rows = pair ? 64 : 32;
+    for (size_t half = 0; half < 2; half++) {
+      for (size_t k = 0; k < 64; k++) {
+        const uint8_t* p = cols + ((half * 64 + k) * w + rb) * 4;
+        a[k] = pair ? Load64Le(p) : Load32Le(p);
+      }
+      Transpose64(a);
+      for (size_t r = 0; r < rows; r++) std::memcpy(out + (rb * 32 + r) * 16 + half * 8, &a[r], 8);
+    }
+  }
+  return env.Undefined();
+}
+
+// ============================================================================================
+// 8. Secret scalar arithmetic (the surface of src/protocol/math/secret-scalar.ts)
+// ============================================================================================
+//
+// Element-wise arithmetic mod n over 32-byte big-endian scalars, on the constant-time limbs of
+// section 4, writing into a caller's buffer (so no intermediate secret is left in a JS
+// allocation):
+//   scalarAdd(out, a, b)        out = a + b
+//   scalarSub(out, a, b)        out = a − b
+//   scalarMul(out, a, b)        out = a · b
+//   scalarMulAdd(out, a, b, c)  out = a · b + c
+//   scalarFromWide(out, wide)   out = BigInt(wide[48i, 48i + 48)) mod n, exactly (a uniform
+//                               48-byte string gives a scalar with bias < 2^-128; FIPS 186-5 A.2.1)
+// `out` is 32·k bytes (k ≥ 1); every operand is 32·k bytes or 32 bytes (the same scalar for
+// every element). Operands ≥ n are reduced first (constant time), as in section 3. All
+// operands are read before `out` is written, element by element, and 32-byte operands once at
+// the start, so `out` may be one of the operands. Nothing depends on a value: no branch, no
+// index, no early exit.
+
+constexpr size_t kScalarMaxCount = size_t{1} << 20;
+
+struct ScalarOperand {
+  const uint8_t* data;
+  bool broadcast;
+  Scalar fixed;  // the reduced value of a broadcast operand
+};
+
+// `out` (argument 0) and the operands (arguments 1 … count): on failure a TypeError is pending.
+bool GetScalarOperands(const Napi::CallbackInfo& info, const char* fn, size_t operands,
+                       uint8_t** out, size_t* k, ScalarOperand* ops, size_t unit = kScalarBytes) {
+  Napi::Env env = info.Env();
+  if (!CheckArgCount(info, 1 + operands, fn)) return false;
+  const uint8_t* p;
+  size_t outLen;
+  if (!GetBytes(info, 0, fn, "out", &p, &outLen)) return false;
+  *out = const_cast<uint8_t*>(p);
+  *k = outLen / kScalarBytes;
+  if (*k == 0 || *k > kScalarMaxCount || outLen % kScalarBytes != 0) {
+    ThrowTypeError(env, std::string(fn) + ": out must be 1 to " + std::to_string(kScalarMaxCount) +
+                            " scalars of 32 bytes");
+    return false;
+  }
+  for (size_t i = 0; i < operands; i++) {
+    size_t len;
+    if (!GetBytes(info, 1 + i, fn, "operand", &ops[i].data, &len)) return false;
+    ops[i].broadcast = unit == kScalarBytes && len == kScalarBytes;
+    if (!ops[i].broadcast && len != *k * unit) {
+      ThrowTypeError(env, std::string(fn) + ": operand " + std::to_string(i + 1) + " must be " +
+                              std::to_string(unit) + " or " + std::to_string(*k * unit) +
+                              " bytes, got " + std::to_string(len));
+      return false;
+    }
+    ops[i].fixed = ops[i].broadcast ? Reduce256(LoadScalarBe(ops[i].data)) : kZero;
+  }
+  return true;
+}
+
+QK_INLINE Scalar OperandAt(const ScalarOperand& op, size_t i) {
+  return op.broadcast ? op.fixed : Reduce256(LoadScalarBe(op.data + i * kScalarBytes));
+}
+
+QK_INLINE Scalar MulMod(const Scalar& a, const Scalar& b) { return MontMul(ToMont(a), b); }
+
+enum class ScalarOp { kAdd, kSub, kMul, kMulAdd };
+
+template <ScalarOp op>
+Napi::Value ScalarElementwise(const Napi::CallbackInfo& info, const char* fn) {
+  Napi::Env env = info.Env();
+  constexpr size_t operands = op == ScalarOp::kMulAdd ? 3 : 2;
+  uint8_t* out;
+  size_t k;
+  ScalarOperand ops[3];
+  WipeOnExit<ScalarOperand[3]> wipeOps(ops);
+  if (!GetScalarOperands(info, fn, operands, &out, &k, ops)) return env.Undefined();
+  Scalar x[3];
+  Scalar r;
+  WipeOnExit<Scalar[3]> wipeX(x);
+  WipeOnExit<Scalar> wipeR(r);
+  for (size_t i = 0; i < k; i++) {
+    for (size_t j = 0; j < operands; j++) x[j] = OperandAt(ops[j], i);
+    switch (op) {  // compile-time constant
+      case ScalarOp::kAdd: r = AddMod(x[0], x[1]); break;
+      case ScalarOp::kSub: r = SubMod(x[0], x[1]); break;
+      case ScalarOp::kMul: r = MulMod(x[0], x[1]); break;
+      case ScalarOp::kMulAdd: r = AddMod(MulMod(x[0], x[1]), x[2]); break;
+    }
+    StoreScalarBe(out + i * kScalarBytes, r);
+  }
+  return env.Undefined();
+}
+
+Napi::Value ScalarAdd(const Napi::CallbackInfo& info) { return ScalarElementwise<ScalarOp::kAdd>(info, "scalarAdd"); }
+Napi::Value ScalarSub(const Napi::CallbackInfo& info) { return ScalarElementwise<ScalarOp::kSub>(info, "scalarSub"); }
+Napi::Value ScalarMul(const Napi::CallbackInfo& info) { return ScalarElementwise<ScalarOp::kMul>(info, "scalarMul"); }
+Napi::Value ScalarMulAdd(const Napi::CallbackInfo& info) { return ScalarElementwise<ScalarOp::kMulAdd>(info, "scalarMulAdd"); }
+
+// scalarFromWide(out: Uint8Array(32·k), wide: Uint8Array(48·k)): undefined.
+Napi::Value ScalarFromWide(const Napi::CallbackInfo& info) {
+  static const char* const fn = "scalarFromWide";
+  Napi::Env env = info.Env();
+  uint8_t* out;
+  size_t k;
+  ScalarOperand ops[1];
+  if (!GetScalarOperands(info, fn, 1, &out, &k, ops, kVoleWide)) return env.Undefined();
+  Scalar r;
+  WipeOnExit<Scalar> wipeR(r);
+  for (size_t i = 0; i < k; i++) {
+    r = ReduceWide48(ops[0].data + i * kVoleWide);
+    StoreScalarBe(out + i * kScalarBytes, r);
+  }
+  return env.Undefined();
+}
+
+// ============================================================================================
+// 9. Registration table and module initialisation
 // ============================================================================================
 
 struct Export {
@@ -1373,6 +1651,15 @@ constexpr Export kExports[] = {
     {"voleAliceCorrect", VoleAliceCorrect},
     {"voleAliceFinish", VoleAliceFinish},
     {"voleBobFinish", VoleBobFinish},
+    // OT bit matrices (section 7)
+    {"otColumnParities", OtColumnParities},
+    {"otTransposeToRows", OtTransposeToRows},
+    // Secret scalars (section 8)
+    {"scalarAdd", ScalarAdd},
+    {"scalarSub", ScalarSub},
+    {"scalarMul", ScalarMul},
+    {"scalarMulAdd", ScalarMulAdd},
+    {"scalarFromWide", ScalarFromWide},
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

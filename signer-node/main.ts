@@ -12,12 +12,24 @@
  *
  * and logs JSON lines on stderr (QUORUMKEY_LOG_LEVEL=debug|info|warn|error). A startup problem
  * is one line on stderr and exit code 2. SIGTERM / SIGINT: stop accepting, close, exit 0.
+ *
+ * Before anything else it checks that the native kernels are in use (DESIGN §3, constant time
+ * by construction; docs/constant-time.md): it refuses to start, naming the addon, when
+ * build/Release/quorumkey_native.node does not load, when QUORUMKEY_NATIVE=0 is set, or when any
+ * kernel is the TypeScript reference (which exists for tests only).
  */
 import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { format } from 'node:util';
 import { paths, readClusterConfig, type ClusterConfig } from '../src/cluster/config.js';
 import { loadIdentity, signerName } from '../src/pki/cluster-ca.js';
+import { nativeKernelsProblem } from '../src/protocol/math/kernels.js';
+// Every module with a secret-handling kernel, so that each has registered before the check.
+import '../src/protocol/math/curve.js';
+import '../src/protocol/math/secret-scalar.js';
+import '../src/protocol/ot/bits.js';
+import '../src/protocol/ot/native-hasher.js';
+import '../src/protocol/vole.js';
 import { createLogger, logLevelFromEnv } from './log.js';
 import { SignerNode } from './node.js';
 import { createKek, ensureSignerDir, ShareStore, StartupError, type KekSetup } from './shares.js';
@@ -153,6 +165,8 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  const kernels = nativeKernelsProblem();
+  if (kernels) return fail(kernels);
   let args: Arguments;
   try {
     args = parseArguments(process.argv.slice(2));

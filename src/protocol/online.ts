@@ -6,11 +6,16 @@
  *     u_i' = u_i + δ·φ_i        (shares of φ·k')
  *     w_i  = e·φ_i + r'·v_i     (shares of φ·(e + r'·x))
  * and s = Σ w_i / Σ u_i' = (e + r'·x) / k'. The combiner verifies before releasing anything.
+ *
+ * A signer's φ_i, u_i, v_i are secret 32-byte buffers: w_i and u_i' are computed on them by the
+ * native constant-time kernels (math/secret-scalar.ts; e, r' and δ are public) and the
+ * presignature's buffers are wiped afterwards. The combiner works on public values only.
  */
 import { abort } from './errors.js';
 import { derSignature, digestToScalar, rawSignature, verifyDigest } from './ecdsa.js';
 import { add, decodePoint, mulBase, pointsEqual, pointX, POINT_BYTES } from './math/curve.js';
-import { decodeScalar, invert, mod, N, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
+import { decodeScalar, invert, mod, N, SCALAR_BYTES } from './math/scalar.js';
+import { mul, mulAddInto, publicScalar, wipe } from './math/secret-scalar.js';
 import { bytesEqual, field, type ProtocolMessage, toHex } from './message.js';
 import type { Presignature } from './presign.js';
 import { Transcript } from './transcript.js';
@@ -70,7 +75,14 @@ export function signShare(presignature: Presignature, request: SignRequest): Pro
   consumed.add(presignature);
   checkRequest(request);
   const { delta, point, r } = tweakedNonce(presignature.keyId, presignature.id, presignature.nonce, request);
-  const e = digestToScalar(request.digest);
+  const e = publicScalar(digestToScalar(request.digest));
+  const { phi, u, v } = presignature;
+  // w = e·φ + r'·v and u' = u + δ·φ; then the presignature's secrets are gone.
+  const w = mul(e, phi);
+  mulAddInto(w, publicScalar(r), v, w);
+  const uTweaked = new Uint8Array(SCALAR_BYTES);
+  mulAddInto(uTweaked, publicScalar(delta), phi, u);
+  wipe(phi, u, v);
   return {
     protocol: 'sign',
     keyId: presignature.keyId,
@@ -80,8 +92,8 @@ export function signShare(presignature: Presignature, request: SignRequest): Pro
     to: COMBINER,
     payload: {
       nonce: point,
-      w: scalarToBytes(mod(e * presignature.phi + r * presignature.v)),
-      u: scalarToBytes(mod(presignature.u + delta * presignature.phi)),
+      w,
+      u: uTweaked,
     },
   };
 }

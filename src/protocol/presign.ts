@@ -12,19 +12,26 @@
  *           ψ_ij,b
  *  finish   open commitments; VOLE checks; χ·R_j = Γᵘ + dᵘ·G and χ·pk_j = Γᵛ + dᵛ·G;
  *           Σ pk_j = public key; R = Σ R_j; u_i = φ·r share, v_i = φ·sk share
+ *
+ * Every secret scalar (r, φ, sk, the VOLE's χ and shares, u, v) is a 32-byte buffer computed on
+ * by the native constant-time kernels (math/secret-scalar.ts) and wiped when no longer needed;
+ * the exceptions are the inputs that arrive as bigints from other modules (the key share x_i
+ * and the zero share ζ), converted once (docs/constant-time.md).
  */
 import { abort } from './errors.js';
 import { commit, COMMITMENT_BYTES, opens, SALT_BYTES } from './commitment.js';
 import type { KeyShare } from './keyshare.js';
 import { add, decodePoint, isIdentity, mul, mulBase, pointsEqual, POINT_BYTES } from './math/curve.js';
-import { decodeScalar, mod, randomScalar, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
+import { decodeScalar, SCALAR_BYTES } from './math/scalar.js';
+import * as S from './math/secret-scalar.js';
+import type { SecretScalar } from './math/secret-scalar.js';
 import { concatBytes, field, type Payload, splitField } from './message.js';
 import { lagrangeAtZero } from './polynomial.js';
 import type { Rng } from './rng.js';
 import { systemRng } from './rng.js';
 import { type Inbox, Session } from './session.js';
 import { taggedHash } from './transcript.js';
-import { voleAliceRespond, voleBobFinish, voleBobStart, type VoleBobState } from './vole.js';
+import { voleAliceRespond, voleBobFinish, voleBobStart, wipeVoleBob, type VoleBobState, type VoleShares } from './vole.js';
 import { zeroShare } from './zero-sharing.js';
 
 export const MAX_BATCH = 256;
@@ -38,9 +45,10 @@ export interface Presignature {
   readonly self: number;
   /** R = Σ R_j, before the sign-time tweak. */
   readonly nonce: Uint8Array;
-  readonly phi: bigint;
-  readonly u: bigint;
-  readonly v: bigint;
+  /** φ_i, u_i, v_i: secret 32-byte scalars, wiped by signShare (online.ts) when used. */
+  readonly phi: SecretScalar;
+  readonly u: SecretScalar;
+  readonly v: SecretScalar;
 }
 
 export interface PresignParams {
@@ -54,15 +62,16 @@ export interface PresignParams {
 }
 
 interface Instance {
-  r: bigint;
-  phi: bigint;
-  sk: bigint;
+  r: SecretScalar;
+  phi: SecretScalar;
+  sk: SecretScalar;
   nonce: Uint8Array;
   keyPoint: Uint8Array;
 }
 
-export function presignatureId(keyId: string, sessionId: Uint8Array, index: number): Uint8Array {
-  return taggedHash('presignature-id', [['key', keyId], ['session', sessionId], ['index', index]]);
+/** A presignature's id: from the session context, so a replayed label never repeats an id. */
+export function presignatureId(keyId: string, context: Uint8Array, index: number): Uint8Array {
+  return taggedHash('presignature-id', [['key', keyId], ['context', context], ['index', index]]);
 }
 
 export class PresignSession extends Session<Presignature[]> {
@@ -74,11 +83,11 @@ export class PresignSession extends Session<Presignature[]> {
   private nonceSalt: Uint8Array = new Uint8Array(0);
   private readonly nonceCommitments = new Map<number, Uint8Array>();
   private readonly bobStates = new Map<number, VoleBobState>();
-  private readonly aliceShares = new Map<number, [bigint, bigint][]>();
+  private readonly aliceShares = new Map<number, VoleShares>();
 
   constructor(params: PresignParams) {
     const { share, subset } = params;
-    super({ protocol: 'presign', keyId: share.keyId, sessionId: params.sessionId, self: share.self, parties: subset });
+    super({ protocol: 'presign', keyId: share.keyId, sessionId: params.sessionId, self: share.self, parties: subset, rng: params.rng });
     if (this.parties.length !== share.threshold) abort('bad-parameters', `a signing subset has exactly ${share.threshold} parties, got ${this.parties.length}`);
     if (this.parties.some((p) => !share.parties.includes(p))) abort('bad-parameters', 'subset contains a party that holds no share of this key');
     if (!Number.isInteger(params.count) || params.count < 1 || params.count > MAX_BATCH) abort('bad-parameters', `batch size must be in [1, ${MAX_BATCH}]`);
@@ -88,10 +97,10 @@ export class PresignSession extends Session<Presignature[]> {
   }
 
   private nonceContext(party: number): Uint8Array {
-    return taggedHash('presign-nonce', [['key', this.keyId], ['epoch', this.share.epoch], ['session', this.sessionId], ['party', party]]);
+    return taggedHash('presign-nonce', [['key', this.keyId], ['epoch', this.share.epoch], ['context', this.context], ['party', party]]);
   }
   private voleContext(alice: number, bob: number): Uint8Array {
-    return taggedHash('presign-vole', [['key', this.keyId], ['epoch', this.share.epoch], ['session', this.sessionId], ['alice', alice], ['bob', bob]]);
+    return taggedHash('presign-vole', [['key', this.keyId], ['epoch', this.share.epoch], ['context', this.context], ['alice', alice], ['bob', bob]]);
   }
 
   protected send(round: number, inbox: Inbox): Map<number, Payload> {
@@ -99,13 +108,17 @@ export class PresignSession extends Session<Presignature[]> {
   }
 
   private round1(): Map<number, Payload> {
-    const lambda = lagrangeAtZero(this.self, this.parties);
-    const weighted = mod(lambda * this.share.secretShare);
+    const lambda = S.publicScalar(lagrangeAtZero(this.self, this.parties));
+    const x = S.secretFromBigInt(this.share.secretShare);
+    const weighted = S.mul(lambda, x);
+    S.wipe(x);
     this.instances = Array.from({ length: this.count }, (_, b) => {
-      const r = randomScalar(this.rng);
-      const sk = mod(weighted + zeroShare(this.self, this.parties, this.share.zeroSeeds, this.sessionId, b));
-      return { r, phi: randomScalar(this.rng), sk, nonce: mulBase(r), keyPoint: mulBase(sk) };
+      const r = S.randomSecret(this.rng);
+      const sk = S.secretFromBigInt(zeroShare(this.self, this.parties, this.share.zeroSeeds, this.context, b));
+      S.addInto(sk, weighted, sk);
+      return { r, phi: S.randomSecret(this.rng), sk, nonce: mulBase(r), keyPoint: mulBase(sk) };
     });
+    S.wipe(weighted);
     const nonces = concatBytes(this.instances.map((x) => x.nonce));
     const { commitment, salt } = commit(this.nonceContext(this.self), nonces, this.rng);
     this.nonceSalt = salt;
@@ -136,17 +149,42 @@ export class PresignSession extends Session<Presignature[]> {
         ...alice.payload,
         gammaU: concatBytes(alice.shares.map(([cu]) => mulBase(cu))),
         gammaV: concatBytes(alice.shares.map(([, cv]) => mulBase(cv))),
-        psi: concatBytes(this.instances.map((x, b) => scalarToBytes(mod(x.phi - chi[b]!)))),
+        psi: concatBytes(this.instances.map((x, b) => S.sub(x.phi, chi[b]!))),
       });
     }
     return out;
   }
 
   protected finish(inbox: Inbox): Presignature[] {
-    const u = this.instances.map((x) => mod(x.r * x.phi));
-    const v = this.instances.map((x) => mod(x.sk * x.phi));
+    const u = this.instances.map((x) => S.mul(x.r, x.phi));
+    const v = this.instances.map((x) => S.mul(x.sk, x.phi));
+    let done = false;
+    try {
+      const presignatures = this.combine(inbox, u, v);
+      done = true;
+      return presignatures;
+    } finally {
+      // r, sk and every VOLE secret are spent; φ, u, v live on in the presignatures only.
+      for (const x of this.instances) S.wipe(x.r, x.sk, ...(done ? [] : [x.phi]));
+      if (!done) S.wipe(...u, ...v);
+      for (const c of this.aliceShares.values()) for (const [cu, cv] of c) S.wipe(cu, cv);
+      for (const bob of this.bobStates.values()) wipeVoleBob(bob);
+    }
+  }
+
+  private combine(inbox: Inbox, u: SecretScalar[], v: SecretScalar[]): Presignature[] {
     const nonceSum = this.instances.map((x) => x.nonce);
     const keySum = this.instances.map((x) => x.keyPoint);
+    const dShares: VoleShares[] = [];
+    try {
+      this.combinePeers(inbox, u, v, nonceSum, keySum, dShares);
+    } finally {
+      for (const d of dShares) for (const [du, dv] of d) S.wipe(du, dv);
+    }
+    return this.presignatures(u, v, nonceSum, keySum);
+  }
+
+  private combinePeers(inbox: Inbox, u: SecretScalar[], v: SecretScalar[], nonceSum: Uint8Array[], keySum: Uint8Array[], dShares: VoleShares[]): void {
     for (const peer of this.peers) {
       const msg = inbox.get(peer)!;
       const nonces = splitField(msg, 'nonces', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `nonces[${b}]`, peer));
@@ -155,9 +193,11 @@ export class PresignSession extends Session<Presignature[]> {
       const keyPoints = splitField(msg, 'keyShares', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `keyShares[${b}]`, peer));
       const gammaU = splitField(msg, 'gammaU', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `gammaU[${b}]`, peer));
       const gammaV = splitField(msg, 'gammaV', peer, this.count, POINT_BYTES).map((p, b) => decodePoint(p, `gammaV[${b}]`, peer));
-      const psi = splitField(msg, 'psi', peer, this.count, SCALAR_BYTES).map((s) => decodeScalar(s, 'psi', peer, true));
+      const psi = splitField(msg, 'psi', peer, this.count, SCALAR_BYTES);
+      psi.forEach((s) => decodeScalar(s, 'psi', peer, true)); // range check; ψ is public (masked by φ)
       const bob = this.bobStates.get(peer)!;
       const d = voleBobFinish(bob, this.voleContext(peer, this.self), msg, peer);
+      dShares.push(d);
       const c = this.aliceShares.get(peer)!;
       for (let b = 0; b < this.count; b++) {
         const chi = bob.chi[b]!;
@@ -168,18 +208,22 @@ export class PresignSession extends Session<Presignature[]> {
           abort('vole-check-failed', `key share ${b} is inconsistent with the multiplication`, peer);
         const x = this.instances[b]!;
         const [cu, cv] = c[b]!;
-        u[b] = mod(u[b]! + cu + psi[b]! * x.r + du);
-        v[b] = mod(v[b]! + cv + psi[b]! * x.sk + dv);
+        // u += ψ·r + cᵘ + dᵘ, v += ψ·sk + cᵛ + dᵛ, in place.
+        S.addInto(u[b]!, S.addInto(u[b]!, S.mulAddInto(u[b]!, psi[b]!, x.r, u[b]!), cu), du);
+        S.addInto(v[b]!, S.addInto(v[b]!, S.mulAddInto(v[b]!, psi[b]!, x.sk, v[b]!), cv), dv);
         nonceSum[b] = add(nonceSum[b]!, nonces[b]!);
         keySum[b] = add(keySum[b]!, keyPoints[b]!);
       }
     }
+  }
+
+  private presignatures(u: SecretScalar[], v: SecretScalar[], nonceSum: Uint8Array[], keySum: Uint8Array[]): Presignature[] {
     return this.instances.map((x, b) => {
       if (!pointsEqual(keySum[b]!, this.share.publicKey))
         abort('public-key-mismatch', `key shares of instance ${b} do not sum to the public key`, undefined, this.peers);
       if (isIdentity(nonceSum[b]!)) abort('nonce-inconsistent', 'joint nonce is the identity', undefined, this.peers);
       return {
-        id: presignatureId(this.keyId, this.sessionId, b),
+        id: presignatureId(this.keyId, this.context, b),
         keyId: this.keyId,
         epoch: this.share.epoch,
         subset: this.parties,

@@ -18,13 +18,18 @@
  * the curve backends of math/curve.ts. The transcripts (θ, the check digest), the message
  * fields and their validation stay here, shared by both kernels, so both produce the same bytes
  * (test/native/vole.test.ts compares them).
+ *
+ * Secrets cross this module as byte buffers (secret-scalar.ts): Alice's inputs and masks, χ and
+ * the shares c_b, d_b are 32-byte big-endian scalars, never bigints, so with the native kernel
+ * no secret of a VOLE becomes a JS BigInt. The public challenges θ stay bigints.
  */
 import { abort } from './errors.js';
-import { loadNative } from './math/curve.js';
+import { loadNative, registerKernel } from './math/kernels.js';
+import { randomSecret, wipe, type SecretScalar } from './math/secret-scalar.js';
 import { bytesEqual, concatBytes, field, type Payload } from './message.js';
 import { otExtReceive, otExtSend, type OtExtReceiverSetup, type OtExtSenderSetup } from './ot/extension.js';
 import './ot/native-hasher.js'; // installs the native OT row hasher when the addon is built
-import { bytesToBigInt, decodeScalar, mod, randomScalar, reduceWide, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
+import { bytesToBigInt, decodeScalar, mod, reduceWide, scalarToBytes, SCALAR_BYTES } from './math/scalar.js';
 import type { Rng } from './rng.js';
 import { Transcript } from './transcript.js';
 
@@ -51,15 +56,22 @@ const GADGET: readonly bigint[] = Array.from({ length: VOLE_OTS }, (_, j) =>
  */
 export interface VoleKernel<Pads = unknown, Own = unknown> {
   readonly name: 'typescript' | 'native';
-  /** Bob, after the OT extension: χ_b = Σ_j β_bj·g_j and his pads (the OT outputs as scalars). */
-  bobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: bigint[]; pads: Pads };
+  /**
+   * Bob, after the OT extension: χ_b = Σ_j β_bj·g_j (B scalars of 32 bytes in one buffer) and
+   * his pads (the OT outputs as scalars).
+   */
+  bobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: Uint8Array; pads: Pads };
   /**
    * Alice, before the challenge: τ = h0 − h1 + α_b per correlation (m·3 scalars, the wire field)
-   * and her state. alpha[b] = [a_b0, a_b1, â_b], each in [0, N).
+   * and her state. alpha holds B groups of (a_b0, a_b1, â_b), 32 bytes each (B·96 bytes), each
+   * below N; the kernel keeps a reference to it, and aliceDiscard wipes it.
    */
-  aliceCorrect(outputs0: Uint8Array, outputs1: Uint8Array, alpha: readonly (readonly bigint[])[]): { tau: Uint8Array; own: Own };
-  /** Alice, after the challenge: η (B scalars), her check values (m scalars) and her shares c_b. */
-  aliceFinish(own: Own, thetas: readonly (readonly [bigint, bigint])[]): { eta: Uint8Array; checkValues: Uint8Array; shares: [bigint, bigint][] };
+  aliceCorrect(outputs0: Uint8Array, outputs1: Uint8Array, alpha: Uint8Array): { tau: Uint8Array; own: Own };
+  /**
+   * Alice, after the challenge: η (B scalars), her check values (m scalars) and her shares c_b
+   * (B pairs (c_b0, c_b1), 64 bytes each, in one buffer).
+   */
+  aliceFinish(own: Own, thetas: readonly (readonly [bigint, bigint])[]): { eta: Uint8Array; checkValues: Uint8Array; shares: Uint8Array };
   /** Wipes Alice's state where the representation allows it (after aliceFinish). */
   aliceDiscard(own: Own): void;
   /**
@@ -74,7 +86,7 @@ export interface VoleKernel<Pads = unknown, Own = unknown> {
     eta: Uint8Array,
     thetas: readonly (readonly [bigint, bigint])[],
     alice: number,
-  ): { checkValues: Uint8Array; shares: [bigint, bigint][] };
+  ): { checkValues: Uint8Array; shares: Uint8Array };
 }
 
 function bit(bits: Uint8Array, index: number): number {
@@ -98,6 +110,13 @@ interface TypescriptAliceOwn {
   /** own[k][ot] = −h0 of correlation k. */
   readonly own: bigint[][];
   readonly alpha: readonly (readonly bigint[])[];
+  readonly alphaBytes: Uint8Array;
+}
+
+/** B·k scalars of a buffer as bigints, k per instance. */
+function groups(bytes: Uint8Array, k: number): bigint[][] {
+  const count = bytes.length / (k * SCALAR_BYTES);
+  return Array.from({ length: count }, (_, b) => Array.from({ length: k }, (_, i) => bytesToBigInt(bytes.subarray((b * k + i) * SCALAR_BYTES, (b * k + i + 1) * SCALAR_BYTES))));
 }
 
 /** The reference: bigint arithmetic. */
@@ -111,10 +130,11 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
       return mod(acc);
     });
     const pads = Array.from({ length: VOLE_OTS * count }, (_, ot) => expand(outputs, ot));
-    return { chi, pads };
+    return { chi: scalarsToBytes(chi), pads };
   },
 
-  aliceCorrect(outputs0, outputs1, alpha) {
+  aliceCorrect(outputs0, outputs1, alphaBytes) {
+    const alpha = groups(alphaBytes, CORRELATIONS).map((a) => a.map(mod));
     const count = alpha.length;
     const tau = new Uint8Array(VOLE_OTS * count * CORRELATIONS * SCALAR_BYTES);
     const own: bigint[][] = [[], [], []];
@@ -129,7 +149,7 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
         }
       }
     }
-    return { tau, own: { own, alpha } };
+    return { tau, own: { own, alpha, alphaBytes } };
   },
 
   aliceFinish({ own, alpha }, thetas) {
@@ -144,12 +164,12 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
         checkValues.push(scalarToBytes(mod(-(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]!))));
       }
     }
-    const shares = Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+    const shares = scalarsToBytes(Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)]).flat());
     return { eta, checkValues: concatBytes(checkValues), shares };
   },
 
-  aliceDiscard() {
-    // bigints cannot be wiped
+  aliceDiscard({ alphaBytes }) {
+    alphaBytes.fill(0); // the bigints cannot be wiped
   },
 
   bobFinish(pads, choices, tau, etaBytes, thetas, alice) {
@@ -170,7 +190,7 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
         checkValues.push(scalarToBytes(mod(own[2]![ot]! + t0 * own[0]![ot]! + t1 * own[1]![ot]! - (chosen ? eta : 0n))));
       }
     }
-    const shares = Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)] as [bigint, bigint]);
+    const shares = scalarsToBytes(Array.from({ length: count }, (_, b) => [gadgetSum(own[0]!, b * VOLE_OTS), gadgetSum(own[1]!, b * VOLE_OTS)]).flat());
     return { checkValues: concatBytes(checkValues), shares };
   },
 };
@@ -201,14 +221,6 @@ function scalarsToBytes(values: readonly bigint[]): Uint8Array {
   return out;
 }
 
-function bytesToScalarPairs(bytes: Uint8Array): [bigint, bigint][] {
-  const count = bytes.length / (2 * SCALAR_BYTES);
-  return Array.from({ length: count }, (_, b) => {
-    const at = 2 * b * SCALAR_BYTES;
-    return [bytesToBigInt(bytes.subarray(at, at + SCALAR_BYTES)), bytesToBigInt(bytes.subarray(at + SCALAR_BYTES, at + 2 * SCALAR_BYTES))];
-  });
-}
-
 const thetaBytes = (thetas: readonly (readonly [bigint, bigint])[]): Uint8Array => scalarsToBytes(thetas.flat());
 
 /** The native kernel over a loaded addon (sets the addon's gadget vector). */
@@ -218,23 +230,17 @@ export function nativeVoleKernel(addon: NativeVole): VoleKernel<Uint8Array, Nati
     name: 'native',
 
     bobExpand(outputs, choices, count) {
-      const r = addon.voleBobExpand(outputs, choices, count);
-      const chi = Array.from({ length: count }, (_, b) => bytesToBigInt(r.chi.subarray(b * SCALAR_BYTES, (b + 1) * SCALAR_BYTES)));
-      r.chi.fill(0);
-      return { chi, pads: r.pads };
+      return addon.voleBobExpand(outputs, choices, count);
     },
 
     aliceCorrect(outputs0, outputs1, alpha) {
-      const alphaBytes = scalarsToBytes(alpha.flatMap((a) => a.map(mod)));
-      const { tau, own } = addon.voleAliceCorrect(outputs0, outputs1, alphaBytes);
-      return { tau, own: { own, alpha: alphaBytes } };
+      const { tau, own } = addon.voleAliceCorrect(outputs0, outputs1, alpha);
+      return { tau, own: { own, alpha } };
     },
 
     aliceFinish({ own, alpha }, thetas) {
       const r = addon.voleAliceFinish(own, alpha, thetaBytes(thetas));
-      const shares = bytesToScalarPairs(r.shares);
-      r.shares.fill(0);
-      return { eta: r.eta, checkValues: r.check, shares };
+      return { eta: r.eta, checkValues: r.check, shares: r.shares };
     },
 
     aliceDiscard({ own, alpha }) {
@@ -250,9 +256,7 @@ export function nativeVoleKernel(addon: NativeVole): VoleKernel<Uint8Array, Nati
         decodeScalar(bytes.subarray(at, at + SCALAR_BYTES), r.badField, alice, true); // throws the abort
         throw new Error(`native VOLE kernel: ${r.badField}[${r.badIndex}] reported out of range but is not`);
       }
-      const shares = bytesToScalarPairs(r.shares);
-      r.shares.fill(0);
-      return { checkValues: r.check, shares };
+      return { checkValues: r.check, shares: r.shares };
     },
   };
 }
@@ -271,6 +275,7 @@ export function useVoleBackend(kernel: VoleKernel): void {
 export function nativeVoleBackend(): VoleKernel | undefined {
   return nativeKernel;
 }
+registerKernel({ name: 'vole', active: () => active.name, useReference: () => (active = typescriptVoleKernel) });
 
 // ---------------------------------------------------------------------------------------------
 // The protocol.
@@ -306,8 +311,8 @@ export interface VoleBobState {
   readonly count: number;
   readonly choices: Uint8Array;
   readonly message: Uint8Array;
-  /** χ_b, Bob's random inputs. */
-  readonly chi: readonly bigint[];
+  /** χ_b, Bob's random inputs: 32-byte views into one buffer (secret; wipe with wipeVoleBob). */
+  readonly chi: readonly SecretScalar[];
   /** The kernel that expanded the pads; it also finishes. */
   readonly kernel: VoleKernel;
   /** Bob's pads, in `kernel`'s representation. */
@@ -320,26 +325,53 @@ export function voleBobStart(setup: OtExtReceiverSetup, context: Uint8Array, cou
   const { message, outputs } = otExtReceive(setup, context, choices, m, OUTPUT_BYTES, rng);
   const kernel = active;
   const data = contiguous(outputs);
-  const { chi, pads } = kernel.bobExpand(data, choices, count);
+  const expanded = kernel.bobExpand(data, choices, count);
   data.fill(0);
-  return { payload: { ote: message }, state: { count, choices, message, chi, kernel, pads } };
+  const chi = pairsOrSingles(expanded.chi, 1).map(([x]) => x!);
+  return { payload: { ote: message }, state: { count, choices, message, chi, kernel, pads: expanded.pads } };
 }
+
+/** Wipes Bob's secrets of a VOLE (his choice bits, χ and the native pads) once he is done with them. */
+export function wipeVoleBob(state: VoleBobState): void {
+  state.choices.fill(0);
+  for (const x of state.chi) x.fill(0);
+  if (state.pads instanceof Uint8Array) state.pads.fill(0);
+}
+
+/** A buffer of B groups of k scalars as B arrays of k 32-byte views. */
+function pairsOrSingles(bytes: Uint8Array, k: number): Uint8Array[][] {
+  const count = bytes.length / (k * SCALAR_BYTES);
+  return Array.from({ length: count }, (_, b) => Array.from({ length: k }, (_, i) => bytes.subarray((b * k + i) * SCALAR_BYTES, (b * k + i + 1) * SCALAR_BYTES)));
+}
+
+/** The shares of B instances: B pairs of 32-byte views into one buffer. */
+export type VoleShares = [SecretScalar, SecretScalar][];
+
+const asShares = (bytes: Uint8Array): VoleShares => pairsOrSingles(bytes, 2) as VoleShares;
 
 /** Alice's round: returns her message and her shares c_b (two per instance). */
 export function voleAliceRespond(
   setup: OtExtSenderSetup,
   context: Uint8Array,
-  inputs: readonly (readonly [bigint, bigint])[],
+  inputs: readonly (readonly [SecretScalar, SecretScalar])[],
   bobPayload: Payload,
   bob: number,
   rng: Rng,
-): { payload: Payload; shares: [bigint, bigint][] } {
+): { payload: Payload; shares: VoleShares } {
   const count = inputs.length;
   const m = VOLE_OTS * count;
   const bobMessage = field(bobPayload, 'ote', bob);
   const { outputs0, outputs1 } = otExtSend(setup, context, m, OUTPUT_BYTES, bobMessage, bob);
-  const masks = inputs.map(() => randomScalar(rng));
-  const alpha = inputs.map((x, b) => [x[0], x[1], masks[b]!]);
+  // α: (a_b0, a_b1, â_b) per instance, â_b a fresh random mask.
+  const alpha = new Uint8Array(count * CORRELATIONS * SCALAR_BYTES);
+  inputs.forEach(([a0, a1], b) => {
+    if (a0.length !== SCALAR_BYTES || a1.length !== SCALAR_BYTES) throw new RangeError('VOLE inputs must be 32-byte scalars');
+    const mask = randomSecret(rng);
+    alpha.set(a0, b * CORRELATIONS * SCALAR_BYTES);
+    alpha.set(a1, (b * CORRELATIONS + 1) * SCALAR_BYTES);
+    alpha.set(mask, (b * CORRELATIONS + 2) * SCALAR_BYTES);
+    wipe(mask);
+  });
   const kernel = active;
   const data0 = contiguous(outputs0);
   const data1 = contiguous(outputs1);
@@ -349,11 +381,14 @@ export function voleAliceRespond(
   const thetas = challenges(context, bobMessage, tau, count);
   const { eta, checkValues, shares } = kernel.aliceFinish(own, thetas);
   kernel.aliceDiscard(own);
-  return { payload: { tau, eta, check: checkDigest(context, checkValues) }, shares };
+  alpha.fill(0);
+  const check = checkDigest(context, checkValues);
+  checkValues.fill(0);
+  return { payload: { tau, eta, check }, shares: asShares(shares) };
 }
 
 /** Bob's output d_b (two per instance) after verifying Alice's check; aborts with a blame otherwise. */
-export function voleBobFinish(state: VoleBobState, context: Uint8Array, alicePayload: Payload, alice: number): [bigint, bigint][] {
+export function voleBobFinish(state: VoleBobState, context: Uint8Array, alicePayload: Payload, alice: number): VoleShares {
   const { count, choices, kernel, pads } = state;
   const m = VOLE_OTS * count;
   const tau = field(alicePayload, 'tau', alice, m * CORRELATIONS * SCALAR_BYTES);
@@ -361,6 +396,11 @@ export function voleBobFinish(state: VoleBobState, context: Uint8Array, alicePay
   const check = field(alicePayload, 'check', alice, 32);
   const thetas = challenges(context, state.message, tau, count);
   const { checkValues, shares } = kernel.bobFinish(pads, choices, tau, eta, thetas, alice);
-  if (!bytesEqual(checkDigest(context, checkValues), check)) abort('vole-check-failed', 'multiplication (VOLE) consistency check failed', alice);
-  return shares;
+  const digest = checkDigest(context, checkValues);
+  checkValues.fill(0);
+  if (!bytesEqual(digest, check)) {
+    shares.fill(0);
+    abort('vole-check-failed', 'multiplication (VOLE) consistency check failed', alice);
+  }
+  return asShares(shares);
 }

@@ -74,19 +74,30 @@ interface Inputs {
 /** Runs the four kernel steps. Bob's outputs are arbitrary here (not Alice's chosen ones): the arithmetic is compared, not the protocol. */
 function runKernel(kernel: VoleKernel, x: Inputs): Run {
   const bob = kernel.bobExpand(x.bobOutputs.slice(), x.choices, x.count);
-  const alice = kernel.aliceCorrect(x.outputs0.slice(), x.outputs1.slice(), x.alpha);
+  const alice = kernel.aliceCorrect(x.outputs0.slice(), x.outputs1.slice(), alphaBytes(x.alpha));
   const finish = kernel.aliceFinish(alice.own, x.thetas);
   const bobEnd = kernel.bobFinish(bob.pads, x.choices, alice.tau, finish.eta, x.thetas, ALICE);
-  const s = (v: bigint) => v.toString(16);
   return {
-    chi: bob.chi.map(s),
+    chi: scalarsHex(bob.chi),
     tau: hex(alice.tau),
     eta: hex(finish.eta),
     aliceCheck: hex(finish.checkValues),
-    aliceShares: finish.shares.flat().map(s),
+    aliceShares: scalarsHex(finish.shares),
     bobCheck: hex(bobEnd.checkValues),
-    bobShares: bobEnd.shares.flat().map(s),
+    bobShares: scalarsHex(bobEnd.shares),
   };
+}
+
+/** Alice's inputs (a_b0, a_b1, â_b) as the kernels take them: 96 bytes per instance, each value below N. */
+function alphaBytes(alpha: readonly (readonly bigint[])[]): Uint8Array {
+  const out = new Uint8Array(alpha.length * 3 * SCALAR_BYTES);
+  alpha.flat().forEach((a, i) => out.set(scalarToBytes(a), i * SCALAR_BYTES));
+  return out;
+}
+
+/** A buffer of 32-byte scalars as hex strings, one per scalar. */
+function scalarsHex(bytes: Uint8Array): string[] {
+  return Array.from({ length: bytes.length / SCALAR_BYTES }, (_, i) => hex(bytes.subarray(i * SCALAR_BYTES, (i + 1) * SCALAR_BYTES)));
 }
 
 function randomInputs(rng: Rng, count: number): Inputs {
@@ -252,13 +263,13 @@ describe('native VOLE kernel', function () {
     assert.ok(/^0+$/.test(r.tau) && /^0+$/.test(r.aliceCheck) && /^0+$/.test(r.bobCheck));
   });
 
-  it('inputs outside [0, N) are reduced by the native wrapper as the reference reduces them', () => {
+  it('inputs are 32-byte scalars below N: the native kernel rejects N and above (TypeError), never reducing a secret silently', () => {
     const x = randomInputs(seededRng(`unreduced ${seed}`), 2);
-    x.alpha = [
-      [N, N + 5n, -1n],
-      [(1n << 300n) + 7n, -N - 3n, 2n * N - 1n],
-    ];
-    assert.deepEqual(runKernel(native, x), runKernel(reference, x));
+    for (const bad of [N, N + 5n, (1n << 256n) - 1n]) {
+      const alpha = alphaBytes(x.alpha);
+      alpha.set(big(bad, SCALAR_BYTES), 4 * SCALAR_BYTES);
+      assert.throws(() => native.aliceCorrect(x.outputs0, x.outputs1, alpha), TypeError);
+    }
   });
 
   describe('received scalars ≥ N: the same ProtocolAbort as the reference, for the first bad one in its order', () => {
@@ -269,7 +280,7 @@ describe('native VOLE kernel', function () {
     let eta: Uint8Array;
     before(() => {
       x = randomInputs(seededRng(`abort ${seed}`), count);
-      const alice = typescriptVoleKernel.aliceCorrect(x.outputs0, x.outputs1, x.alpha);
+      const alice = typescriptVoleKernel.aliceCorrect(x.outputs0, x.outputs1, alphaBytes(x.alpha));
       tau = alice.tau;
       eta = typescriptVoleKernel.aliceFinish(alice.own, x.thetas).eta;
     });
@@ -360,14 +371,16 @@ describe('native VOLE kernel', function () {
       useVoleBackend(bobKernel);
       const bob = voleBobStart(receiver, ctx, count, rng);
       useVoleBackend(aliceKernel);
-      const alice = voleAliceRespond(sender, ctx, inputs, bob.payload, BOB, rng);
+      const alice = voleAliceRespond(sender, ctx, inputs.map(([a, b]) => [scalarToBytes(a), scalarToBytes(b)] as const), bob.payload, BOB, rng);
       useVoleBackend(aliceKernel === native ? reference : native); // the state's own kernel finishes
-      const d = voleBobFinish(bob.state, ctx, alice.payload, ALICE);
+      const d = voleBobFinish(bob.state, ctx, alice.payload, ALICE).map((p) => p.map(bytesToBigInt));
+      const c = alice.shares.map((p) => p.map(bytesToBigInt));
+      const chi = bob.state.chi.map(bytesToBigInt);
       for (let b = 0; b < count; b++) {
-        for (const k of [0, 1] as const) assert.equal(mod(alice.shares[b]![k] + d[b]![k]), mod(bob.state.chi[b]! * inputs[b]![k]));
+        for (const k of [0, 1] as const) assert.equal(mod(c[b]![k]! + d[b]![k]!), mod(chi[b]! * inputs[b]![k]));
       }
       const bytes = (p: Payload) => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, hex(v)]));
-      return { bob: bytes(bob.payload), alice: bytes(alice.payload), chi: bob.state.chi, c: alice.shares, d };
+      return { bob: bytes(bob.payload), alice: bytes(alice.payload), chi, c, d };
     }
 
     for (const count of [1, 4]) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { ProtocolAbort, type AbortReason } from '../../src/protocol/errors.js';
-import { mod, N, randomScalar, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
+import { bytesToBigInt, mod, N, randomScalar, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
 import type { Payload } from '../../src/protocol/message.js';
 import {
   otExtMessageBytes,
@@ -19,6 +19,17 @@ import { seededRng, systemRng, type Rng } from '../../src/protocol/rng.js';
 import { voleAliceRespond, voleBobFinish, voleBobStart, VOLE_OTS } from '../../src/protocol/vole.js';
 
 const enc = new TextEncoder();
+
+/** The VOLE takes and returns secrets as 32-byte buffers; these tests reason in bigints. */
+const pairs = (inputs: readonly (readonly [bigint, bigint])[]) => inputs.map(([a, b]) => [scalarToBytes(mod(a)), scalarToBytes(mod(b))] as const);
+const bigPairs = (shares: readonly (readonly [Uint8Array, Uint8Array])[]): [bigint, bigint][] => shares.map(([a, b]) => [bytesToBigInt(a), bytesToBigInt(b)]);
+function respond(sender: OtExtSenderSetup, ctx: Uint8Array, inputs: readonly (readonly [bigint, bigint])[], payload: Payload, bob: number, rng: Rng): { payload: Payload; shares: [bigint, bigint][] } {
+  const r = voleAliceRespond(sender, ctx, pairs(inputs), payload, bob, rng);
+  return { payload: r.payload, shares: bigPairs(r.shares) };
+}
+const finishBob = (...args: Parameters<typeof voleBobFinish>): [bigint, bigint][] => bigPairs(voleBobFinish(...args));
+const chiOf = (bob: ReturnType<typeof voleBobStart>): bigint[] => bob.state.chi.map(bytesToBigInt);
+
 const ALICE = 2;
 const BOB = 6;
 const SETUP_CTX = enc.encode('key-5|dkg-session|alice-2|bob-6');
@@ -50,14 +61,14 @@ interface Run {
   ctx: Uint8Array;
   inputs: [bigint, bigint][];
   bob: ReturnType<typeof voleBobStart>;
-  alice: ReturnType<typeof voleAliceRespond>;
+  alice: ReturnType<typeof respond>;
 }
 
 function runToAlice(sender: OtExtSenderSetup, receiver: OtExtReceiverSetup, count: number, rng: Rng = systemRng): Run {
   const ctx = freshContext();
   const inputs = Array.from({ length: count }, () => [randomScalar(rng), randomScalar(rng)] as [bigint, bigint]);
   const bob = voleBobStart(receiver, ctx, count, rng);
-  const alice = voleAliceRespond(sender, ctx, inputs, bob.payload, BOB, rng);
+  const alice = respond(sender, ctx, inputs, bob.payload, BOB, rng);
   return { ctx, inputs, bob, alice };
 }
 
@@ -79,12 +90,12 @@ describe('vole', function () {
   for (const count of [1, 3]) {
     it(`count ${count}: c_b + d_b = χ_b·a_b for both components`, () => {
       const run = runToAlice(sender, receiver, count);
-      const d = voleBobFinish(run.bob.state, run.ctx, run.alice.payload, ALICE);
+      const d = finishBob(run.bob.state, run.ctx, run.alice.payload, ALICE);
       assert.equal(run.alice.shares.length, count);
       assert.equal(d.length, count);
       assert.equal(run.bob.state.chi.length, count);
       for (let b = 0; b < count; b++) {
-        const chi = run.bob.state.chi[b]!;
+        const chi = chiOf(run.bob)[b]!;
         for (const k of [0, 1] as const) {
           const c = run.alice.shares[b]![k];
           assert.ok(c >= 0n && c < N && d[b]![k] >= 0n && d[b]![k] < N);
@@ -104,8 +115,8 @@ describe('vole', function () {
   });
 
   it("Bob's χ are nonzero and not all equal, and differ between sessions", () => {
-    const a = voleBobStart(receiver, freshContext(), 3, systemRng).state.chi;
-    const b = voleBobStart(receiver, freshContext(), 3, systemRng).state.chi;
+    const a = chiOf(voleBobStart(receiver, freshContext(), 3, systemRng));
+    const b = chiOf(voleBobStart(receiver, freshContext(), 3, systemRng));
     assert.equal(new Set([...a, ...b]).size, 6);
     for (const chi of [...a, ...b]) assert.ok(chi > 0n && chi < N);
   });
@@ -116,8 +127,8 @@ describe('vole', function () {
       const rng = seededRng('vole/deterministic');
       const inputs: [bigint, bigint][] = [[5n, 7n]];
       const bob = voleBobStart(receiver, ctx, 1, rng);
-      const alice = voleAliceRespond(sender, ctx, inputs, bob.payload, BOB, rng);
-      return { chi: bob.state.chi[0], c: alice.shares[0], d: voleBobFinish(bob.state, ctx, alice.payload, ALICE)[0] };
+      const alice = respond(sender, ctx, inputs, bob.payload, BOB, rng);
+      return { chi: chiOf(bob)[0], c: alice.shares[0], d: finishBob(bob.state, ctx, alice.payload, ALICE)[0] };
     };
     assert.deepEqual(go(), go());
   });
@@ -126,9 +137,9 @@ describe('vole', function () {
     const ctx = freshContext();
     const inputs: [bigint, bigint][] = [[0n, N - 1n], [1n, 0n]];
     const bob = voleBobStart(receiver, ctx, 2, systemRng);
-    const alice = voleAliceRespond(sender, ctx, inputs, bob.payload, BOB, systemRng);
-    const d = voleBobFinish(bob.state, ctx, alice.payload, ALICE);
-    for (let b = 0; b < 2; b++) for (const k of [0, 1] as const) assert.equal(mod(alice.shares[b]![k] + d[b]![k]), mod(bob.state.chi[b]! * inputs[b]![k]));
+    const alice = respond(sender, ctx, inputs, bob.payload, BOB, systemRng);
+    const d = finishBob(bob.state, ctx, alice.payload, ALICE);
+    for (let b = 0; b < 2; b++) for (const k of [0, 1] as const) assert.equal(mod(alice.shares[b]![k] + d[b]![k]), mod(chiOf(bob)[b]! * inputs[b]![k]));
   });
 
   describe("tampering with Alice's message is caught by Bob and blames Alice", () => {
@@ -136,7 +147,7 @@ describe('vole', function () {
     before(() => {
       run = runToAlice(sender, receiver, 3);
     });
-    const finish = (payload: Payload, ctx = run.ctx) => voleBobFinish(run.bob.state, ctx, payload, ALICE);
+    const finish = (payload: Payload, ctx = run.ctx) => finishBob(run.bob.state, ctx, payload, ALICE);
 
     it('the untouched message passes', () => {
       assert.doesNotThrow(() => finish(run.alice.payload));
@@ -210,17 +221,17 @@ describe('vole', function () {
 
   it("Alice and Bob on different contexts: Alice's OT-extension check blames Bob", () => {
     const bob = voleBobStart(receiver, freshContext(), 1, systemRng);
-    expectAbort(() => voleAliceRespond(sender, freshContext(), [[1n, 2n]], bob.payload, BOB, systemRng), 'ot-check-failed', BOB, true);
+    expectAbort(() => respond(sender, freshContext(), [[1n, 2n]], bob.payload, BOB, systemRng), 'ot-check-failed', BOB, true);
   });
 
   it("Bob's message: missing or wrong length → malformed-message / wrong-length naming Bob", () => {
     const ctx = freshContext();
     const bob = voleBobStart(receiver, ctx, 1, systemRng);
-    expectAbort(() => voleAliceRespond(sender, ctx, [[1n, 2n]], {}, BOB, systemRng), 'malformed-message', BOB, false, "'ote'");
+    expectAbort(() => respond(sender, ctx, [[1n, 2n]], {}, BOB, systemRng), 'malformed-message', BOB, false, "'ote'");
     const short = bob.payload.ote!.subarray(0, bob.payload.ote!.length - 1);
-    expectAbort(() => voleAliceRespond(sender, ctx, [[1n, 2n]], { ote: short }, BOB, systemRng), 'wrong-length', BOB, false);
+    expectAbort(() => respond(sender, ctx, [[1n, 2n]], { ote: short }, BOB, systemRng), 'wrong-length', BOB, false);
     // A message for count 1 answered as if for count 3.
-    expectAbort(() => voleAliceRespond(sender, ctx, [[1n, 2n], [3n, 4n], [5n, 6n]], bob.payload, BOB, systemRng), 'wrong-length', BOB, false);
+    expectAbort(() => respond(sender, ctx, [[1n, 2n], [3n, 4n], [5n, 6n]], bob.payload, BOB, systemRng), 'wrong-length', BOB, false);
   });
 
   describe("a corrupted OT-extension set-up on Alice's side", () => {
@@ -228,9 +239,9 @@ describe('vole', function () {
     function expectFailure(corrupt: OtExtSenderSetup): void {
       const ctx = freshContext();
       const bob = voleBobStart(receiver, ctx, 1, systemRng);
-      let alice: ReturnType<typeof voleAliceRespond>;
+      let alice: ReturnType<typeof respond>;
       try {
-        alice = voleAliceRespond(corrupt, ctx, [[randomScalar(systemRng), randomScalar(systemRng)]], bob.payload, BOB, systemRng);
+        alice = respond(corrupt, ctx, [[randomScalar(systemRng), randomScalar(systemRng)]], bob.payload, BOB, systemRng);
       } catch (e) {
         assert.ok(e instanceof ProtocolAbort, `expected ProtocolAbort, got ${String(e)}`);
         assert.equal(e.reason, 'ot-check-failed');
@@ -238,7 +249,7 @@ describe('vole', function () {
         assert.equal(e.isBlame, true);
         return;
       }
-      expectAbort(() => voleBobFinish(bob.state, ctx, alice.payload, ALICE), 'vole-check-failed', ALICE, true);
+      expectAbort(() => finishBob(bob.state, ctx, alice.payload, ALICE), 'vole-check-failed', ALICE, true);
     }
 
     for (const i of [0, 63, 127]) {

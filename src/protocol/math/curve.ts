@@ -2,19 +2,28 @@
  * P-256 group operations on 33-byte SEC1 compressed points. Two interchangeable backends:
  * the reference in TypeScript (@noble/curves) and the native addon (OpenSSL libcrypto), used
  * when it is built. The identity, which the wire never carries, is 33 zero bytes internally.
+ *
+ * Scalars are bigints (public values) or 32-byte big-endian buffers (secrets, see
+ * secret-scalar.ts): the native backend hands a buffer to OpenSSL's constant-time EC_POINT_mul
+ * as it is, without a detour through a JS BigInt; the noble reference converts.
  */
-import { createRequire } from 'node:module';
 import { p256 } from '@noble/curves/nist.js';
 import { abort } from '../errors.js';
-import { bytesToBigInt, scalarToBytes } from './scalar.js';
+import { loadNative, registerKernel } from './kernels.js';
+import { bytesToBigInt, mod, scalarToBytes } from './scalar.js';
+
+export { loadNative };
+
+/** A scalar: a bigint, or 32 bytes big-endian (reduced mod n). */
+export type ScalarInput = bigint | Uint8Array;
 
 export const POINT_BYTES = 33;
 export const IDENTITY: Uint8Array = new Uint8Array(POINT_BYTES);
 
 export interface CurveBackend {
   readonly name: 'noble' | 'native';
-  mulBase(k: bigint): Uint8Array;
-  mul(point: Uint8Array, k: bigint): Uint8Array;
+  mulBase(k: ScalarInput): Uint8Array;
+  mul(point: Uint8Array, k: ScalarInput): Uint8Array;
   add(a: Uint8Array, b: Uint8Array): Uint8Array;
   /** True for a canonical compressed encoding of a point on the curve other than the identity. */
   isValid(point: Uint8Array): boolean;
@@ -29,10 +38,19 @@ function fromNoble(p: InstanceType<typeof Point>): Uint8Array {
   return p.is0() ? IDENTITY.slice() : p.toBytes(true);
 }
 
+const asBigInt = (k: ScalarInput): bigint => (typeof k === 'bigint' ? k : mod(bytesToBigInt(k)));
+const asBytes = (k: ScalarInput): Uint8Array => (typeof k === 'bigint' ? scalarToBytes(k) : k);
+
 export const nobleBackend: CurveBackend = {
   name: 'noble',
-  mulBase: (k) => (k === 0n ? IDENTITY.slice() : fromNoble(Point.BASE.multiply(k))),
-  mul: (point, k) => (k === 0n ? IDENTITY.slice() : fromNoble(toNoble(point).multiply(k))),
+  mulBase(k) {
+    const s = asBigInt(k);
+    return s === 0n ? IDENTITY.slice() : fromNoble(Point.BASE.multiply(s));
+  },
+  mul(point, k) {
+    const s = asBigInt(k);
+    return s === 0n ? IDENTITY.slice() : fromNoble(toNoble(point).multiply(s));
+  },
   add: (a, b) => fromNoble(toNoble(a).add(toNoble(b))),
   isValid(point) {
     if (point.length !== POINT_BYTES || (point[0] !== 2 && point[0] !== 3)) return false;
@@ -53,24 +71,11 @@ export interface NativeCurve {
   p256IsValid(point: Uint8Array): boolean;
 }
 
-export function loadNative<T>(): T | undefined {
-  if (process.env.QUORUMKEY_NATIVE === '0') return undefined;
-  const require = createRequire(import.meta.url);
-  for (const rel of ['../../../build/Release/quorumkey_native.node', '../../../../build/Release/quorumkey_native.node']) {
-    try {
-      return require(rel) as T;
-    } catch {
-      // not built at this location; the pure TypeScript path stays available
-    }
-  }
-  return undefined;
-}
-
 export function nativeBackend(addon: NativeCurve): CurveBackend {
   return {
     name: 'native',
-    mulBase: (k) => addon.p256MulBase(scalarToBytes(k)),
-    mul: (point, k) => addon.p256Mul(point, scalarToBytes(k)),
+    mulBase: (k) => addon.p256MulBase(asBytes(k)),
+    mul: (point, k) => addon.p256Mul(point, asBytes(k)),
     add: (a, b) => addon.p256Add(a, b),
     isValid: (point) => point.length === POINT_BYTES && addon.p256IsValid(point),
   };
@@ -89,9 +94,10 @@ export function useCurveBackend(backend: CurveBackend): void {
 export function nativeCurveBackend(): CurveBackend | undefined {
   return addon ? nativeBackend(addon) : undefined;
 }
+registerKernel({ name: 'p256', active: () => active.name, useReference: () => (active = nobleBackend) });
 
-export const mulBase = (k: bigint): Uint8Array => active.mulBase(k);
-export const mul = (point: Uint8Array, k: bigint): Uint8Array => active.mul(point, k);
+export const mulBase = (k: ScalarInput): Uint8Array => active.mulBase(k);
+export const mul = (point: Uint8Array, k: ScalarInput): Uint8Array => active.mul(point, k);
 export const add = (a: Uint8Array, b: Uint8Array): Uint8Array => active.add(a, b);
 
 export function isIdentity(point: Uint8Array): boolean {

@@ -10,7 +10,15 @@
  *   bit i & 31 of word i >>> 5 (gfFromBytes / gfToBytes convert; the names are historical).
  * - A 128-column matrix is stored column-major: column i occupies words [i·W, (i+1)·W) of one
  *   Uint32Array, W = rows / 32. Row j is the 128-bit vector whose bit i is bit j of column i.
+ *
+ * The columns and rows are secret (OT pads, Bob's choice bits). columnParities and
+ * transposeToRows run in the native addon (native/quorumkey.cc section 7: 64-bit words, no
+ * branch or table index on the data) when it is loaded; the TypeScript functions
+ * referenceColumnParities / referenceTransposeToRows are the reference, used only without the
+ * addon (a signer refuses to start then) and tested against the native ones
+ * (test/native/ot-bits.test.ts).
  */
+import { loadNative, registerKernel } from '../math/kernels.js';
 
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new Error('quorumkey OT extension requires a little-endian platform');
@@ -48,7 +56,7 @@ function transpose32(a: Int32Array): void {
  * bit j of column i). Works in 32×32 blocks with the recursive mask-swap transpose (80
  * word swaps per block, i.e. ≈ 10 word operations per row).
  */
-export function transposeToRows(cols: Uint32Array, w: number, rowBlocks: number, out: Uint32Array): void {
+export function referenceTransposeToRows(cols: Uint32Array, w: number, rowBlocks: number, out: Uint32Array): void {
   if (rowBlocks > w || cols.length !== 128 * w || out.length < rowBlocks * 128) throw new RangeError('transposeToRows: bad sizes');
   const a = new Int32Array(32);
   for (let rb = 0; rb < rowBlocks; rb++) {
@@ -78,7 +86,7 @@ function parity32(v: number): number {
  * Output: ncols × 4 words; bit c of column i's 128-bit value sits in word i·4 + (c >>> 5) at bit
  * c & 31. Only AND, XOR and shifts on the secret words: no branch or table index depends on them.
  */
-export function columnParities(columns: Uint32Array, ncols: number, words: number, chi: Uint32Array): Uint32Array {
+export function referenceColumnParities(columns: Uint32Array, ncols: number, words: number, chi: Uint32Array): Uint32Array {
   if (columns.length < ncols * words || chi.length < 128 * words) throw new RangeError('columnParities: buffers too short');
   const out = new Uint32Array(ncols * 4);
   for (let i = 0; i < ncols; i++) {
@@ -91,4 +99,41 @@ export function columnParities(columns: Uint32Array, ncols: number, words: numbe
     }
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch to the native kernels.
+
+/** The addon's bit-matrix surface (section 7). */
+export interface NativeOtBits {
+  otColumnParities(columns: Uint8Array, ncols: number, words: number, chi: Uint8Array): Uint8Array;
+  otTransposeToRows(cols: Uint8Array, w: number, rowBlocks: number, out: Uint8Array): void;
+}
+
+const bytesOf = (a: Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+const addon = loadNative<NativeOtBits>();
+let native: NativeOtBits | undefined = addon;
+
+/** Which implementation columnParities / transposeToRows use: 'native' or 'typescript'. */
+export function otBitsBackend(): 'native' | 'typescript' {
+  return native ? 'native' : 'typescript';
+}
+registerKernel({ name: 'ot-bits', active: otBitsBackend, useReference: () => (native = undefined) });
+
+/** See referenceColumnParities; native when the addon is loaded. */
+export function columnParities(columns: Uint32Array, ncols: number, words: number, chi: Uint32Array): Uint32Array {
+  if (!native) return referenceColumnParities(columns, ncols, words, chi);
+  if (columns.length < ncols * words || chi.length < 128 * words) throw new RangeError('columnParities: buffers too short');
+  if (ncols === 0 || words === 0) return new Uint32Array(ncols * 4);
+  const out = native.otColumnParities(bytesOf(columns), ncols, words, bytesOf(chi));
+  return new Uint32Array(out.buffer, out.byteOffset, ncols * 4);
+}
+
+/** See referenceTransposeToRows; native when the addon is loaded. */
+export function transposeToRows(cols: Uint32Array, w: number, rowBlocks: number, out: Uint32Array): void {
+  if (!native) return referenceTransposeToRows(cols, w, rowBlocks, out);
+  if (rowBlocks > w || cols.length !== 128 * w || out.length < rowBlocks * 128) throw new RangeError('transposeToRows: bad sizes');
+  if (rowBlocks === 0) return;
+  native.otTransposeToRows(bytesOf(cols), w, rowBlocks, bytesOf(out));
 }

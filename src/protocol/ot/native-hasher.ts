@@ -5,7 +5,7 @@
  * (test/native/ot-hasher.test.ts). Importing this module installs it when the addon is built
  * (and QUORUMKEY_NATIVE is not 0); src/protocol/vole.ts imports it, so the protocol always has it.
  */
-import { loadNative } from '../math/curve.js';
+import { loadNative, registerKernel } from '../math/kernels.js';
 import { useOtRowHasher, type OtRowHasher } from './extension.js';
 
 /** The addon's row-hashing surface. */
@@ -25,4 +25,16 @@ export const nativeOtRowHasher: OtRowHasher | undefined = addon ? nativeRowHashe
 /** Which row hasher this module installed at load: 'native', or 'node:crypto' (left as it was). */
 export const defaultOtRowHasher: 'native' | 'node:crypto' = nativeOtRowHasher ? 'native' : 'node:crypto';
 
-if (nativeOtRowHasher) useOtRowHasher(nativeOtRowHasher);
+let installed = false;
+if (nativeOtRowHasher) {
+  useOtRowHasher(nativeOtRowHasher);
+  installed = true;
+}
+registerKernel({
+  name: 'ot-row-hash',
+  active: () => (installed ? 'native' : 'node:crypto'),
+  useReference: () => {
+    useOtRowHasher(undefined);
+    installed = false;
+  },
+});
