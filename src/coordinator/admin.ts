@@ -254,7 +254,8 @@ export class AdminService {
       ]);
       const errors = settled.flatMap((r, k) => (r.status === 'rejected' ? [{ signer: pair[k]!, error: r.reason as unknown }] : []));
       if (errors.length) {
-        const text = errors.map((e) => `signer ${e.signer}: ${e.error instanceof Error ? e.error.message : String(e.error)}`).join('; ');
+        // A SignerCallError's message names the signer and the RPC already ("signer 4 PairSetup: …").
+        const text = errors.map((e) => (e.error instanceof SignerCallError ? e.error.message : `signer ${e.signer}: ${e.error instanceof Error ? e.error.message : String(e.error)}`)).join('; ');
         const unreachable = errors.every((e) => e.error instanceof SignerCallError && (e.error.unreachable || e.error.timedOut));
         this.d.log.error(`${what} failed`, { signers: errors.map((e) => e.signer), error: text });
         fail(unreachable ? 'unavailable' : 'internal', `${what} failed: ${text}`);

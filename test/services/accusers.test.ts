@@ -148,7 +148,10 @@ describe('false accusers: signers 4 and 5 accuse every peer (3-of-5, real proces
       const x = s.signers.find((y) => y.index === i)!;
       assert.ok(x.up && x.healthy && !x.quarantined, `signer ${i}: ${JSON.stringify(x)}`);
     }
-    assert.ok(ACCUSERS.some((i) => accusations(signers.get(i)!) > 0) || s.conflicts.length === 7, 'Presign accusations or Health reports were made');
+    // Which report came first (a Presign accusation or a Health answer) depends on timing; both count.
+    const presignAccusations = ACCUSERS.map((i) => accusations(signers.get(i)!));
+    console.log(`      Presign requests answered with an accusation: signer 4: ${presignAccusations[0]}, signer 5: ${presignAccusations[1]}`);
+    assert.ok(presignAccusations.some((n) => n > 0) || s.conflicts.length === 7, 'Presign accusations or Health reports were made');
     // Pools: only [1,2,3] is kept filled.
     const filled = s.pools.filter((p) => p.key_id === 'tls' && p.target > 0).map((p) => p.subset.join(','));
     assert.deepEqual(filled, ['1,2,3']);
@@ -245,7 +248,7 @@ describe('false accusers: signers 4 and 5 accuse every peer (3-of-5, real proces
       assert.match(r.stdout, /signers 1 and 4 re-ran their pair setup for key tls, but the pair is still in conflict/);
     } else {
       // The pair setup failed at a signer: the error says which and why.
-      assert.match(r.stderr, /reconciliation of signers 1 and 4 for key 'tls' failed: signer [14]: /);
+      assert.match(r.stderr, /reconciliation of signers 1 and 4 for key 'tls' failed: signer [14]\b/);
     }
     const s = await status();
     assert.ok(s.conflicts.some((c) => c.key_id === 'tls' && c.a === 1 && c.b === 4), 'signer 4 still lists 1: {1,4} stays');
