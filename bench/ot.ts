@@ -8,7 +8,8 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { curveBackend } from '../src/protocol/math/curve.js';
 import { seededRng } from '../src/protocol/rng.js';
-import { columnParities, transposeToRows } from '../src/protocol/ot/bits.js';
+import { columnParities, otBitsBackend, transposeToRows } from '../src/protocol/ot/bits.js';
+import { defaultOtRowHasher } from '../src/protocol/ot/native-hasher.js';
 import {
   otExtReceive,
   otExtSend,
@@ -49,7 +50,7 @@ const tResp = performance.now() - t;
 t = performance.now();
 const senderSetup = otExtSetupSenderFinish(setupCtx, start.state, resp.message, 2);
 const tFinish = performance.now() - t;
-console.log(`curve backend: ${curveBackend().name}`);
+console.log(`curve backend: ${curveBackend().name}, bit matrices: ${otBitsBackend()}, row hashing: ${defaultOtRowHasher} (components below: node:crypto Hout)`);
 console.log(`base OT (κ = 128): receiver start ${ms(tStart)}, sender ${ms(tResp)}, receiver finish ${ms(tFinish)}`);
 
 let session = 0;
