@@ -27,6 +27,10 @@
  *                  qk-abort-reason=ot-check-failed, qk-blame=1 and qk-culprit = another member of
  *                  the requested subset (without taking part in the session), and every Health
  *                  answer lists every other signer of the cluster in retired_peers, for every key.
+ *   replay-collude the colluding peer of a coordinator that replays presign labels: on a label
+ *                  it saw before it replays its own draws with its VOLE choice bits flipped,
+ *                  and it records the VOLE messages it receives (OBSERVED_FILE) for the test's
+ *                  extraction arithmetic (test/services/replay.test.ts).
  *   none           behave honestly.
  *
  * Default: presign-tau. Key generation and refresh messages are never touched.
@@ -45,7 +49,8 @@
  * can check it happened.
  */
 import * as grpc from '@grpc/grpc-js';
-import { existsSync, realpathSync } from 'node:fs';
+import { appendFileSync, existsSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { paths, readClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
@@ -53,6 +58,9 @@ import { loadIdentity, signerName, type TlsIdentity } from '../../src/pki/cluste
 import { add, mulBase, POINT_BYTES } from '../../src/protocol/math/curve.js';
 import { bytesToBigInt, mod, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
 import { toHex, type ProtocolMessage } from '../../src/protocol/message.js';
+import type { Party } from '../../src/protocol/party.js';
+import { systemRng } from '../../src/protocol/rng.js';
+import { VOLE_OTS } from '../../src/protocol/vole.js';
 import { services } from '../../src/transport/proto.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../../signer-node/log.js';
 import { SignerNode } from '../../signer-node/node.js';
@@ -62,8 +70,55 @@ import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
 /** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude'];
+/** replay-collude: the file (in this signer's data directory) of the VOLE messages it received. */
+export const OBSERVED_FILE = 'observed-vole.jsonl';
+
+/**
+ * replay-collude: a colluder of a coordinator that replays presign labels. Its randomness for a
+ * presign label seen before replays the first session's draws one by one, except that its VOLE
+ * choice bits (the draws of ⌈ξ·B/8⌉ bytes) come back complemented — the attack of the review
+ * that swapped an honest Alice's pads when the context had no fresh randomness. It writes every
+ * VOLE message it receives (label, sender, τ, key-share points, context) to OBSERVED_FILE.
+ */
+function colludeOnReplays(party: Party, dataDir: string, log: Logger): void {
+  const draws = new Map<string, Uint8Array[]>();
+  const choiceBytes = (count: number) => Math.ceil((VOLE_OTS * count) / 8);
+  const target = party as unknown as { rng: (length: number) => Uint8Array };
+  const startPresign = party.startPresign.bind(party);
+  party.startPresign = (keyId, sessionId, subset, count) => {
+    const label = toHex(sessionId);
+    const recorded = draws.get(label);
+    if (recorded) {
+      let at = 0;
+      target.rng = (length) => {
+        const bytes = (recorded[at++] ?? systemRng(length)).slice();
+        return length === choiceBytes(count) ? bytes.map((v) => v ^ 0xff) : bytes;
+      };
+      log.warn('malicious: tampered', { what: 'presign', fields: ['choice-bits'], session: label.slice(0, 16) });
+    } else {
+      const list: Uint8Array[] = [];
+      draws.set(label, list);
+      target.rng = (length) => {
+        const bytes = systemRng(length);
+        list.push(bytes.slice());
+        return bytes;
+      };
+    }
+    const session = startPresign(keyId, sessionId, subset, count);
+    const receive = session.receive.bind(session);
+    session.receive = (message, sender) => {
+      const { tau, keyShares, context } = message.payload;
+      if (tau && keyShares && context) {
+        const line = { label, from: sender, tau: toHex(tau), keyShares: toHex(keyShares), context: toHex(context) };
+        appendFileSync(join(dataDir, OBSERVED_FILE), JSON.stringify(line) + '\n');
+      }
+      receive(message, sender);
+    };
+    return session;
+  };
+}
 
 function parseMode(value: string | undefined): Set<Tamper> {
   const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
@@ -324,6 +379,7 @@ async function main(): Promise<void> {
       return message;
     };
   }
+  if (modes.has('replay-collude')) colludeOnReplays(node.party, store.dataDir, log);
   node.installShares(shares);
   const addresses = await node.listen();
   log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], delay_ms: delayMs, boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
