@@ -189,6 +189,8 @@ export class SignerNode {
   private readonly keys = new Set<string>();
   /** Keys with a key generation or refresh running here. */
   private readonly dealing = new Set<string>();
+  /** The latest share write of each key (persist() chains the next one behind it). */
+  private readonly saving = new Map<string, Promise<void>>();
   private readonly transport: PeerTransport;
   private readonly driver: SessionDriver;
   private readonly server: grpc.Server;
@@ -595,8 +597,6 @@ export class SignerNode {
     }
     return null;
   }
-
-  private readonly saving = new Map<string, Promise<void>>();
 
   /**
    * Seals the Party's current share of a key. Writes of one key are serialised and each writes

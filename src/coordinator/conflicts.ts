@@ -232,18 +232,15 @@ export class ConflictGraph {
    * conflicting pair; stops at the first one found.
    */
   hasUsableSubset(keyId: string, candidates: readonly number[]): boolean {
-    const ks = this.keys.get(keyId);
-    if (!ks) return false;
-    const members = [...new Set(candidates)].filter((i) => ks.holders.has(i)).sort((a, b) => a - b);
-    return countConflictFree(members, ks.key.threshold, (i, j) => ks.adjacency.get(i)?.has(j) ?? false, 1) > 0;
+    return this.countUsable(keyId, candidates, 1) > 0;
   }
 
-  /** How many subsets of T signers drawn from `candidates` have no conflicting pair. */
-  countUsable(keyId: string, candidates: readonly number[]): number {
+  /** How many subsets of T signers drawn from `candidates` have no conflicting pair (up to `limit`). */
+  countUsable(keyId: string, candidates: readonly number[], limit = Number.POSITIVE_INFINITY): number {
     const ks = this.keys.get(keyId);
     if (!ks) return 0;
     const members = [...new Set(candidates)].filter((i) => ks.holders.has(i)).sort((a, b) => a - b);
-    return countConflictFree(members, ks.key.threshold, (i, j) => ks.adjacency.get(i)?.has(j) ?? false, Number.POSITIVE_INFINITY);
+    return countConflictFree(members, ks.key.threshold, (i, j) => ks.adjacency.get(i)?.has(j) ?? false, limit);
   }
 
   /** The latest retired_peers a signer reported for a key (undefined: no Health answer yet). */

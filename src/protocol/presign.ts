@@ -158,30 +158,21 @@ export class PresignSession extends Session<Presignature[]> {
   protected finish(inbox: Inbox): Presignature[] {
     const u = this.instances.map((x) => S.mul(x.r, x.phi));
     const v = this.instances.map((x) => S.mul(x.sk, x.phi));
-    let done = false;
-    try {
-      const presignatures = this.combine(inbox, u, v);
-      done = true;
-      return presignatures;
-    } finally {
-      // r, sk and every VOLE secret are spent; φ, u, v live on in the presignatures only.
-      for (const x of this.instances) S.wipe(x.r, x.sk, ...(done ? [] : [x.phi]));
-      if (!done) S.wipe(...u, ...v);
-      for (const c of this.aliceShares.values()) for (const [cu, cv] of c) S.wipe(cu, cv);
-      for (const bob of this.bobStates.values()) wipeVoleBob(bob);
-    }
-  }
-
-  private combine(inbox: Inbox, u: SecretScalar[], v: SecretScalar[]): Presignature[] {
     const nonceSum = this.instances.map((x) => x.nonce);
     const keySum = this.instances.map((x) => x.keyPoint);
     const dShares: VoleShares[] = [];
+    let output: Presignature[] | undefined;
     try {
       this.combinePeers(inbox, u, v, nonceSum, keySum, dShares);
+      output = this.presignatures(u, v, nonceSum, keySum);
+      return output;
     } finally {
-      for (const d of dShares) for (const [du, dv] of d) S.wipe(du, dv);
+      // r, sk and every VOLE secret are spent; φ, u, v live on in the presignatures only.
+      for (const x of this.instances) S.wipe(x.r, x.sk, ...(output ? [] : [x.phi]));
+      if (!output) S.wipe(...u, ...v);
+      for (const shares of [...this.aliceShares.values(), ...dShares]) for (const [a, b] of shares) S.wipe(a, b);
+      for (const bob of this.bobStates.values()) wipeVoleBob(bob);
     }
-    return this.presignatures(u, v, nonceSum, keySum);
   }
 
   private combinePeers(inbox: Inbox, u: SecretScalar[], v: SecretScalar[], nonceSum: Uint8Array[], keySum: Uint8Array[], dShares: VoleShares[]): void {
@@ -209,8 +200,12 @@ export class PresignSession extends Session<Presignature[]> {
         const x = this.instances[b]!;
         const [cu, cv] = c[b]!;
         // u += ψ·r + cᵘ + dᵘ, v += ψ·sk + cᵛ + dᵛ, in place.
-        S.addInto(u[b]!, S.addInto(u[b]!, S.mulAddInto(u[b]!, psi[b]!, x.r, u[b]!), cu), du);
-        S.addInto(v[b]!, S.addInto(v[b]!, S.mulAddInto(v[b]!, psi[b]!, x.sk, v[b]!), cv), dv);
+        S.mulAddInto(u[b]!, psi[b]!, x.r, u[b]!);
+        S.addInto(u[b]!, u[b]!, cu);
+        S.addInto(u[b]!, u[b]!, du);
+        S.mulAddInto(v[b]!, psi[b]!, x.sk, v[b]!);
+        S.addInto(v[b]!, v[b]!, cv);
+        S.addInto(v[b]!, v[b]!, dv);
         nonceSum[b] = add(nonceSum[b]!, nonces[b]!);
         keySum[b] = add(keySum[b]!, keyPoints[b]!);
       }

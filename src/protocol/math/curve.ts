@@ -12,8 +12,6 @@ import { abort } from '../errors.js';
 import { loadNative, registerKernel } from './kernels.js';
 import { bytesToBigInt, mod, scalarToBytes } from './scalar.js';
 
-export { loadNative };
-
 /** A scalar: a bigint, or 32 bytes big-endian (reduced mod n). */
 export type ScalarInput = bigint | Uint8Array;
 

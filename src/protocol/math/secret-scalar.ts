@@ -68,14 +68,8 @@ export const typescriptScalarKernel: ScalarKernel = {
 };
 
 export function nativeScalarKernel(addon: NativeScalar): ScalarKernel {
-  return {
-    name: 'native',
-    scalarAdd: (out, a, b) => addon.scalarAdd(out, a, b),
-    scalarSub: (out, a, b) => addon.scalarSub(out, a, b),
-    scalarMul: (out, a, b) => addon.scalarMul(out, a, b),
-    scalarMulAdd: (out, a, b, c) => addon.scalarMulAdd(out, a, b, c),
-    scalarFromWide: (out, wide) => addon.scalarFromWide(out, wide),
-  };
+  const { scalarAdd, scalarSub, scalarMul, scalarMulAdd, scalarFromWide } = addon;
+  return { name: 'native', scalarAdd, scalarSub, scalarMul, scalarMulAdd, scalarFromWide };
 }
 
 const addon = loadNative<NativeScalar>();

@@ -7,7 +7,7 @@
  *   buffers as Uint32Array, so it requires a little-endian platform (checked at load time:
  *   x64, arm64 and every other platform Node 20 ships for except s390x).
  * - A 128-bit value (a row, a check value) is 16 bytes / 4 little-endian 32-bit words; bit i is
- *   bit i & 31 of word i >>> 5 (gfFromBytes / gfToBytes convert; the names are historical).
+ *   bit i & 31 of word i >>> 5.
  * - A 128-column matrix is stored column-major: column i occupies words [i·W, (i+1)·W) of one
  *   Uint32Array, W = rows / 32. Row j is the 128-bit vector whose bit i is bit j of column i.
  *
@@ -22,20 +22,6 @@ import { loadNative, registerKernel } from '../math/kernels.js';
 
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new Error('quorumkey OT extension requires a little-endian platform');
-}
-
-/** A 128-bit value as 4 little-endian 32-bit words. */
-export type Gf128 = Uint32Array;
-
-export function gfFromBytes(bytes: Uint8Array): Gf128 {
-  if (bytes.length !== 16) throw new RangeError('GF(2^128) element must be 16 bytes');
-  const out = new Uint32Array(4);
-  new Uint8Array(out.buffer).set(bytes);
-  return out;
-}
-
-export function gfToBytes(a: Gf128): Uint8Array {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + 16));
 }
 
 /** In-place transpose of a 32×32 bit matrix: afterwards bit c of a[r] is the old bit r of a[c]. */
