@@ -216,7 +216,7 @@ export class SignerNode {
     });
     const createTransport: PeerTransportFactory = options.createPeerTransport ?? ((id, self, peers, log) => new PeerTransport(id, self, peers, log));
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
-    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => void this.pairRetired(share, peer, reason));
+    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason));
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
     this.server.addService(services.Signer.service, {
       Health: this.unary('Health', () => this.health()),
@@ -561,7 +561,10 @@ export class SignerNode {
     }
   }
 
-  /** A blame retired a pair here: persist it, then tell the peer. */
+  /**
+   * A blame retired a pair here: seals it (the returned promise settles then; the failing RPC
+   * waits for it), then tells the peer in the background.
+   */
   private async pairRetired(share: KeyShare, peer: number, reason: string): Promise<void> {
     this.log.error('pair retired after a failed check: no presign with the peer for this key until `quorumkey signers reconcile` or a refresh', {
       key: share.keyId,
@@ -573,6 +576,10 @@ export class SignerNode {
     } catch {
       return; // persist() logged it and retries
     }
+    void this.notifyRetired(share, peer, reason);
+  }
+
+  private async notifyRetired(share: KeyShare, peer: number, reason: string): Promise<void> {
     const notice: RetirePairNotice = { key_id: share.keyId, epoch: share.epoch, reason };
     for (let attempt = 0; attempt < 3 && !this.stopping; attempt++) {
       try {

@@ -158,8 +158,11 @@ export class SessionDriver {
     readonly timeoutMs: number,
     private readonly log: Logger,
     private readonly metrics: SignerMetrics,
-    /** Called when a blame retired a pair: the changed share must be persisted. */
-    private readonly onPairRetired: (share: KeyShare, peer: number, reason: string) => void,
+    /**
+     * Called when a blame retired a pair; settles when the changed share is sealed (or its write
+     * failed and is being retried). The failing session is answered only then.
+     */
+    private readonly onPairRetired: (share: KeyShare, peer: number, reason: string) => Promise<void>,
     limits: BufferLimits = DEFAULT_BUFFER_LIMITS,
   ) {
     this.pending = new PendingBuffer(limits, timeoutMs);
@@ -321,9 +324,9 @@ export class SessionDriver {
       this.metrics.sessions.inc({ protocol: session.protocol, result: 'aborted' });
       this.metrics.sessionAborts.inc({ protocol: session.protocol, reason: err.reason });
       if (err.isBlame && err.culprit !== undefined) this.metrics.blames.inc({ peer: String(err.culprit) });
-      if (retired && err.culprit !== undefined) this.onPairRetired(retired, err.culprit, err.reason);
+      const durable = retired && err.culprit !== undefined ? this.onPairRetired(retired, err.culprit, err.reason) : Promise.resolve();
       this.log.warn('session aborted', { ...context, reason: err.reason, culprit: err.culprit, detail: err.message });
-      run.reject(err);
+      void durable.finally(() => run.reject(err));
       // A retired pair stops the Party's other sessions of the key with the culprit: settle them too.
       for (const other of [...this.running.values()]) if (other.session.aborted) this.settle(other, other.session.aborted);
       return;

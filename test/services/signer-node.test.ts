@@ -509,6 +509,8 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(err.metadata.get('qk-abort-reason')[0], 'vole-check-failed');
       assert.equal(err.metadata.get('qk-culprit')[0], '1');
       assert.equal(err.metadata.get('qk-blame')[0], '1');
+      // Sealed before the failing call was answered: the share file on disk already has the pair retired.
+      assert.deepEqual([...(await unsealShare(2)).retiredPeers], [1]);
       peer.close();
 
       assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
