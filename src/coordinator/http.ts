@@ -22,7 +22,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AdminService } from './admin.js';
-import { CONTEXTS } from './classify.js';
+import { CONTEXTS } from '../policy/classify.js';
 import { asCoordinatorError, CoordinatorError, errorName, httpStatus } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { Logger } from './log.js';

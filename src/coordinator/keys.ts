@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { writeFileAtomic } from '../storage/atomic-write.js';
-import { CONTEXTS, type Context } from './classify.js';
+import { CONTEXTS, type Context } from '../policy/classify.js';
 import { KEY_ID_PATTERN } from './policy.js';
 
 export interface KeyRecord {

@@ -2,7 +2,7 @@
  * Key policy (DESIGN §5). Pure: decides from the key record, the classified content and the
  * caller's identity. The context always comes from classify(), never from the caller.
  */
-import { CONTEXTS, type ContentClass, type Context } from './classify.js';
+import { CONTEXTS, type ContentClass, type Context } from '../policy/classify.js';
 
 export const DEFAULT_POLICY: readonly Context[] = ['tls-server'];
 export const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;

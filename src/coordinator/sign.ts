@@ -17,7 +17,7 @@ import { combineSignature, TWEAK_SEED_BYTES } from '../protocol/online.js';
 import { ProtocolAbort } from '../protocol/errors.js';
 import type { ProtocolMessage } from '../protocol/message.js';
 import { fromEnvelope } from '../transport/proto.js';
-import { classify, CONTEXTS, type ContentClass, type Context, type Detail } from './classify.js';
+import { classify, CONTEXTS, type ContentClass, type Context, type Detail } from '../policy/classify.js';
 import { CoordinatorError, errorName, fail, formatSigners } from './errors.js';
 import type { ConflictGraph } from './conflicts.js';
 import type { KeyRecord, KeyStore } from './keys.js';

@@ -1,6 +1,6 @@
 /** Policy decisions and policy validation (pure). */
 import { strict as assert } from 'node:assert';
-import { CONTEXTS } from '../../src/coordinator/classify.js';
+import { CONTEXTS } from '../../src/policy/classify.js';
 import { formatSigners } from '../../src/coordinator/errors.js';
 import { decide, DEFAULT_POLICY, KEY_ID_PATTERN, normalisePolicy } from '../../src/coordinator/policy.js';
 

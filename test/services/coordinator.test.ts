@@ -19,7 +19,7 @@ import * as grpc from '@grpc/grpc-js';
 import { p256 } from '@noble/curves/nist.js';
 import { verifyAuditLog } from '../../src/audit/log.js';
 import { paths, writeClusterConfig } from '../../src/cluster/config.js';
-import { tls13CertificateVerifyContent } from '../../src/coordinator/classify.js';
+import { tls13CertificateVerifyContent } from '../../src/policy/classify.js';
 import { ensureClusterPki } from '../../src/pki/cluster-ca.js';
 import {
   expectStatus,

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { classify, parseTbsCertificate, tls13CertificateVerifyContent } from '../../src/coordinator/classify.js';
+import { classify, parseTbsCertificate, tls13CertificateVerifyContent } from '../../src/policy/classify.js';
 
 /** Independent minimal DER splitter: the raw TLVs inside the outer TLV of `buf`. */
 function tlvs(buf: Buffer): Buffer[] {
