@@ -121,7 +121,7 @@ export async function up(options: UpOptions): Promise<void> {
     ]) {
       if (keys.some((k) => k.key_id === key.id)) continue;
       console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.join(',')}) by distributed key generation…`);
-      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy: key.policy }, 180_000);
+      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy: key.policy, clients: ['unix'] }, 180_000);
     }
     admin.close();
     console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=http://${config.coordinator.http}`);

@@ -25,6 +25,8 @@ export interface CreateKeyInput {
   signers: number[];
   signerCount: number;
   policy: string[];
+  /** Client identities allowed to sign with the key (default deny: none). */
+  clients?: string[];
 }
 
 export interface KeySubsetsView {
@@ -107,6 +109,7 @@ export class AdminService {
       );
       const { publicKey, epoch } = this.agree(holders, answers, `key generation of '${input.keyId}'`);
       const record: KeyRecord = { id: input.keyId, threshold: t, signers: holders, publicKey, policy, epoch, created: Date.now() };
+      if (input.clients) record.clients = [...new Set(input.clients)].sort();
       try {
         await this.d.keys.put(record);
       } catch (e) {

@@ -177,7 +177,7 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       })();
     };
   return {
-    CreateKey: unary('CreateKey', async (req: { key_id: string; threshold: number; signers: number[]; signer_count: number; policy: string[] }, who) => {
+    CreateKey: unary('CreateKey', async (req: { key_id: string; threshold: number; signers: number[]; signer_count: number; policy: string[]; clients: string[] }, who) => {
       d.log.info('admin: create key', { caller: who, key: req.key_id });
       const k = await d.admin.createKey({
         keyId: req.key_id ?? '',
@@ -185,6 +185,7 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
         signers: req.signers ?? [],
         signerCount: req.signer_count ?? 0,
         policy: req.policy ?? [],
+        clients: req.clients ?? [],
       });
       return keyInfo(k);
     }),
