@@ -38,6 +38,8 @@ export interface KeyGenParams {
   /** All N share holders. */
   parties: readonly number[];
   threshold: number;
+  /** The key's canonical policy bytes, agreed in the echo and sealed with the share (empty: none). */
+  policy?: Uint8Array;
   rng?: Rng;
 }
 
@@ -53,6 +55,7 @@ export class KeyDealingSession extends Session<KeyShare> {
   private readonly previous: KeyShare | undefined;
   private readonly epoch: number;
   private readonly rng: Rng;
+  private readonly policy: Uint8Array;
   /** Index of the first committed coefficient: 1 when refreshing (the constant term is zero). */
   private readonly firstCoefficient: number;
 
@@ -64,10 +67,10 @@ export class KeyDealingSession extends Session<KeyShare> {
   private readonly seedContributions = new Map<number, { value: Uint8Array; salt: Uint8Array; peerCommitment?: Uint8Array }>();
   private readonly ot: PairwiseOtSetup;
   private readonly zeroSeeds = new Map<number, Uint8Array>();
-  private dealt: Omit<KeyShare, 'zeroSeeds' | 'otSender' | 'otReceiver' | 'retiredPeers'> | undefined;
+  private dealt: Omit<KeyShare, 'zeroSeeds' | 'otSender' | 'otReceiver' | 'retiredPeers' | 'policy'> | undefined;
   private echo: Uint8Array = new Uint8Array(0);
 
-  constructor(protocol: ProtocolName, keyId: string, sessionId: Uint8Array, self: number, parties: readonly number[], threshold: number, rng: Rng, previous?: KeyShare) {
+  constructor(protocol: ProtocolName, keyId: string, sessionId: Uint8Array, self: number, parties: readonly number[], threshold: number, rng: Rng, policy: Uint8Array, previous?: KeyShare) {
     super({ protocol, keyId, sessionId, self, parties, rng });
     const n = this.parties.length;
     if (n < MIN_PARTIES || n > MAX_PARTIES) abort('bad-parameters', `between ${MIN_PARTIES} and ${MAX_PARTIES} parties are supported, got ${n}`);
@@ -77,6 +80,7 @@ export class KeyDealingSession extends Session<KeyShare> {
     this.previous = previous;
     this.epoch = previous ? previous.epoch + 1 : 0;
     this.rng = rng;
+    this.policy = previous ? previous.policy : policy;
     this.firstCoefficient = previous ? 1 : 0;
     this.ot = new PairwiseOtSetup(this.self, (from, to) => this.pairContext(from, to), rng);
   }
@@ -178,9 +182,15 @@ export class KeyDealingSession extends Session<KeyShare> {
     return new Map(this.peers.map((peer) => [peer, { echo: this.echo }]));
   }
 
-  /** Hash of everything that must be identical at every party: commitments, coefficient vectors, prior public state. */
+  /**
+   * Hash of everything that must be identical at every party: the key's policy, commitments,
+   * coefficient vectors, prior public state. A holder given another policy than its peers
+   * aborts here, so no share of a key exists whose holders disagree on what it may sign.
+   */
   private broadcastDigest(): Uint8Array {
-    const items: [string, Uint8Array | string | number][] = [['protocol', this.protocol], ['key', this.keyId], ['context', this.context], ['epoch', this.epoch], ['threshold', this.threshold]];
+    const items: [string, Uint8Array | string | number][] = [
+      ['protocol', this.protocol], ['key', this.keyId], ['context', this.context], ['epoch', this.epoch], ['threshold', this.threshold], ['policy', this.policy],
+    ];
     for (const party of this.parties) {
       items.push([`commitment/${party}`, this.commitments.get(party)!]);
       this.coefficientVectors.get(party)!.forEach((c, k) => items.push([`coefficient/${party}/${k}`, c]));
@@ -197,16 +207,16 @@ export class KeyDealingSession extends Session<KeyShare> {
       if (!bytesEqual(field(inbox.get(peer)!, 'echo', peer, 32), this.echo))
         abort('broadcast-inconsistent', 'peer saw different broadcast values (a dealer equivocated, or the peer lies)', peer);
     }
-    return { ...this.dealt!, zeroSeeds: this.zeroSeeds, otSender: this.ot.sender, otReceiver: this.ot.receiver, retiredPeers: new Set() };
+    return { ...this.dealt!, zeroSeeds: this.zeroSeeds, otSender: this.ot.sender, otReceiver: this.ot.receiver, retiredPeers: new Set(), policy: this.policy };
   }
 }
 
 export function keyGenSession(params: KeyGenParams): KeyDealingSession {
-  return new KeyDealingSession('dkg', params.keyId, params.sessionId, params.self, params.parties, params.threshold, params.rng ?? systemRng);
+  return new KeyDealingSession('dkg', params.keyId, params.sessionId, params.self, params.parties, params.threshold, params.rng ?? systemRng, params.policy ?? new Uint8Array(0));
 }
 
 /** Proactive refresh: all share holders take part; same public key, new shares and pairwise state. */
 export function refreshSession(params: RefreshParams): KeyDealingSession {
   const { share } = params;
-  return new KeyDealingSession('refresh', share.keyId, params.sessionId, share.self, share.parties, share.threshold, params.rng ?? systemRng, share);
+  return new KeyDealingSession('refresh', share.keyId, params.sessionId, share.self, share.parties, share.threshold, params.rng ?? systemRng, share.policy, share);
 }

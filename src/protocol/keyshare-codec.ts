@@ -2,9 +2,11 @@
  * Binary encoding of a KeyShare, for sealing at rest. Versioned, length-prefixed, and strict on
  * decode: every length and range is checked and trailing bytes are refused.
  *
- * Version 2 (current) records, per peer, whether the pair's OT correlation is active (then both
+ * Version 3 (current) adds the key's policy (canonical bytes, length-prefixed) after the key id.
+ * Version 2 records, per peer, whether the pair's OT correlation is active (then both
  * OT-extension set-ups follow) or retired (nothing follows: the secret state is gone for good).
- * Version 1 (every pair active) is still read, so shares sealed before stay usable.
+ * Versions 1 (every pair active) and 2 are still read, with no policy: such a share signs
+ * nothing until the operator seals its policy (`quorumkey key adopt-policy`).
  */
 import type { KeyShare } from './keyshare.js';
 import { MAX_PARTIES } from './keyshare.js';
@@ -17,7 +19,8 @@ import {
   serializeOtExtSenderSetup,
 } from './ot/extension.js';
 
-const VERSION = 2;
+const VERSION = 3;
+const MAX_POLICY_BYTES = 16 * 1024;
 const PAIR_ACTIVE = 0;
 const PAIR_RETIRED = 1;
 const SEED_BYTES = 32;
@@ -78,6 +81,7 @@ export function encodeKeyShare(share: KeyShare): Uint8Array {
   const w = new Writer();
   w.u8(VERSION);
   w.sized(new TextEncoder().encode(share.keyId));
+  w.sized(share.policy);
   w.u32(share.epoch);
   w.u8(share.threshold);
   w.u8(share.parties.length);
@@ -104,8 +108,10 @@ export function decodeKeyShare(bytes: Uint8Array): KeyShare {
   // Copy first: the caller zeroises its plaintext buffer, and a Node Buffer's slices would share it.
   const r = new Reader(new Uint8Array(bytes));
   const version = r.u8('version');
-  if (version !== VERSION && version !== 1) throw new Error(`unsupported key share encoding version ${version}`);
+  if (version < 1 || version > VERSION) throw new Error(`unsupported key share encoding version ${version}`);
   const keyId = new TextDecoder('utf-8', { fatal: true }).decode(r.sized('key id'));
+  const policy = version >= 3 ? r.sized('policy').slice() : new Uint8Array(0);
+  if (policy.length > MAX_POLICY_BYTES) throw new Error('key share encoding: policy too large');
   const epoch = r.u32('epoch');
   const threshold = r.u8('threshold');
   const count = r.u8('party count');
@@ -135,5 +141,5 @@ export function decodeKeyShare(bytes: Uint8Array): KeyShare {
     otReceiver.set(p, deserializeOtExtReceiverSetup(r.sized('OT receiver set-up')));
   }
   r.end();
-  return { keyId, epoch, threshold, parties, self, secretShare, publicKey, publicShares, zeroSeeds, otSender, otReceiver, retiredPeers };
+  return { keyId, epoch, threshold, parties, self, secretShare, publicKey, publicShares, zeroSeeds, otSender, otReceiver, retiredPeers, policy };
 }

@@ -27,6 +27,12 @@ export interface KeyShare {
    * with them starts until a pair re-setup (pair-setup.ts) or a refresh sets up fresh base OTs.
    */
   retiredPeers: ReadonlySet<number>;
+  /**
+   * The key's signing policy as the holders agreed on it in the key generation echo (canonical
+   * bytes; src/policy/key-policy.ts gives them meaning — the protocol only agrees on and keeps
+   * them). Empty: none was sealed (a share from before policies), and the signer signs nothing.
+   */
+  policy: Uint8Array;
 }
 
 export const MIN_PARTIES = 2;

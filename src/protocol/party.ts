@@ -53,12 +53,24 @@ export class Party {
     return [...this.presignatures.values()].filter((p) => p.keyId === keyId).length;
   }
 
-  startKeyGen(keyId: string, sessionId: Uint8Array, parties: readonly number[], threshold: number): KeyDealingSession {
+  startKeyGen(keyId: string, sessionId: Uint8Array, parties: readonly number[], threshold: number, policy?: Uint8Array): KeyDealingSession {
     if (this.shares.has(keyId)) abort('bad-parameters', `key '${keyId}' already exists`);
-    return this.track(keyGenSession({ keyId, sessionId, self: this.index, parties, threshold, rng: this.rng }));
+    return this.track(keyGenSession({ keyId, sessionId, self: this.index, parties, threshold, rng: this.rng, ...(policy ? { policy } : {}) }));
   }
   startRefresh(keyId: string, sessionId: Uint8Array): KeyDealingSession {
     return this.track(refreshSession({ share: this.share(keyId), sessionId, rng: this.rng }));
+  }
+  /**
+   * Seals `policy` into a share that has none (sealed before policies existed); a share's policy
+   * never changes otherwise. Returns the share to persist.
+   */
+  adoptPolicy(keyId: string, policy: Uint8Array): KeyShare {
+    const share = this.share(keyId);
+    if (share.policy.length > 0) abort('bad-parameters', `key '${keyId}' already has a sealed policy; it cannot be replaced`);
+    if (policy.length === 0) abort('bad-parameters', 'the policy is empty');
+    const updated: KeyShare = { ...share, policy: policy.slice() };
+    this.shares.set(keyId, updated);
+    return updated;
   }
   startPresign(keyId: string, sessionId: Uint8Array, subset: readonly number[], count: number): PresignSession {
     const share = this.share(keyId);

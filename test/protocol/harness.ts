@@ -42,10 +42,10 @@ export class Cluster {
     return result;
   }
 
-  keyGen(keyId: string, threshold: number, intercept?: Interceptor): RunResult<KeyShare> {
+  keyGen(keyId: string, threshold: number, intercept?: Interceptor, policy?: Uint8Array): RunResult<KeyShare> {
     const sid = this.sessionId();
     const all = [...this.parties.keys()];
-    return this.run(new Map(all.map((i) => [i, this.party(i).startKeyGen(keyId, sid, all, threshold)])), intercept);
+    return this.run(new Map(all.map((i) => [i, this.party(i).startKeyGen(keyId, sid, all, threshold, policy)])), intercept);
   }
 
   refresh(keyId: string, intercept?: Interceptor): RunResult<KeyShare> {

@@ -15,11 +15,13 @@ import { Party } from '../../src/protocol/party.js';
 import { Cluster, sha256 } from './harness.js';
 
 const KEY = 'codec-key';
+const POLICY = new TextEncoder().encode('{"contexts":["tls-server"],"rate":{"perHour":3600,"perSecond":10}}');
 
 /** Byte offsets of the fixed part of an encoding (see keyshare-codec.ts). */
 function layout(share: KeyShare) {
   const idLen = new TextEncoder().encode(share.keyId).length;
-  const threshold = 1 + 4 + idLen + 4;
+  const policy = 1 + 4 + idLen;
+  const threshold = policy + 4 + share.policy.length + 4;
   const count = threshold + 1;
   const parties = count + 1;
   const self = parties + share.parties.length;
@@ -27,7 +29,7 @@ function layout(share: KeyShare) {
   const publicKey = secret + 32;
   const publicShares = publicKey + POINT_BYTES;
   const firstPeer = publicShares + POINT_BYTES * share.parties.length;
-  return { threshold, count, parties, self, secret, publicKey, publicShares, firstPeer };
+  return { policy, threshold, count, parties, self, secret, publicKey, publicShares, firstPeer };
 }
 
 function offCurvePoint(): Uint8Array {
@@ -58,7 +60,7 @@ describe('protocol/keyshare-codec', function () {
 
   before(() => {
     cluster = new Cluster(3, 'keyshare-codec');
-    const result = cluster.keyGen(KEY, 2);
+    const result = cluster.keyGen(KEY, 2, undefined, POLICY);
     assert.equal(result.aborts.size, 0);
     shares = [1, 2, 3].map((i) => result.outputs.get(i)!);
     encodings = shares.map(encodeKeyShare);
@@ -70,6 +72,7 @@ describe('protocol/keyshare-codec', function () {
       assert.equal(decoded.keyId, share.keyId);
       assert.equal(decoded.epoch, share.epoch);
       assert.equal(decoded.threshold, 2);
+      assert.deepEqual(decoded.policy, POLICY);
       assert.deepEqual([...decoded.parties], [1, 2, 3]);
       assert.equal(decoded.self, share.self);
       assert.equal(decoded.secretShare, share.secretShare);
@@ -140,7 +143,7 @@ describe('protocol/keyshare-codec', function () {
   });
 
   it('an unknown version → "unsupported key share encoding version"', () => {
-    for (const v of [0, 3, 255]) {
+    for (const v of [0, 4, 255]) {
       assert.throws(() => decodeKeyShare(edit(encodings[0]!, 0, [v])), new RegExp(`unsupported key share encoding version ${v}$`));
     }
   });
@@ -183,7 +186,13 @@ describe('protocol/keyshare-codec', function () {
     assert.throws(() => decodeKeyShare(edit(enc, L.firstPeer + 32, [7])), /unknown pair state 7/);
   });
 
-  it('a retired pair round-trips without its OT state; version 1 (no pair states) still decodes', () => {
+  it('a policy longer than 16 KiB is refused', () => {
+    const share = shares[0]!;
+    const enc = encodeKeyShare({ ...share, policy: new Uint8Array(16 * 1024 + 1).fill(0x20) });
+    assert.throws(() => decodeKeyShare(enc), /key share encoding: policy too large/);
+  });
+
+  it('a retired pair round-trips without its OT state; versions 2 (no policy) and 1 (no pair states either) still decode', () => {
     const share = shares[0]!;
     const peers = share.parties.filter((p) => p !== share.self);
     const [retired, active] = [peers[0]!, peers[1]!];
@@ -199,11 +208,21 @@ describe('protocol/keyshare-codec', function () {
     assert.equal(back.otReceiver.has(retired), false);
     assert.ok(back.otSender.has(active) && back.otReceiver.has(active));
 
-    // A version-1 file: the same bytes without the pair-state bytes.
-    const v2 = encodings[0]!;
+    // A version-2 file: the same bytes without the policy.
+    const v3 = encodings[0]!;
     const L = layout(share);
-    const parts: Uint8Array[] = [Uint8Array.of(1), v2.subarray(1, L.firstPeer)];
-    let at = L.firstPeer;
+    const v2 = Uint8Array.from([2, ...v3.subarray(1, L.policy), ...v3.subarray(L.policy + 4 + POLICY.length)]);
+    const fromV2 = decodeKeyShare(v2);
+    assert.equal(fromV2.policy.length, 0, 'a share sealed before policies has none');
+    assert.equal(fromV2.secretShare, share.secretShare);
+    const v3WithoutPolicy = encodeKeyShare({ ...share, policy: new Uint8Array(0) });
+    assert.deepEqual(encodeKeyShare(fromV2), v3WithoutPolicy, 'a version-2 share re-encodes in version 3 with an empty policy');
+
+    // A version-1 file: the version-2 bytes without the pair-state bytes (version 2 has no
+    // policy length either: 4 bytes before version 3's first peer with an empty policy).
+    const v2FirstPeer = layout({ ...share, policy: new Uint8Array(0) }).firstPeer - 4;
+    const parts: Uint8Array[] = [Uint8Array.of(1), v2.subarray(1, v2FirstPeer)];
+    let at = v2FirstPeer;
     for (let k = 0; k < peers.length; k++) {
       parts.push(v2.subarray(at, at + 32)); // zero seed
       at += 33; // and the state byte, dropped
@@ -216,6 +235,6 @@ describe('protocol/keyshare-codec', function () {
     const v1 = Uint8Array.from(parts.flatMap((p) => [...p]));
     const migrated = decodeKeyShare(v1);
     assert.equal(migrated.retiredPeers.size, 0);
-    assert.deepEqual(encodeKeyShare(migrated), v2, 'a version-1 share re-encodes as the same share in version 2');
+    assert.deepEqual(encodeKeyShare(migrated), v3WithoutPolicy, 'a version-1 share re-encodes as the same share in version 3');
   });
 });

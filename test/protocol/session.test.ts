@@ -96,6 +96,7 @@ function ensureShares(): void {
       otSender: otSender.get(i)!,
       otReceiver: otReceiver.get(i)!,
       retiredPeers: new Set(),
+      policy: new Uint8Array(0),
     });
   }
 }
