@@ -32,6 +32,7 @@ import '../src/protocol/ot/native-hasher.js';
 import '../src/protocol/vole.js';
 import { createLogger, logLevelFromEnv } from './log.js';
 import { SignerNode } from './node.js';
+import { openSignerAudit } from './sign-gate.js';
 import { createKek, ensureSignerDir, ShareStore, StartupError, type KekSetup } from './shares.js';
 
 const EXIT_STARTUP = 2;
@@ -113,7 +114,8 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
   const { shares, ignored } = await store.loadAll();
   for (const name of ignored) log.warn('ignoring unexpected file in the shares directory', { file: name });
 
-  const node = new SignerNode({ index, config, identity, store, log });
+  const audit = await openSignerAudit(p.signer(index), log);
+  const node = new SignerNode({ index, config, identity, store, audit, log });
   node.installShares(shares);
   let addresses;
   try {
@@ -140,6 +142,7 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
     log.info('shutting down', { signal });
     node
       .stop()
+      .then(() => audit.close())
       .catch((e) => log.error('error while shutting down', { error: (e as Error)?.message }))
       .finally(() => {
         kek.dispose();

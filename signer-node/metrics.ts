@@ -22,6 +22,7 @@ export class SignerMetrics {
   readonly blames: Counter<'peer'>;
   readonly finishDuration: Histogram;
   readonly finishes: Counter<'result'>;
+  readonly refusals: Counter<'key' | 'reason'>;
   readonly presignaturesCreated: Counter<'key'>;
   readonly rpcs: Counter<'method' | 'code'>;
   readonly peerMessages: Counter<'result'>;
@@ -131,8 +132,14 @@ export class SignerMetrics {
     });
     this.finishes = new Counter({
       name: 'quorumkey_signer_finish_total',
-      help: 'Finish calls by result (ok, unknown-presignature, error).',
+      help: 'Finish calls by result (ok, refused, unknown-presignature, error).',
       labelNames: ['result'],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: 'quorumkey_signer_finish_refusals_total',
+      help: "Finish calls this signer refused under the key's sealed policy, by key and reason (e.g. context-not-allowed, rate-limited).",
+      labelNames: ['key', 'reason'],
       registers,
     });
     this.presignaturesCreated = new Counter({

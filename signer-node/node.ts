@@ -43,7 +43,10 @@ import type { PairSetupSession } from '../src/protocol/pair-setup.js';
 import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
-import { ABORT_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import type { AuditLog } from '../src/audit/log.js';
+import { decodeKeyPolicy, PolicyError } from '../src/policy/key-policy.js';
+import { FinishRefused, SignGate } from './sign-gate.js';
 import { callerName, serverCredentials } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
 import { SignerMetrics } from './metrics.js';
@@ -54,6 +57,9 @@ import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
 export const COORDINATOR_IDENTITY = 'coordinator';
 export const MIN_DIGEST_BYTES = 20;
 export const MAX_DIGEST_BYTES = 64;
+/** Largest content a Finish may carry (as the coordinator's limit). */
+export const MAX_TBS_BYTES = 1024 * 1024;
+const MAX_CALLER_CHARS = 256;
 /** Running protocol sessions at once; more are refused with RESOURCE_EXHAUSTED. */
 export const MAX_RUNNING_SESSIONS = 128;
 /** Presignatures kept in memory per key; a presign that would exceed it is refused. */
@@ -88,6 +94,7 @@ interface KeyGenRequest {
   session_id: Buffer;
   parties: number[];
   threshold: number;
+  policy: Buffer;
 }
 interface PresignRequest {
   key_id: string;
@@ -100,6 +107,9 @@ interface FinishRequest {
   presignature_id: Buffer;
   digest: Buffer;
   tweak_seed: Buffer;
+  tbs: Buffer;
+  digest_alg: string;
+  caller: string;
 }
 interface RefreshRequest {
   key_id: string;
@@ -116,6 +126,7 @@ interface KeySummary {
   public_key: Uint8Array;
   presignatures: number;
   retired_peers: number[];
+  policy: Uint8Array;
 }
 interface HealthResponse {
   index: number;
@@ -140,6 +151,8 @@ export interface SignerNodeOptions {
   config: ClusterConfig;
   identity: TlsIdentity;
   store: ShareStore;
+  /** This signer's own audit log: every Finish it answered or refused. */
+  audit: AuditLog;
   log: Logger;
   bootId?: string;
   /**
@@ -193,6 +206,7 @@ export class SignerNode {
   private readonly saving = new Map<string, Promise<void>>();
   private readonly transport: PeerTransport;
   private readonly driver: SessionDriver;
+  private readonly gate: SignGate;
   private readonly server: grpc.Server;
   private http: HttpServer | undefined;
   private stopping = false;
@@ -216,6 +230,7 @@ export class SignerNode {
     });
     const createTransport: PeerTransportFactory = options.createPeerTransport ?? ((id, self, peers, log) => new PeerTransport(id, self, peers, log));
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
+    this.gate = new SignGate(options.audit, (keyId, reason) => this.metrics.refusals.inc({ key: keyId, reason }));
     this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason));
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
     this.server.addService(services.Signer.service, {
@@ -410,6 +425,7 @@ export class SignerNode {
       public_key: share.publicKey,
       presignatures: this.party.presignatureCount(keyId),
       retired_peers: [...share.retiredPeers].sort((a, b) => a - b),
+      policy: share.policy,
     };
   }
 
@@ -429,13 +445,14 @@ export class SignerNode {
     if (!Number.isInteger(threshold) || threshold < 2 || threshold > parties.length) {
       throw invalid(`threshold must be between 2 and the number of parties (${parties.length}), got ${threshold}`);
     }
+    const policy = this.policy(req.policy);
     if (this.keys.has(keyId)) throw new RpcError(grpc.status.ALREADY_EXISTS, `key '${keyId}' already exists on signer ${this.index}`);
     if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is already running on signer ${this.index}`);
     this.checkCapacity();
-    const session = this.create(sessionId, () => this.party.startKeyGen(keyId, sessionId, parties, threshold));
+    const session = this.create(sessionId, () => this.party.startKeyGen(keyId, sessionId, parties, threshold, policy));
     this.dealing.add(keyId);
     try {
-      this.log.info('key generation started', { key: keyId, session: toHex(sessionId).slice(0, 16), parties, threshold });
+      this.log.info('key generation started', { key: keyId, session: toHex(sessionId).slice(0, 16), parties, threshold, policy: new TextDecoder().decode(policy) });
       await this.driver.run(session);
       const share = await this.seal(session);
       this.keys.add(keyId);
@@ -503,18 +520,48 @@ export class SignerNode {
     return { boot_id: this.bootId, presignatures: output.map((p) => ({ id: p.id, nonce: p.nonce })) };
   }
 
-  private finish(req: FinishRequest): FinishResponse {
+  /** A KeyGen's policy: canonical KeyPolicy bytes (what the echo agrees on), checked here. */
+  private policy(value: unknown): Uint8Array {
+    const bytes = value instanceof Uint8Array ? new Uint8Array(value) : new Uint8Array(0);
+    try {
+      decodeKeyPolicy(bytes);
+    } catch (e) {
+      throw invalid(e instanceof PolicyError ? e.message : 'policy is not a canonical key policy');
+    }
+    return bytes;
+  }
+
+  /**
+   * The online round behind this signer's own policy gate: classify and check the content,
+   * then (presignature removed first) compute the share, record it, answer.
+   */
+  private async finish(req: FinishRequest): Promise<FinishResponse> {
     const keyId = this.knownKey(req.key_id);
     const presignatureId = this.bytes(req.presignature_id, 'presignature_id', 32);
-    const digest = this.bytes(req.digest, 'digest', MIN_DIGEST_BYTES, MAX_DIGEST_BYTES);
     const tweakSeed = this.bytes(req.tweak_seed, 'tweak_seed', TWEAK_SEED_BYTES);
+    const digestAlg = digestAlgFromWire(req.digest_alg);
+    if (!digestAlg) throw invalid(`unknown digest_alg ${String(req.digest_alg).slice(0, 32)}`);
+    const hasTbs = req.tbs instanceof Uint8Array && req.tbs.length > 0;
+    const hasDigest = req.digest instanceof Uint8Array && req.digest.length > 0;
+    if (hasTbs === hasDigest) throw invalid('exactly one of tbs / digest must be set (a digest only for raw-digest keys)');
+    const content = hasTbs
+      ? { tbs: this.bytes(req.tbs, 'tbs', 1, MAX_TBS_BYTES) }
+      : { digest: this.bytes(req.digest, 'digest', MIN_DIGEST_BYTES, MAX_DIGEST_BYTES) };
+    const caller = typeof req.caller === 'string' ? req.caller.slice(0, MAX_CALLER_CHARS) : '';
     const started = performance.now();
+    let admitted;
     try {
-      const message = this.party.sign(keyId, presignatureId, { digest, tweakSeed });
-      this.metrics.finishDuration.observe((performance.now() - started) / 1000);
-      this.metrics.finishes.inc({ result: 'ok' });
-      this.log.debug('online share computed', { key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
-      return { share: toEnvelope(message) };
+      admitted = await this.gate.admit(this.party.share(keyId), { ...content, digestAlg, presignatureId, caller });
+    } catch (e) {
+      if (!(e instanceof FinishRefused)) throw e;
+      this.party.discardPresignature(keyId, presignatureId);
+      this.metrics.finishes.inc({ result: 'refused' });
+      this.log.warn('finish refused by the key policy', { key: keyId, reason: e.reason, caller, presignature: toHex(presignatureId).slice(0, 16) });
+      throw new RpcError(e.code, `signer ${this.index} refused: ${e.message}`, e.metadata());
+    }
+    let message;
+    try {
+      message = this.party.sign(keyId, presignatureId, { digest: admitted.digest, tweakSeed });
     } catch (e) {
       if (e instanceof ProtocolAbort && e.reason === 'presignature-used') {
         this.metrics.finishes.inc({ result: 'unknown-presignature' });
@@ -524,6 +571,13 @@ export class SignerNode {
       if (e instanceof ProtocolAbort && e.reason === 'bad-parameters') throw invalid(e.message);
       throw e;
     }
+    // The share leaves only once its record is durable; a failed append answers nothing (the
+    // presignature is gone either way, so nothing can be signed unrecorded).
+    await admitted.record();
+    this.metrics.finishDuration.observe((performance.now() - started) / 1000);
+    this.metrics.finishes.inc({ result: 'ok' });
+    this.log.debug('online share computed', { key: keyId, presignature: toHex(presignatureId).slice(0, 16) });
+    return { share: toEnvelope(message) };
   }
 
   /**

@@ -1,5 +1,6 @@
 /**
- * Operator actions: key generation and refresh across the share holders, cluster status (with
+ * Operator actions: key generation (with the policy every holder seals) and refresh across the
+ * share holders, the client ACL of a key (grant / revoke, audited), cluster status (with
  * the pair conflicts and the usable subsets of every key), the operator's own exclusion of a
  * signer (quarantine / readmission: coordinator state only) and the reconciliation of a
  * conflicting pair (Signer.PairSetup on both members).
@@ -12,7 +13,9 @@ import { binomial, type ConflictGraph, type PairConflictView } from './conflicts
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
-import { KEY_ID_PATTERN, normalisePolicy } from './policy.js';
+import type { AuditLog } from '../audit/log.js';
+import { encodeKeyPolicy, normaliseKeyPolicy, PolicyError, type KeyPolicy } from '../policy/key-policy.js';
+import { CLIENT_PATTERN, KEY_ID_PATTERN } from './policy.js';
 import type { PoolInfo, PoolSet } from './pools.js';
 import { SignerCallError, type KeyGenResponse, type KeySummary, type SignerRegistry, type SignerState } from './signers.js';
 
@@ -24,7 +27,10 @@ export interface CreateKeyInput {
   threshold: number;
   signers: number[];
   signerCount: number;
+  /** Allowed contexts (empty: tls-server), used when `policyJson` is not given. */
   policy: string[];
+  /** A whole KeyPolicy as JSON (contexts, x509 constraints, rate limit). */
+  policyJson?: string;
   /** Client identities allowed to sign with the key (default deny: none). */
   clients?: string[];
 }
@@ -50,6 +56,7 @@ export interface AdminDeps {
   signers: SignerRegistry;
   pools: PoolSet;
   conflicts: ConflictGraph;
+  audit: AuditLog;
   metrics: CoordinatorMetrics;
   log: Logger;
 }
@@ -91,12 +98,8 @@ export class AdminService {
     if (!Number.isInteger(t) || t < MIN_THRESHOLD || t > n || n > MAX_SIGNERS) {
       fail('invalid', `need ${MIN_THRESHOLD} ≤ threshold ≤ signers ≤ ${MAX_SIGNERS}, got threshold ${t} of ${n} signers`);
     }
-    let policy;
-    try {
-      policy = normalisePolicy(input.policy);
-    } catch (e) {
-      return fail('invalid', (e as Error).message);
-    }
+    const policy = this.requestedPolicy(input);
+    const clients = this.clientList(input.clients ?? []);
     if (this.d.keys.has(input.keyId)) fail('already-exists', `key '${input.keyId}' already exists`);
     if (this.busy.has(input.keyId)) fail('busy', `key '${input.keyId}' is being created, refreshed or reconciled right now`);
     await this.checkReachable(holders, `cannot create key '${input.keyId}'`);
@@ -105,11 +108,10 @@ export class AdminService {
       const sessionId = randomBytes(32);
       this.d.log.info('key generation started', { key: input.keyId, threshold: t, signers: holders });
       const answers = await this.fanOut(holders, `key generation of '${input.keyId}'`, (i) =>
-        this.d.signers.keyGen(i, { key_id: input.keyId, session_id: sessionId, parties: holders, threshold: t }, this.keyGenTimeoutMs),
+        this.d.signers.keyGen(i, { key_id: input.keyId, session_id: sessionId, parties: holders, threshold: t, policy: encodeKeyPolicy(policy) }, this.keyGenTimeoutMs),
       );
       const { publicKey, epoch } = this.agree(holders, answers, `key generation of '${input.keyId}'`);
-      const record: KeyRecord = { id: input.keyId, threshold: t, signers: holders, publicKey, policy, epoch, created: Date.now() };
-      if (input.clients) record.clients = [...new Set(input.clients)].sort();
+      const record: KeyRecord = { id: input.keyId, threshold: t, signers: holders, publicKey, policy, policySealed: true, clients, epoch, created: Date.now() };
       try {
         await this.d.keys.put(record);
       } catch (e) {
@@ -118,11 +120,54 @@ export class AdminService {
       this.d.pools.setKey(record);
       this.d.conflicts.setKey(record);
       this.d.metrics.keys.set(this.d.keys.list().length);
-      this.d.log.info('key created', { key: record.id, threshold: t, signers: holders, public_key: hex(publicKey), policy });
+      this.d.log.info('key created', { key: record.id, threshold: t, signers: holders, public_key: hex(publicKey), policy: JSON.stringify(policy), clients });
       return record;
     } finally {
       this.busy.delete(input.keyId);
     }
+  }
+
+  private requestedPolicy(input: CreateKeyInput): KeyPolicy {
+    try {
+      if (input.policyJson) {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(input.policyJson);
+        } catch {
+          return fail('invalid', 'policy_json is not JSON');
+        }
+        return normaliseKeyPolicy(raw);
+      }
+      return normaliseKeyPolicy(input.policy.length ? { contexts: input.policy } : {});
+    } catch (e) {
+      if (e instanceof PolicyError) fail('invalid', e.message);
+      throw e;
+    }
+  }
+
+  private clientList(clients: readonly unknown[]): string[] {
+    for (const c of clients) {
+      if (typeof c !== 'string' || !CLIENT_PATTERN.test(c)) fail('invalid', `client identity ${JSON.stringify(c)} must match ${CLIENT_PATTERN.source}`);
+    }
+    return [...new Set(clients as string[])].sort();
+  }
+
+  /**
+   * Adds (grant) or removes (revoke) a client identity from a key's ACL: recorded in the audit
+   * log first, then made durable in the registry; the change applies to the next request.
+   */
+  async setClient(keyId: string, client: string, grant: boolean, operator: string): Promise<KeyRecord> {
+    if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+    const [name] = this.clientList([client]);
+    const key = this.d.keys.get(keyId);
+    if (!key) return fail('not-found', `unknown key '${keyId}'`);
+    const clients = grant ? [...new Set([...key.clients, name!])].sort() : key.clients.filter((c) => c !== name);
+    if (clients.length === key.clients.length && clients.every((c, k) => c === key.clients[k])) return key;
+    await this.d.audit.append({ event: grant ? 'acl-grant' : 'acl-revoke', key_id: keyId, client: name!, clients, operator, time: new Date().toISOString() });
+    const record: KeyRecord = { ...this.d.keys.get(keyId)!, clients };
+    await this.d.keys.put(record);
+    this.d.log.info(grant ? 'client granted' : 'client revoked', { key: keyId, client: name, operator });
+    return record;
   }
 
   async refreshKey(keyId: string): Promise<KeyRecord> {

@@ -13,7 +13,8 @@ export type ErrorKind =
   | 'precondition'
   | 'unavailable'
   | 'busy'
-  | 'forbidden'; // caller identity may not use this service
+  | 'forbidden' // caller identity may not use this service
+  | 'rate-limited'; // the key's rate limit
 
 export class CoordinatorError extends Error {
   constructor(
@@ -42,6 +43,7 @@ const GRPC: Record<ErrorKind, status> = {
   unavailable: status.UNAVAILABLE,
   busy: status.ABORTED,
   forbidden: status.PERMISSION_DENIED,
+  'rate-limited': status.RESOURCE_EXHAUSTED,
 };
 
 const HTTP: Record<ErrorKind, number> = {
@@ -57,6 +59,7 @@ const HTTP: Record<ErrorKind, number> = {
   unavailable: 503,
   busy: 409,
   forbidden: 403,
+  'rate-limited': 429,
 };
 
 /** Stable machine-readable names (HTTP `error` field, metric `result` label). */
@@ -73,6 +76,7 @@ const NAME: Record<ErrorKind, string> = {
   unavailable: 'unavailable',
   busy: 'busy',
   forbidden: 'forbidden',
+  'rate-limited': 'rate_limited',
 };
 
 export const grpcStatus = (kind: ErrorKind): status => GRPC[kind];

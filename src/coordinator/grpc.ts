@@ -11,6 +11,7 @@
  * insufficient: …"), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL (see proto/quorumkey.proto).
  */
 import * as grpc from '@grpc/grpc-js';
+import { canonicalJson } from '../audit/canonical.js';
 import { publicKeySpki } from '../protocol/ecdsa.js';
 import { callerName } from '../transport/tls.js';
 import { services } from '../transport/proto.js';
@@ -31,9 +32,13 @@ export function keyInfo(k: KeyRecord) {
     signers: k.signers,
     public_key: Buffer.from(k.publicKey),
     spki_der: Buffer.from(publicKeySpki(k.publicKey)),
-    policy: k.policy,
+    policy: k.policy.contexts,
     epoch: k.epoch,
     created_ms: k.created,
+    policy_json: canonicalJson(k.policy),
+    clients: k.clients,
+    trusts_coordinator: k.policy.contexts.includes('raw-digest'),
+    policy_sealed: k.policySealed,
   };
 }
 
@@ -177,7 +182,7 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       })();
     };
   return {
-    CreateKey: unary('CreateKey', async (req: { key_id: string; threshold: number; signers: number[]; signer_count: number; policy: string[]; clients: string[] }, who) => {
+    CreateKey: unary('CreateKey', async (req: { key_id: string; threshold: number; signers: number[]; signer_count: number; policy: string[]; policy_json: string; clients: string[] }, who) => {
       d.log.info('admin: create key', { caller: who, key: req.key_id });
       const k = await d.admin.createKey({
         keyId: req.key_id ?? '',
@@ -185,9 +190,18 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
         signers: req.signers ?? [],
         signerCount: req.signer_count ?? 0,
         policy: req.policy ?? [],
+        policyJson: req.policy_json ?? '',
         clients: req.clients ?? [],
       });
       return keyInfo(k);
+    }),
+    GrantClient: unary('GrantClient', async (req: { key_id: string; client: string }, who) => {
+      d.log.warn('admin: grant client', { caller: who, key: req.key_id, client: req.client });
+      return keyInfo(await d.admin.setClient(req.key_id ?? '', req.client ?? '', true, who));
+    }),
+    RevokeClient: unary('RevokeClient', async (req: { key_id: string; client: string }, who) => {
+      d.log.warn('admin: revoke client', { caller: who, key: req.key_id, client: req.client });
+      return keyInfo(await d.admin.setClient(req.key_id ?? '', req.client ?? '', false, who));
     }),
     RefreshKey: unary('RefreshKey', async (req: { key_id: string }, who) => {
       d.log.info('admin: refresh key', { caller: who, key: req.key_id });

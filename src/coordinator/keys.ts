@@ -1,19 +1,26 @@
 /**
- * The key registry: public data only (id, threshold, holders, public key, policy, epoch), kept
- * in <dir>/coordinator/keys.json and replaced atomically (temp file, fsync, rename, fsync dir).
+ * The key registry: public data only (id, threshold, holders, public key, policy, client ACL,
+ * epoch), kept in <dir>/coordinator/keys.json and replaced atomically (temp file, fsync, rename,
+ * fsync dir).
  *
- *   {"version":1,"keys":[{"id":"tls","threshold":2,"signers":[1,2,3],"publicKey":"02…",
- *     "policy":["tls-server"],"epoch":0,"created":1700000000000}]}
+ *   {"version":2,"keys":[{"id":"tls","threshold":2,"signers":[1,2,3],"publicKey":"02…",
+ *     "policy":{"contexts":["tls-server"],"rate":{"perSecond":1000,"perHour":1000000}},
+ *     "policySealed":true,"clients":["unix"],"epoch":0,"created":1700000000000}]}
  *
- * An optional "clients" array per key restricts which caller identities may sign with it
- * (edited by hand for now; the Admin API has no field for it yet).
+ * The policy is a copy of what every holder sealed with its share (the signers enforce theirs).
+ * `clients` is the ACL of caller identities that may sign with the key: default deny.
+ *
+ * Version 1 files (policy = a list of contexts, optional clients, shares sealed without a
+ * policy) are read and marked policySealed=false: their keys sign nothing until the operator
+ * confirms the policy (`quorumkey key adopt-policy`), and a missing client list means nobody.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { p256 } from '@noble/curves/nist.js';
 import { writeFileAtomic } from '../storage/atomic-write.js';
-import { CONTEXTS, type Context } from '../policy/classify.js';
-import { KEY_ID_PATTERN } from './policy.js';
+import { CONTEXTS } from '../policy/classify.js';
+import { normaliseKeyPolicy, PolicyError, type KeyPolicy } from '../policy/key-policy.js';
+import { CLIENT_PATTERN, KEY_ID_PATTERN } from './policy.js';
 
 export interface KeyRecord {
   id: string;
@@ -22,11 +29,14 @@ export interface KeyRecord {
   signers: number[];
   /** 33-byte compressed point. */
   publicKey: Uint8Array;
-  policy: Context[];
+  policy: KeyPolicy;
+  /** Every holder has the policy sealed with its share (false: a key from before, see above). */
+  policySealed: boolean;
+  /** Caller identities allowed to sign with the key, sorted. Empty: nobody. */
+  clients: string[];
   epoch: number;
   /** Milliseconds since the epoch. */
   created: number;
-  clients?: string[];
 }
 
 interface StoredKey {
@@ -34,15 +44,28 @@ interface StoredKey {
   threshold: number;
   signers: number[];
   publicKey: string;
-  policy: string[];
+  policy: unknown;
+  policySealed?: boolean;
+  clients?: string[];
   epoch: number;
   created: number;
-  clients?: string[];
+}
+
+/**
+ * The policy a version-1 record stands for: its contexts with the default rate limit, and for
+ * x509-cert the narrowest constraints (no names, no CA, 1 day) until the operator adopts a policy.
+ */
+function legacyPolicy(contexts: unknown): KeyPolicy {
+  if (!Array.isArray(contexts) || !contexts.every((p) => (CONTEXTS as readonly unknown[]).includes(p))) throw new PolicyError('contexts', 'invalid list of contexts');
+  const x509 = contexts.includes('x509-cert') ? { x509: { dnsSuffixes: [], ipRanges: [], maxValidityDays: 1, allowCa: false, extendedKeyUsages: [] } } : {};
+  return normaliseKeyPolicy({ contexts, ...x509 });
 }
 
 export class KeyStoreError extends Error {}
 
-function parseKey(raw: unknown, file: string): KeyRecord {
+const VERSION = 2;
+
+function parseKey(raw: unknown, file: string, version: number): KeyRecord {
   const k = raw as StoredKey;
   const bad = (why: string): never => {
     throw new KeyStoreError(`${file}: key ${JSON.stringify((raw as { id?: unknown })?.id)}: ${why}`);
@@ -58,35 +81,42 @@ function parseKey(raw: unknown, file: string): KeyRecord {
   } catch {
     bad('publicKey is not a P-256 point');
   }
-  if (!Array.isArray(k.policy) || !k.policy.every((p) => (CONTEXTS as readonly string[]).includes(p))) bad('invalid policy');
+  let policy: KeyPolicy;
+  try {
+    policy = version === 1 ? legacyPolicy(k.policy) : normaliseKeyPolicy(k.policy);
+  } catch (e) {
+    return bad(e instanceof PolicyError ? e.message : 'invalid policy');
+  }
+  if (version !== 1 && typeof k.policySealed !== 'boolean') bad('invalid policySealed');
   if (!Number.isInteger(k.epoch) || k.epoch < 0) bad('invalid epoch');
   if (typeof k.created !== 'number') bad('invalid created');
-  if (k.clients !== undefined && (!Array.isArray(k.clients) || !k.clients.every((c) => typeof c === 'string'))) bad('invalid clients');
-  const record: KeyRecord = {
+  if (k.clients !== undefined && (!Array.isArray(k.clients) || !k.clients.every((c) => typeof c === 'string' && CLIENT_PATTERN.test(c)))) bad('invalid clients');
+  if (version !== 1 && k.clients === undefined) bad('missing clients');
+  return {
     id: k.id,
     threshold: k.threshold,
     signers: [...k.signers].sort((a, b) => a - b),
     publicKey,
-    policy: k.policy as Context[],
+    policy,
+    policySealed: version === 1 ? false : k.policySealed!,
+    clients: [...new Set(k.clients ?? [])].sort(),
     epoch: k.epoch,
     created: k.created,
   };
-  if (k.clients) record.clients = [...k.clients];
-  return record;
 }
 
 function toStored(k: KeyRecord): StoredKey {
-  const out: StoredKey = {
+  return {
     id: k.id,
     threshold: k.threshold,
     signers: k.signers,
     publicKey: Buffer.from(k.publicKey).toString('hex'),
     policy: k.policy,
+    policySealed: k.policySealed,
+    clients: k.clients,
     epoch: k.epoch,
     created: k.created,
   };
-  if (k.clients) out.clients = k.clients;
-  return out;
 }
 
 export class KeyStore {
@@ -112,9 +142,9 @@ export class KeyStore {
       } catch {
         throw new KeyStoreError(`${path} is not valid JSON`);
       }
-      if (doc.version !== 1 || !Array.isArray(doc.keys)) throw new KeyStoreError(`${path}: expected {"version":1,"keys":[…]}`);
+      if ((doc.version !== 1 && doc.version !== VERSION) || !Array.isArray(doc.keys)) throw new KeyStoreError(`${path}: expected {"version":${VERSION},"keys":[…]}`);
       for (const raw of doc.keys) {
-        const key = parseKey(raw, path);
+        const key = parseKey(raw, path, doc.version);
         if (store.keys.has(key.id)) throw new KeyStoreError(`${path}: duplicate key '${key.id}'`);
         store.keys.set(key.id, key);
       }
@@ -140,7 +170,7 @@ export class KeyStore {
     const run = async () => {
       const next = new Map(this.keys);
       next.set(key.id, key);
-      const doc = { version: 1, keys: [...next.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(toStored) };
+      const doc = { version: VERSION, keys: [...next.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(toStored) };
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
       await writeFileAtomic(this.path, Buffer.from(JSON.stringify(doc, null, 2) + '\n'), 0o600);
       this.keys.set(key.id, key);

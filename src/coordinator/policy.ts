@@ -1,48 +1,20 @@
 /**
- * Key policy (DESIGN §5). Pure: decides from the key record, the classified content and the
- * caller's identity. The context always comes from classify(), never from the caller.
+ * Who may sign with a key (DESIGN §5, §6): the key's client ACL, default deny. Pure. What may be
+ * signed is src/policy/check.ts, the decision the signers make too; only this part is the
+ * coordinator's alone, because only the coordinator authenticates clients.
  */
-import { CONTEXTS, type ContentClass, type Context } from '../policy/classify.js';
 
-export const DEFAULT_POLICY: readonly Context[] = ['tls-server'];
 export const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** A client identity: a certificate CN, "unix" (the unix socket) or "http-token". */
+export const CLIENT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** What policy decisions need of a key. */
-export interface PolicySubject {
-  id: string;
-  policy: readonly Context[];
-  /**
-   * Client identities allowed to sign with the key: certificate CNs of mTLS callers, "unix" for
-   * the unix socket, "http" for the local HTTP endpoint. Absent: every authenticated caller.
-   */
-  clients?: readonly string[];
-}
+export type AccessDecision = { allowed: true } | { allowed: false; message: string };
 
-export type PolicyDecision = { allowed: true } | { allowed: false; message: string };
-
-/** Validates and normalises a requested policy (empty → default). Throws with a clear message. */
-export function normalisePolicy(names: readonly string[] | undefined): Context[] {
-  if (!names || names.length === 0) return [...DEFAULT_POLICY];
-  const out: Context[] = [];
-  for (const name of names) {
-    if (!(CONTEXTS as readonly string[]).includes(name)) {
-      throw new Error(`unknown policy context '${name}' (allowed: ${CONTEXTS.join(', ')})`);
-    }
-    if (!out.includes(name as Context)) out.push(name as Context);
-  }
-  // Stable order, as in CONTEXTS.
-  return CONTEXTS.filter((c) => out.includes(c));
-}
-
-function describe(context: ContentClass | 'raw-digest'): string {
-  return context === 'unknown' ? 'unrecognised content (not a TLS 1.3 server CertificateVerify, TBSCertificate, CSR, OCSP ResponseData or SCT)' : context;
-}
-
-/** May `caller` sign content of class `context` with `key`? */
-export function decide(key: PolicySubject, context: ContentClass | 'raw-digest', caller: string): PolicyDecision {
-  if (key.clients && !key.clients.includes(caller)) {
-    return { allowed: false, message: `policy refused: caller '${caller}' may not use key '${key.id}'` };
-  }
-  if (context !== 'unknown' && key.policy.includes(context)) return { allowed: true };
-  return { allowed: false, message: `policy refused: key '${key.id}' allows ${key.policy.join(', ') || 'nothing'}, request is ${describe(context)}` };
+/** May `caller` sign with `key`? */
+export function mayUse(key: { id: string; clients: readonly string[] }, caller: string): AccessDecision {
+  if (key.clients.includes(caller)) return { allowed: true };
+  return {
+    allowed: false,
+    message: `policy refused: client '${caller}' may not use key '${key.id}' (allowed: ${key.clients.join(', ') || 'nobody'}; grant with 'quorumkey key grant ${key.id} ${caller}')`,
+  };
 }

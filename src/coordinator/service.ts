@@ -163,7 +163,7 @@ export class Coordinator {
     const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'));
     metrics.auditHeadSeq.set(audit.head().seq);
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
-    const admin = new AdminService({ config, keys, signers, pools, conflicts, metrics, log });
+    const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });
 
     const updateQuorum = () => {
       for (const k of keys.list()) metrics.keyQuorum.set({ key: k.id }, sign.quorumError(k) ? 0 : 1);

@@ -1,5 +1,6 @@
 /**
- * The sign path (DESIGN §2): validate → key → classify + policy → digest → presignature (pool,
+ * The sign path (DESIGN §2): validate → key → client ACL → content policy and rate limit (the
+ * same check every signer repeats on the content itself) → presignature (pool,
  * else inline presign) → Finish on the T signers concurrently → combine and verify → audit →
  * answer. A failed attempt (a Finish error, a nonce mismatch, an invalid combination) records the
  * signers involved and retries on another subset, up to `maxAttempts`; only the combiner's own
@@ -11,24 +12,26 @@
  * returned that did not verify against the key, and nothing is returned before its audit record
  * is durable.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AuditLog } from '../audit/log.js';
 import { combineSignature, TWEAK_SEED_BYTES } from '../protocol/online.js';
 import { ProtocolAbort } from '../protocol/errors.js';
 import type { ProtocolMessage } from '../protocol/message.js';
-import { fromEnvelope } from '../transport/proto.js';
-import { classify, CONTEXTS, type ContentClass, type Context, type Detail } from '../policy/classify.js';
+import { digestAlgToWire, fromEnvelope } from '../transport/proto.js';
+import { CONTEXTS, type Context, type Detail } from '../policy/classify.js';
+import { checkContent, type DigestAlg } from '../policy/check.js';
+import { RateLimiter } from '../policy/rate-limit.js';
 import { CoordinatorError, errorName, fail, formatSigners } from './errors.js';
 import type { ConflictGraph } from './conflicts.js';
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import { UNKNOWN_KEY_LABEL, type CoordinatorMetrics } from './metrics.js';
-import { decide, KEY_ID_PATTERN } from './policy.js';
+import { KEY_ID_PATTERN, mayUse } from './policy.js';
 import { subsetLabel, type PoolEntry, type PoolSet, type Refiller } from './pools.js';
 import { PresignError, type Presigner } from './presign.js';
 import { SignerCallError, type SignerRegistry } from './signers.js';
 
-export type DigestAlg = 'sha256' | 'sha384' | 'sha512';
+export type { DigestAlg };
 export const DIGEST_BYTES: Record<DigestAlg, number> = { sha256: 32, sha384: 48, sha512: 64 };
 /** How long a subset that produced an invalid signature is ranked last. */
 export const SUBSET_PENALTY_MS = 60_000;
@@ -144,6 +147,8 @@ export class SignService {
   private readonly slotWaiters: (() => void)[] = [];
   private inflight = 0;
   private readonly idleWaiters: (() => void)[] = [];
+  /** The coordinator's copy of each key's rate limit, so it does not spend presignatures the signers would refuse. */
+  private readonly limiters = new Map<string, { policy: KeyRecord['policy']; limiter: RateLimiter }>();
 
   constructor(
     private readonly d: SignDeps,
@@ -172,12 +177,17 @@ export class SignService {
     try {
       const key = this.lookup(input);
       keyLabel = key.id;
-      const { context, detail } = this.classify(input);
-      contextLabel = context;
-      const decision = decide(key, context, input.caller);
-      if (!decision.allowed) fail('policy', decision.message);
-      const digest = input.digest ? Uint8Array.from(input.digest) : Uint8Array.from(createHash(input.digestAlg).update(input.tbs!).digest());
-      const out = await this.signDigest(key, context as Context, detail, digest, input);
+      const access = mayUse(key, input.caller);
+      if (!access.allowed) fail('policy', access.message);
+      const verdict = checkContent(key.policy, input.digest && input.digest.length > 0 ? { digest: input.digest, digestAlg: input.digestAlg } : { tbs: input.tbs!, digestAlg: input.digestAlg });
+      contextLabel = verdict.context;
+      if (input.claimedContext !== undefined && input.claimedContext !== verdict.context) {
+        fail('invalid', `content is ${verdict.context === 'unknown' ? 'not a recognised structure' : verdict.context}, request says ${input.claimedContext}`);
+      }
+      if (!verdict.allowed) fail('policy', `policy refused (${verdict.reason}): ${verdict.message}`);
+      if (!key.policySealed) fail('policy', `key '${key.id}' was created before policies were sealed with the shares: its signers sign nothing until 'quorumkey key adopt-policy ${key.id}'`);
+      this.rateLimit(key);
+      const out = await this.signDigest(key, verdict.context, verdict.detail, verdict.digest, input);
       this.d.metrics.signRequests.inc({ key: keyLabel, context: contextLabel, result: 'ok' });
       this.d.metrics.signDuration.observe({ key: keyLabel }, Number(process.hrtime.bigint() - started) / 1e9);
       return out;
@@ -211,18 +221,17 @@ export class SignService {
     return key!;
   }
 
-  private classify(input: SignInput): { context: ContentClass | 'raw-digest'; detail: Detail } {
-    if (input.digest && input.digest.length > 0) {
-      if (input.claimedContext !== undefined && input.claimedContext !== 'raw-digest') {
-        fail('invalid', `a bare digest cannot be checked as '${input.claimedContext}': send the to-be-signed bytes (tbs) instead`);
-      }
-      return { context: 'raw-digest', detail: {} };
+  private rateLimit(key: KeyRecord): void {
+    let entry = this.limiters.get(key.id);
+    if (!entry || entry.policy !== key.policy) {
+      entry = { policy: key.policy, limiter: new RateLimiter(key.policy.rate) };
+      this.limiters.set(key.id, entry);
     }
-    const c = classify(input.tbs!);
-    if (input.claimedContext !== undefined && input.claimedContext !== c.context) {
-      fail('invalid', `content is ${c.context === 'unknown' ? 'not a recognised structure' : c.context}, request says ${input.claimedContext}`);
+    const taken = entry.limiter.take();
+    if (!taken.ok) {
+      const limit = taken.window === 'second' ? `${key.policy.rate.perSecond} per second` : `${key.policy.rate.perHour} per hour`;
+      fail('rate-limited', `key '${key.id}' is over its rate limit of ${limit}; retry in ${Math.ceil(taken.retryAfterMs / 1000)} s`);
     }
-    return c;
   }
 
   /**
@@ -273,7 +282,7 @@ export class SignService {
       }
       const tweakSeed = randomBytes(TWEAK_SEED_BYTES);
       try {
-        const shares = await this.finish(key, chosen, digest, tweakSeed, input.deadline, log);
+        const shares = await this.finish(key, chosen, digest, input, tweakSeed, log);
         const sig = combineSignature({
           keyId: key.id,
           publicKey: key.publicKey,
@@ -390,11 +399,20 @@ export class SignService {
     }
   }
 
-  private async finish(key: KeyRecord, chosen: Chosen, digest: Uint8Array, tweakSeed: Uint8Array, deadline: number, log: AttemptLog): Promise<Map<number, ProtocolMessage>> {
-    const timeout = Math.min(this.finishTimeoutMs, deadline - Date.now());
+  private async finish(key: KeyRecord, chosen: Chosen, digest: Uint8Array, input: SignInput, tweakSeed: Uint8Array, log: AttemptLog): Promise<Map<number, ProtocolMessage>> {
+    const timeout = Math.min(this.finishTimeoutMs, input.deadline - Date.now());
     if (timeout <= 0) fail('deadline', 'deadline exceeded before the online round');
-    const req = { key_id: key.id, presignature_id: chosen.entry.id, digest, tweak_seed: tweakSeed };
+    // The signers check the content itself: tbs for every context but raw-digest.
+    const content = input.digest && input.digest.length > 0 ? { digest, tbs: new Uint8Array(0) } : { digest: new Uint8Array(0), tbs: input.tbs! };
+    const req = { key_id: key.id, presignature_id: chosen.entry.id, tweak_seed: tweakSeed, ...content, digest_alg: digestAlgToWire(input.digestAlg), caller: input.caller };
     const settled = await Promise.allSettled(chosen.subset.map((i) => this.d.signers.finish(i, req, timeout)));
+    // A signer refusing under its sealed policy is the answer, not a failure to route around.
+    const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && s.reason instanceof SignerCallError && s.reason.refusal !== undefined);
+    if (refused) {
+      const e = refused.reason as SignerCallError;
+      this.d.log.warn('a signer refused under the key policy it sealed', { key: key.id, signer: e.signer, reason: e.refusal });
+      fail(e.refusal === 'rate-limited' ? 'rate-limited' : 'policy', `signer ${e.signer} refused (${e.refusal}): ${e.details}`);
+    }
     const errors: string[] = [];
     let timedOut = false;
     const shares = new Map<number, ProtocolMessage>();

@@ -21,7 +21,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ClusterConfig, SignerConfig } from '../cluster/config.js';
 import { signerName, type TlsIdentity } from '../pki/cluster-ca.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
-import { ABORT_METADATA, services, type ProtocolEnvelope } from '../transport/proto.js';
+import { ABORT_METADATA, REFUSAL_METADATA, services, type ProtocolEnvelope } from '../transport/proto.js';
 import type { ConflictGraph } from './conflicts.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -34,6 +34,8 @@ export interface KeySummary {
   presignatures: number;
   /** Peers whose OT correlation with this signer is retired for this key. */
   retired_peers: number[];
+  /** The policy sealed with this signer's share (canonical bytes; empty: none). */
+  policy: Uint8Array;
 }
 export interface HealthResponse {
   index: number;
@@ -50,6 +52,8 @@ export interface KeyGenRequest {
   session_id: Uint8Array;
   parties: number[];
   threshold: number;
+  /** Canonical KeyPolicy bytes. */
+  policy: Uint8Array;
 }
 export interface KeyGenResponse {
   public_key: Uint8Array;
@@ -71,6 +75,9 @@ export interface FinishRequest {
   presignature_id: Uint8Array;
   digest: Uint8Array;
   tweak_seed: Uint8Array;
+  tbs: Uint8Array;
+  digest_alg: string;
+  caller: string;
 }
 export interface FinishResponse {
   share: ProtocolEnvelope | null;
@@ -90,6 +97,8 @@ export class SignerCallError extends Error {
     readonly abortReason: string | undefined,
     readonly culprit: number | undefined,
     readonly blame: boolean,
+    /** Finish refused under the key's sealed policy: the signer's reason (qk-refusal). */
+    readonly refusal?: string,
   ) {
     super(`signer ${signer} ${method}: ${grpc.status[code] ?? code}${abortReason ? ` (${abortReason}${culprit !== undefined ? `, culprit ${culprit}` : ''})` : ''}: ${details}`);
     this.name = 'SignerCallError';
@@ -103,7 +112,7 @@ export class SignerCallError extends Error {
   }
   /** Label for metrics: abort reason or status name. */
   get reasonLabel(): string {
-    return this.abortReason ?? (grpc.status[this.code] ?? String(this.code)).toLowerCase();
+    return this.refusal ?? this.abortReason ?? (grpc.status[this.code] ?? String(this.code)).toLowerCase();
   }
 }
 
@@ -119,7 +128,9 @@ export function toSignerCallError(signer: number, method: string, err: grpc.Serv
   const culpritText = metadataString(md, ABORT_METADATA.culprit);
   const culprit = culpritText !== undefined && /^\d{1,3}$/.test(culpritText) ? Number(culpritText) : undefined;
   const blame = metadataString(md, ABORT_METADATA.blame) === '1';
-  return new SignerCallError(signer, method, err.code ?? grpc.status.UNKNOWN, err.details ?? err.message, reason, culprit, blame);
+  const refusal = metadataString(md, REFUSAL_METADATA);
+  const refused = refusal !== undefined && /^[a-z-]{1,48}$/.test(refusal) ? refusal : undefined;
+  return new SignerCallError(signer, method, err.code ?? grpc.status.UNKNOWN, err.details ?? err.message, reason, culprit, blame, refused);
 }
 
 export interface SignerState {

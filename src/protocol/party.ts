@@ -17,6 +17,7 @@ import { keyGenSession, refreshSession, type KeyDealingSession } from './dkg.js'
 import type { KeyShare } from './keyshare.js';
 import { toHex } from './message.js';
 import { signShare, type SignRequest } from './online.js';
+import { wipe } from './math/secret-scalar.js';
 import { PairSetupSession, withPairState } from './pair-setup.js';
 import { PresignSession, type Presignature } from './presign.js';
 import { systemRng, type Rng } from './rng.js';
@@ -148,6 +149,16 @@ export class Party {
     if (!presignature || presignature.keyId !== keyId) abort('presignature-used', `presignature ${id} is unknown or already used`);
     this.presignatures.delete(id);
     return signShare(presignature, request);
+  }
+
+  /** Destroys an unused presignature (its Finish was refused); false if there was none. */
+  discardPresignature(keyId: string, presignatureId: Uint8Array): boolean {
+    const id = toHex(presignatureId);
+    const presignature = this.presignatures.get(id);
+    if (!presignature || presignature.keyId !== keyId) return false;
+    this.presignatures.delete(id);
+    wipe(presignature.phi, presignature.u, presignature.v);
+    return true;
   }
 
   private track<S extends Session<unknown>>(session: S): S {

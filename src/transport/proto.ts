@@ -60,4 +60,23 @@ export function fromEnvelope(e: ProtocolEnvelope): ProtocolMessage | undefined {
 }
 
 /** Metadata keys carrying a ProtocolAbort across gRPC (status ABORTED). */
+/** DigestAlgorithm as proto-loader gives it (enum name, or its number) ↔ node:crypto's names. */
+export type WireDigestAlg = 'sha256' | 'sha384' | 'sha512';
+const DIGEST_FROM_WIRE: Record<string, WireDigestAlg> = {
+  DIGEST_ALGORITHM_UNSPECIFIED: 'sha256',
+  SHA256: 'sha256',
+  SHA384: 'sha384',
+  SHA512: 'sha512',
+  '0': 'sha256',
+  '1': 'sha256',
+  '2': 'sha384',
+  '3': 'sha512',
+};
+export function digestAlgFromWire(value: unknown): WireDigestAlg | undefined {
+  return DIGEST_FROM_WIRE[String(value ?? 0)];
+}
+export const digestAlgToWire = (alg: WireDigestAlg): string => alg.toUpperCase();
+
 export const ABORT_METADATA = { reason: 'qk-abort-reason', culprit: 'qk-culprit', blame: 'qk-blame' } as const;
+/** Trailing metadata of a Finish a signer refused under the key's sealed policy: the reason. */
+export const REFUSAL_METADATA = 'qk-refusal';

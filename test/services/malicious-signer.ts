@@ -64,6 +64,7 @@ import { VOLE_OTS } from '../../src/protocol/vole.js';
 import { services } from '../../src/transport/proto.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../../signer-node/log.js';
 import { SignerNode } from '../../signer-node/node.js';
+import { openSignerAudit } from '../../signer-node/sign-gate.js';
 import { PeerTransport, SessionStreams, type PeerAddress } from '../../signer-node/peers.js';
 import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares.js';
 
@@ -339,6 +340,7 @@ async function main(): Promise<void> {
   const store = new ShareStore(dir, index, kek);
   await store.checkKek();
   const { shares } = await store.loadAll();
+  const audit = await openSignerAudit(p.signer(index), log);
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
     handlerDecorator(
@@ -354,6 +356,7 @@ async function main(): Promise<void> {
         config,
         identity,
         store,
+        audit,
         log,
         createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
       }),
