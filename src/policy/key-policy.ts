@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical.js';
 import { CONTEXTS, type Context } from './classify.js';
+import { EXTENDED_KEY_USAGES, formatIpAddress, parseIpRange, rangeNetwork } from './x509-constraints.js';
 
 export interface X509Constraints {
   /**
@@ -20,7 +21,7 @@ export interface X509Constraints {
    * "." + one of them. Empty: no DNS name may be certified.
    */
   dnsSuffixes: string[];
-  /** IP addresses (subjectAltName iPAddress) must lie in one of these CIDR ranges. */
+  /** IP addresses (subjectAltName iPAddress, and a subject CN that is an IP literal) must lie in one of these CIDR ranges. */
   ipRanges: string[];
   /** Longest notAfter − notBefore, in days. */
   maxValidityDays: number;
@@ -114,23 +115,26 @@ function strings(v: unknown, field: string, each: (s: string, field: string) => 
 const DNS_SUFFIX = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 function dnsSuffix(s: string, field: string): string {
-  const v = s.toLowerCase().replace(/^\./, '');
+  // ASCII lowercasing only: toLowerCase() maps e.g. U+212A KELVIN SIGN to "k".
+  const v = s.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/^\./, '');
   if (!DNS_SUFFIX.test(v)) throw new PolicyError(field, `'${s}' is not a DNS name suffix (e.g. example.com)`);
   return v;
 }
 
 function cidr(s: string, field: string): string {
-  const m = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(s);
-  const bits = m ? Number(m[2]) : NaN;
-  const v4 = m && /^\d{1,3}(\.\d{1,3}){3}$/.test(m[1]!) && m[1]!.split('.').every((o) => Number(o) <= 255 && String(Number(o)) === o);
-  const v6 = m && !v4 && m[1]!.includes(':');
-  if (!m || !(v4 || v6) || bits > (v4 ? 32 : 128)) throw new PolicyError(field, `'${s}' is not a CIDR range (e.g. 10.0.0.0/8 or 2001:db8::/32)`);
-  return `${m[1]!.toLowerCase()}/${bits}`;
+  const range = parseIpRange(s);
+  if (!range) throw new PolicyError(field, `'${s}' is not a CIDR range (e.g. 10.0.0.0/8 or 2001:db8::/32)`);
+  const network = formatIpAddress(rangeNetwork(range));
+  if (network !== formatIpAddress(range.network)) throw new PolicyError(field, `'${s}' has host bits set (did you mean ${network}/${range.bits}?)`);
+  return `${network}/${range.bits}`;
 }
 
+// Dotted OID: first arc 0-2, second arc below 40 under 0 and 1, no leading zeros.
+const OID = /^(?=.{3,100}$)(?:[01]\.(?:[0-9]|[1-3][0-9])|2\.(?:0|[1-9]\d*))(?:\.(?:0|[1-9]\d*))*$/;
+
 function eku(s: string, field: string): string {
-  if (!/^([A-Za-z][A-Za-z0-9]{1,40}|\d+(\.\d+)+)$/.test(s)) throw new PolicyError(field, `'${s}' is not an extended key usage name or OID`);
-  return s;
+  if (Object.hasOwn(EXTENDED_KEY_USAGES, s) || OID.test(s)) return s;
+  throw new PolicyError(field, `'${s}' is not an extended key usage (one of ${Object.keys(EXTENDED_KEY_USAGES).join(', ')}, or a dotted OID)`);
 }
 
 function contexts(v: unknown): Context[] {
