@@ -114,7 +114,7 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
   const { shares, ignored } = await store.loadAll();
   for (const name of ignored) log.warn('ignoring unexpected file in the shares directory', { file: name });
 
-  const audit = await openSignerAudit(p.signer(index), log);
+  const audit = await openSignerAudit(p.signerAudit(index), log);
   const node = new SignerNode({ index, config, identity, store, audit, log });
   node.installShares(shares);
   let addresses;

@@ -6,7 +6,6 @@
  * reason (trailing metadata `qk-refusal`) and destroys the presignature it was asked to use.
  */
 import * as grpc from '@grpc/grpc-js';
-import { join } from 'node:path';
 import { AuditLog } from '../src/audit/log.js';
 import type { Detail } from '../src/policy/classify.js';
 import { checkContent, type ContentVerdict, type SignContent } from '../src/policy/check.js';
@@ -17,14 +16,12 @@ import { toHex } from '../src/protocol/message.js';
 import { REFUSAL_METADATA } from '../src/transport/proto.js';
 import type { Logger } from './log.js';
 
-export const SIGNER_AUDIT_FILE = 'audit.log';
-
 /**
- * Opens `<signer dir>/audit.log`. A record torn by a crash is moved aside (and said so in the
+ * Opens a signer's audit log (paths(dir).signerAudit). A record torn by a crash is moved aside (and said so in the
  * log) rather than keeping the signer down: the chain up to the last whole record still verifies.
  */
-export async function openSignerAudit(signerDir: string, log: Logger): Promise<AuditLog> {
-  const audit = await AuditLog.open(join(signerDir, SIGNER_AUDIT_FILE), { repairTruncatedTail: true });
+export async function openSignerAudit(path: string, log: Logger): Promise<AuditLog> {
+  const audit = await AuditLog.open(path, { repairTruncatedTail: true });
   log.info('audit log open', { records: audit.head().seq, head: audit.head().hash });
   return audit;
 }

@@ -268,6 +268,11 @@ export function verifyAuditLog(path: string, options: VerifyAuditOptions = {}): 
   return scan(path, options);
 }
 
+/** Verifies the whole chain like verifyAuditLog, handing each valid record to `onEntry` in order. */
+export function scanAuditLog(path: string, onEntry: (e: AuditEntry) => void, options: VerifyAuditOptions = {}): Promise<AuditVerifyResult> {
+  return scan(path, options, onEntry);
+}
+
 export interface PeriodRoot {
   /** RFC 6962 root (hex) over the hashes of the records with from <= time < to, in log order. */
   root: string;

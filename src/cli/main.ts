@@ -3,12 +3,14 @@
  * The quorumkey command line. Every command takes --dir (default ./.quorumkey) and finds the
  * running cluster through <dir>/cluster.json.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { verifyAuditLog } from '../audit/log.js';
+import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
 import { adminClient, coordinatorClient, describeError, unary } from './clients.js';
 import { up } from './up.js';
+import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
 
@@ -16,7 +18,11 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
 
   up [--signers N] [--threshold T] [--no-tls]   start the embedded cluster (default 5 signers, 3-of-5 key 'tls',
                                                 its CA key 'tls-ca', and openssl s_server with TLS 1.3)
-  key create ID --threshold T --signers N [--policy a,b]
+  key create ID --threshold T --signers N [--clients a,b] [--policy a,b] [policy flags]
+                                                policy flags: --policy-file F | --dns-suffix a,b --ip-range c,d
+                                                --max-validity-days N --allow-ca --eku a,b (x509-cert keys),
+                                                --rate-per-second N --rate-per-hour N
+  key grant ID CLIENT / key revoke ID CLIENT    adds / removes a client identity of the key's ACL (audited)
   key list
   key show ID [--pem]                           --pem: the public key as SubjectPublicKeyInfo PEM
   key ref ID [--tcp]                            the provider's key reference (PEM QUORUMKEY KEY) on stdout
@@ -29,7 +35,9 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
                                                 (coordinator state only; no signer is told)
   signers readmit I                             lifts that exclusion only (never a pair conflict: see reconcile)
   refresh ID                                    proactive refresh: new shares, same public key
-  audit verify                                  checks the audit log's hash chain`;
+  audit verify [--cross]                        checks the audit log's hash chain; --cross also checks it against
+                                                every signer's own log (<dir>/signer-*/audit.log): a share a
+                                                signer released that the coordinator did not record shows`;
 
 interface PairConflict {
   key_id: string;
@@ -78,6 +86,21 @@ interface KeyInfo {
   spki_der: Buffer;
   policy: string[];
   epoch: number;
+  policy_json: string;
+  clients: string[];
+  trusts_coordinator: boolean;
+  policy_sealed: boolean;
+}
+
+/** The signers' audit logs of a cluster on this machine (`quorumkey up`'s layout). */
+function localSignerLogs(dir: string): SignerLog[] {
+  const p = paths(dir);
+  return readdirSync(p.root)
+    .flatMap((name) => {
+      const m = /^signer-(\d+)$/.exec(name);
+      return m && existsSync(p.signerAudit(Number(m[1]))) ? [{ signer: Number(m[1]), path: p.signerAudit(Number(m[1])) }] : [];
+    })
+    .sort((a, b) => a.signer - b.signer);
 }
 
 function fail(message: string): never {
@@ -91,7 +114,14 @@ function pem(label: string, der: Uint8Array): string {
 }
 
 function describeKey(k: KeyInfo): string {
-  return `${k.key_id}  ${k.threshold}-of-${k.signers.length} signers [${k.signers.join(',')}]  epoch ${k.epoch}  policy ${k.policy.join(',')}  pubkey ${Buffer.from(k.public_key).toString('hex')}`;
+  const lines = [
+    `${k.key_id}  ${k.threshold}-of-${k.signers.length} signers [${k.signers.join(',')}]  epoch ${k.epoch}  policy ${k.policy.join(',')}  pubkey ${Buffer.from(k.public_key).toString('hex')}`,
+    `  clients: ${k.clients.length ? k.clients.join(', ') : 'nobody (grant with: quorumkey key grant ' + k.key_id + ' CLIENT)'}`,
+    `  sealed policy: ${k.policy_json}`,
+  ];
+  if (k.trusts_coordinator) lines.push('  TRUSTS THE COORDINATOR: raw-digest lets it sign any digest; the signers cannot check what it stands for');
+  if (!k.policy_sealed) lines.push(`  POLICY NOT SEALED: the signers sign nothing with this key until 'quorumkey key adopt-policy ${k.key_id}'`);
+  return lines.join('\n');
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -102,7 +132,8 @@ async function main(argv: string[]): Promise<void> {
       dir: { type: 'string', default: '.quorumkey' },
       signers: { type: 'string' },
       threshold: { type: 'string' },
-      policy: { type: 'string' },
+      ...POLICY_OPTIONS,
+      clients: { type: 'string' },
       pem: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       tcp: { type: 'boolean', default: false },
@@ -110,6 +141,7 @@ async function main(argv: string[]): Promise<void> {
       digest: { type: 'string' },
       key: { type: 'string' },
       'tbs-file': { type: 'string' },
+      cross: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -130,13 +162,19 @@ async function main(argv: string[]): Promise<void> {
       const admin = adminClient(dir);
       if (sub === 'create') {
         if (!arg) fail('key create needs an ID');
-        const key = await unary<KeyInfo>(
-          admin,
-          'CreateKey',
-          { key_id: arg, threshold: int('threshold'), signer_count: int('signers'), policy: values.policy ? values.policy.split(',') : [] },
-          180_000,
-        );
+        let policyJson: string;
+        try {
+          policyJson = policyJsonFromFlags(values);
+        } catch (e) {
+          return fail((e as Error).message);
+        }
+        const clients = values.clients ? values.clients.split(',').map((c) => c.trim()).filter(Boolean) : [];
+        const key = await unary<KeyInfo>(admin, 'CreateKey', { key_id: arg, threshold: int('threshold'), signer_count: int('signers'), policy_json: policyJson, clients }, 180_000);
         console.log(describeKey(key));
+        if (clients.length === 0) console.error(`quorumkey: key '${arg}' has no clients yet: nobody can sign with it until 'quorumkey key grant ${arg} CLIENT'`);
+      } else if (sub === 'grant' || sub === 'revoke') {
+        if (!arg || !arg2) fail(`key ${sub} needs an ID and a client identity`);
+        console.log(describeKey(await unary<KeyInfo>(admin, sub === 'grant' ? 'GrantClient' : 'RevokeClient', { key_id: arg, client: arg2 })));
       } else if (sub === 'list') {
         const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
         for (const k of keys) console.log(describeKey(k));
@@ -209,6 +247,18 @@ async function main(argv: string[]): Promise<void> {
       const result = await verifyAuditLog(log);
       if (!result.ok) fail(`audit log ${log} is broken at line ${result.line}: ${result.reason}`);
       console.log(`audit log ${log}: ${result.records} records, chain intact, head ${result.head}`);
+      if (values.cross) {
+        const signerLogs = localSignerLogs(dir);
+        if (signerLogs.length === 0) fail(`no signer audit logs under ${paths(dir).root} (signer-*/audit.log)`);
+        const report = await crossCheckAudit(log, signerLogs);
+        for (const { signer } of signerLogs) {
+          const refused = Object.entries(report.refusals[signer] ?? {}).map(([reason, n]) => `${reason} ${n}`);
+          console.log(`signer ${signer}: ${report.signerRecords[signer]} records${refused.length ? `, refused: ${refused.join(', ')}` : ''}`);
+        }
+        for (const f of report.findings) console.log(`MISMATCH ${f.kind}: ${f.message}`);
+        if (!report.ok) fail(`cross-check failed: ${report.findings.length} finding(s)`);
+        console.log(`cross-check: the ${report.signatures} signatures of the coordinator's log match the ${signerLogs.length} signers' logs`);
+      }
       return;
     }
     default:

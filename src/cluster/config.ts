@@ -60,6 +60,8 @@ export const paths = (dir: string) => {
     config: join(root, 'cluster.json'),
     pki: join(root, 'pki'),
     signer: (index: number) => join(root, `signer-${index}`),
+    /** A signer's own audit log of every Finish it answered (signer-node/sign-gate.ts). */
+    signerAudit: (index: number) => join(root, `signer-${index}`, 'audit.log'),
     coordinator: join(root, 'coordinator'),
     socket: join(root, 'coordinator.sock'),
   };

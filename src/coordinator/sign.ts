@@ -184,7 +184,7 @@ export class SignService {
       if (input.claimedContext !== undefined && input.claimedContext !== verdict.context) {
         fail('invalid', `content is ${verdict.context === 'unknown' ? 'not a recognised structure' : verdict.context}, request says ${input.claimedContext}`);
       }
-      if (!verdict.allowed) fail('policy', `policy refused (${verdict.reason}): ${verdict.message}`);
+      if (!verdict.allowed) throw new CoordinatorError('policy', `policy refused (${verdict.reason}): ${verdict.message}`);
       if (!key.policySealed) fail('policy', `key '${key.id}' was created before policies were sealed with the shares: its signers sign nothing until 'quorumkey key adopt-policy ${key.id}'`);
       this.rateLimit(key);
       const out = await this.signDigest(key, verdict.context, verdict.detail, verdict.digest, input);
@@ -302,6 +302,7 @@ export class SignService {
           continue;
         }
         if (e instanceof ProtocolAbort) {
+          await this.recordUnreleased(key, chosen, digest, e.reason);
           log.failures.push(`subset ${subsetText(chosen.subset)}: ${e.message}`);
           lastTimedOut = false;
           if (e.culprit !== undefined && chosen.subset.includes(e.culprit)) {
@@ -408,6 +409,8 @@ export class SignService {
     const settled = await Promise.allSettled(chosen.subset.map((i) => this.d.signers.finish(i, req, timeout)));
     // A signer refusing under its sealed policy is the answer, not a failure to route around.
     const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && s.reason instanceof SignerCallError && s.reason.refusal !== undefined);
+    const anyFailed = settled.some((s) => s.status === 'rejected');
+    if (anyFailed) await this.recordUnreleased(key, chosen, digest, refused ? `refused: ${(refused.reason as SignerCallError).refusal}` : 'finish-failed');
     if (refused) {
       const e = refused.reason as SignerCallError;
       this.d.log.warn('a signer refused under the key policy it sealed', { key: key.id, signer: e.signer, reason: e.refusal });
@@ -447,6 +450,22 @@ export class SignService {
     return shares;
   }
 
+  /**
+   * Records an attempt whose shares were asked for but whose signature was not released, so
+   * that `audit verify --cross` accounts for the shares the signers did release.
+   */
+  private async recordUnreleased(key: KeyRecord, chosen: Chosen, digest: Uint8Array, reason: string): Promise<void> {
+    const record = { event: 'sign-failed', key_id: key.id, epoch: key.epoch, digest: hex(digest), subset: chosen.subset, presignature_id: hex(chosen.entry.id), reason, time: new Date().toISOString() };
+    try {
+      const appended = await this.d.audit.append(record);
+      this.d.metrics.auditRecords.inc();
+      this.d.metrics.auditHeadSeq.set(appended.seq);
+    } catch (e) {
+      this.d.metrics.auditFailures.inc();
+      this.d.log.error('audit append of a failed attempt failed', { key: key.id, error: (e as Error).message });
+    }
+  }
+
   private async release(
     key: KeyRecord,
     context: Context,
@@ -458,6 +477,7 @@ export class SignService {
   ): Promise<SignOutput> {
     const time = new Date();
     const record = {
+      event: 'sign',
       context,
       key_id: key.id,
       epoch: key.epoch,

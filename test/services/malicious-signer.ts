@@ -340,7 +340,7 @@ async function main(): Promise<void> {
   const store = new ShareStore(dir, index, kek);
   await store.checkKek();
   const { shares } = await store.loadAll();
-  const audit = await openSignerAudit(p.signer(index), log);
+  const audit = await openSignerAudit(p.signerAudit(index), log);
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
     handlerDecorator(
