@@ -13,6 +13,7 @@ import { adminClient, describeError, unary } from './clients.js';
 import { ensureTlsMaterial, startTlsServer } from './tls-endpoint.js';
 import { freePort, startChild, type Child } from './children.js';
 import { PROVIDER_MODULE } from './provider-config.js';
+import { normaliseKeyPolicy, type KeyPolicy } from '../policy/key-policy.js';
 
 export interface UpOptions {
   dir: string;
@@ -43,6 +44,24 @@ async function freshConfig(dir: string, signers: number): Promise<ClusterConfig>
     config.signers.push({ index, endpoint: await endpoint(), http: await endpoint(), seal });
   }
   return config;
+}
+
+/**
+ * The embedded keys: the TLS key (its CertificateVerify, and the CSR for its certificate) and
+ * its CA key, allowed to certify only localhost / 127.0.0.0/8 as TLS servers, and — for the
+ * self-signed root `up` makes once — CA:TRUE, for at most ten years.
+ */
+export function embeddedKeys(keyId: string): { id: string; policy: KeyPolicy }[] {
+  return [
+    { id: keyId, policy: normaliseKeyPolicy({ contexts: ['tls-server', 'x509-csr'] }) },
+    {
+      id: `${keyId}-ca`,
+      policy: normaliseKeyPolicy({
+        contexts: ['x509-cert'],
+        x509: { dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, allowCa: true, extendedKeyUsages: ['serverAuth'] },
+      }),
+    },
+  ];
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -115,13 +134,10 @@ export async function up(options: UpOptions): Promise<void> {
     }
     const admin = adminClient(dir);
     const { keys } = await unary<{ keys: { key_id: string }[] }>(admin, 'ListKeys', {});
-    for (const key of [
-      { id: options.keyId, policy: ['tls-server', 'x509-csr'] },
-      { id: `${options.keyId}-ca`, policy: ['x509-cert'] },
-    ]) {
+    for (const key of embeddedKeys(options.keyId)) {
       if (keys.some((k) => k.key_id === key.id)) continue;
-      console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.join(',')}) by distributed key generation…`);
-      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy: key.policy, clients: ['unix'] }, 180_000);
+      console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.contexts.join(',')}) by distributed key generation…`);
+      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy_json: JSON.stringify(key.policy), clients: ['unix'] }, 180_000);
     }
     admin.close();
     console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=http://${config.coordinator.http}`);
