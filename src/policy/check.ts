@@ -29,13 +29,12 @@ export type ContentVerdict =
   | { allowed: true; context: Context; detail: Detail; digest: Uint8Array }
   | { allowed: false; reason: RefusalReason; message: string; context: ContentClass | 'raw-digest'; detail: Detail };
 
-const DESCRIPTIONS: Record<ContentClass, string> = {
+const DESCRIPTIONS: Record<Exclude<ContentClass, 'unknown'>, string> = {
   'tls-server': 'a TLS 1.3 server CertificateVerify (tls-server)',
   ocsp: 'an OCSP ResponseData (ocsp)',
   'x509-cert': 'a TBSCertificate (x509-cert)',
   'x509-csr': 'a CSR CertificationRequestInfo (x509-csr)',
   sct: 'an RFC 6962 SCT (sct)',
-  unknown: 'unrecognised',
 };
 
 /** The hash each ECDSA signature algorithm of a TBSCertificate needs (names as classify.ts gives them). */

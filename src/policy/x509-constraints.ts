@@ -13,8 +13,11 @@
  *   host name of LDH labels and equal a permitted suffix or end in "." + one.
  * - A wildcard is "*" as the whole leftmost label followed by at least two labels; "*.R" stands
  *   for every name one label below R, so it is permitted exactly when R is.
- * - A subject CN is checked like a SAN when it is an IP literal or a host name with a dot; a CN
- *   with a control character is refused (NUL-truncating matchers would read another name).
+ * - A subject CN is checked like a SAN when it is an IP literal, or when it contains a dot and
+ *   neither whitespace nor "@" (so it could be taken for a host name): it must then be a permitted
+ *   host name, which also refuses U-labels and underscores. Other CNs ("Example CA",
+ *   "user@example.com") are no host name to any matcher and are not checked. A CN with a control
+ *   character is refused outright: NUL-truncating matchers would read another name.
  */
 import { AsnConvert, AsnParser } from '@peculiar/asn1-schema';
 import {
@@ -223,14 +226,18 @@ function refuse(reason: ConstraintReason, message: string): never {
   throw new Refusal(reason, message);
 }
 
-/** Parses `bytes` as `type` and insists the result re-encodes to exactly `bytes` (i.e. DER). */
-function parseExact<T>(bytes: Uint8Array, type: new () => T, what: string): T {
+/**
+ * Parses `bytes` as `type` and insists the result re-encodes to exactly `bytes` (i.e. DER).
+ * `inspect` sees the value first, to refuse what the library could not re-encode faithfully.
+ */
+function parseExact<T>(bytes: Uint8Array, type: new () => T, what: string, inspect?: (value: T) => void): T {
   let value: T;
   try {
     value = AsnParser.parse(bytes, type);
   } catch (e) {
     refuse('malformed-certificate', `${what} does not parse (${errorText(e)})`);
   }
+  inspect?.(value);
   if (!Buffer.from(AsnConvert.serialize(value)).equals(bytes)) {
     refuse('malformed-certificate', `${what} is not DER (it does not re-encode to the same ${bytes.length} bytes)`);
   }
@@ -251,12 +258,33 @@ const CRL_SIGN_BIT = 6;
 
 const GENERAL_NAME_TYPES = ['otherName', 'rfc822Name', 'x400Address', 'directoryName', 'ediPartyName', 'uniformResourceIdentifier', 'registeredID'] as const;
 
+type San = { dns: string } | { ip: Uint8Array } | { other: string };
+
+/**
+ * The library reads an iPAddress into text: an address for 4 or 16 bytes, something else
+ * ("a.b.c.d/n", hex) for other lengths. Once the subjectAltName has re-encoded to its own bytes,
+ * the text is known to stand for exactly the encoded address.
+ */
+function refuseOddAddresses(names: GeneralName[]): void {
+  for (const n of names) {
+    if (n.iPAddress !== undefined && !parseIpAddress(n.iPAddress)) {
+      refuse('malformed-certificate', `subjectAltName iPAddress ${quote(n.iPAddress)} is not a 4- or 16-byte address`);
+    }
+  }
+}
+
+function san(n: GeneralName): San {
+  if (n.dNSName !== undefined) return { dns: n.dNSName };
+  if (n.iPAddress !== undefined) return { ip: parseIpAddress(n.iPAddress)! };
+  return { other: GENERAL_NAME_TYPES.find((t) => n[t] !== undefined) ?? 'unknown' };
+}
+
 interface Parsed {
   tbs: TBSCertificate;
   ca: boolean;
   keyUsage?: KeyUsage;
   ekus?: string[];
-  sans: GeneralName[];
+  sans: San[];
   commonNames: string[];
 }
 
@@ -277,15 +305,15 @@ function parse(der: Uint8Array): Parsed {
   const bc = value(id_ce_basicConstraints);
   const ku = value(id_ce_keyUsage);
   const eku = value(id_ce_extKeyUsage);
-  const san = value(id_ce_subjectAltName);
+  const sanValue = value(id_ce_subjectAltName);
   const out: Parsed = { tbs, ca: bc ? parseExact(bc, BasicConstraints, 'basicConstraints').cA : false, sans: [], commonNames: [] };
   if (ku) out.keyUsage = parseExact(ku, KeyUsage, 'keyUsage');
   if (eku) {
     out.ekus = [...parseExact(eku, ExtendedKeyUsage, 'extendedKeyUsage')];
     if (out.ekus.length === 0) refuse('malformed-certificate', 'extendedKeyUsage is empty (RFC 5280 needs at least one purpose)');
   }
-  if (san) {
-    out.sans = [...parseExact(san, SubjectAlternativeName, 'subjectAltName')];
+  if (sanValue) {
+    out.sans = [...parseExact(sanValue, SubjectAlternativeName, 'subjectAltName', (v) => refuseOddAddresses([...v]))].map(san);
     if (out.sans.length === 0) refuse('malformed-certificate', 'subjectAltName is empty (RFC 5280 needs at least one name)');
   }
   for (const rdn of tbs.subject) {
@@ -328,7 +356,7 @@ function checkEku(p: Parsed, c: X509Constraints): void {
     if (!p.ca) refuse('eku-missing', 'the end-entity certificate has no extendedKeyUsage, so it would be valid for every purpose; add one of: ' + (c.extendedKeyUsages.join(', ') || '(none allowed)'));
     return;
   }
-  const allowed = new Set(c.extendedKeyUsages.map((u) => EXTENDED_KEY_USAGES[u] ?? u));
+  const allowed = new Set(c.extendedKeyUsages.map((u) => (Object.hasOwn(EXTENDED_KEY_USAGES, u) ? EXTENDED_KEY_USAGES[u]! : u)));
   const nameOf = Object.fromEntries(Object.entries(EXTENDED_KEY_USAGES).map(([name, oid]) => [oid, name]));
   for (const oid of p.ekus) {
     if (!allowed.has(oid)) {
@@ -355,32 +383,18 @@ function checkDns(raw: string, where: string, c: X509Constraints): string {
   return host.name;
 }
 
-/** The iPAddress bytes, taken from the (verified DER) encoding of the GeneralName: [7] len bytes. */
-function ipAddressBytes(name: GeneralName): Uint8Array {
-  const der = new Uint8Array(AsnConvert.serialize(name));
-  const long = der[1]! & 0x80 ? der[1]! & 0x7f : 0;
-  return der.subarray(2 + long);
-}
-
 function checkNames(p: Parsed, c: X509Constraints): string[] {
   const names: string[] = [];
-  for (const san of p.sans) {
-    if (san.dNSName !== undefined) {
-      names.push(checkDns(san.dNSName, 'subjectAltName dNSName', c));
-    } else if (san.iPAddress !== undefined) {
-      const ip = ipAddressBytes(san);
-      if (ip.length !== 4 && ip.length !== 16) refuse('malformed-certificate', `subjectAltName iPAddress is ${ip.length} bytes (an address is 4 or 16)`);
-      names.push(checkIp(ip, 'subjectAltName iPAddress', c));
-    } else {
-      const type = GENERAL_NAME_TYPES.find((t) => san[t] !== undefined) ?? 'unknown';
-      refuse('name-not-permitted', `subjectAltName ${type} is not permitted: an x509-cert key certifies only dNSName and iPAddress names`);
-    }
+  for (const n of p.sans) {
+    if ('dns' in n) names.push(checkDns(n.dns, 'subjectAltName dNSName', c));
+    else if ('ip' in n) names.push(checkIp(n.ip, 'subjectAltName iPAddress', c));
+    else refuse('name-not-permitted', `subjectAltName ${n.other} is not permitted: an x509-cert key certifies only dNSName and iPAddress names`);
   }
   for (const cn of p.commonNames) {
     if (CONTROL.test(cn)) refuse('name-not-permitted', `subject CN ${quote(cn)} contains a control character`);
     const ip = parseIpAddress(cn);
     if (ip) names.push(checkIp(ip, 'subject CN', c));
-    else if (cn.includes('.') && hostName(cn)) names.push(checkDns(cn, 'subject CN', c));
+    else if (cn.includes('.') && !/[\s@]/.test(cn)) names.push(checkDns(cn, 'subject CN', c));
   }
   return [...new Set(names)];
 }
