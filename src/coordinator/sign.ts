@@ -19,7 +19,7 @@ import { ProtocolAbort } from '../protocol/errors.js';
 import type { ProtocolMessage } from '../protocol/message.js';
 import { digestAlgToWire, fromEnvelope } from '../transport/proto.js';
 import { CONTEXTS, type Context, type Detail } from '../policy/classify.js';
-import { checkContent, type DigestAlg } from '../policy/check.js';
+import { checkContent, DIGEST_BYTES, type DigestAlg } from '../policy/check.js';
 import { RateLimiter } from '../policy/rate-limit.js';
 import { CoordinatorError, errorName, fail, formatSigners } from './errors.js';
 import type { ConflictGraph } from './conflicts.js';
@@ -32,7 +32,6 @@ import { PresignError, type Presigner } from './presign.js';
 import { SignerCallError, type SignerRegistry } from './signers.js';
 
 export type { DigestAlg };
-export const DIGEST_BYTES: Record<DigestAlg, number> = { sha256: 32, sha384: 48, sha512: 64 };
 /** How long a subset that produced an invalid signature is ranked last. */
 export const SUBSET_PENALTY_MS = 60_000;
 /** Largest accepted tbs (bytes). */

@@ -143,7 +143,10 @@ function contexts(v: unknown): Context[] {
   for (const c of v) {
     if (!(CONTEXTS as readonly unknown[]).includes(c)) throw new PolicyError('contexts', `unknown context ${JSON.stringify(c)} (allowed: ${CONTEXTS.join(', ')})`);
   }
-  return CONTEXTS.filter((c) => v.includes(c));
+  const out = CONTEXTS.filter((c) => v.includes(c));
+  // A raw-digest key signs any digest: other contexts beside it would restrict nothing.
+  if (out.includes('raw-digest') && out.length > 1) throw new PolicyError('contexts', `raw-digest signs any digest, so it stands alone (give a separate key for ${out.filter((c) => c !== 'raw-digest').join(', ')})`);
+  return out;
 }
 
 function x509(v: unknown): X509Constraints {

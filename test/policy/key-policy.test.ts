@@ -39,7 +39,12 @@ describe('key policy', () => {
     });
 
     it('orders contexts as CONTEXTS and drops duplicates', () => {
-      assert.deepEqual(normaliseKeyPolicy({ contexts: ['raw-digest', 'ocsp', 'tls-server', 'ocsp'] }).contexts, ['tls-server', 'ocsp', 'raw-digest']);
+      assert.deepEqual(normaliseKeyPolicy({ contexts: ['sct', 'ocsp', 'tls-server', 'ocsp'] }).contexts, ['tls-server', 'ocsp', 'sct']);
+    });
+
+    it('raw-digest stands alone: beside it, other contexts would restrict nothing', () => {
+      assert.deepEqual(normaliseKeyPolicy({ contexts: ['raw-digest', 'raw-digest'] }).contexts, ['raw-digest']);
+      policyError({ contexts: ['raw-digest', 'tls-server'] }, 'contexts', /raw-digest signs any digest, so it stands alone \(give a separate key for tls-server\)/);
     });
 
     it('refuses unknown or empty contexts and unknown fields, naming them', () => {
