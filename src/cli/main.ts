@@ -56,7 +56,7 @@ interface ClusterStatus {
 
 const reconcileCommand = (c: PairConflict) => `quorumkey signers reconcile --key ${c.key_id} ${c.a} ${c.b}`;
 
-function printStatus(status: ClusterStatus): void {
+function printStatus(status: ClusterStatus, keys: readonly KeyInfo[] = []): void {
   console.log('signer  up  healthy  quarantined  latency   boot id');
   for (const s of status.signers) {
     console.log(
@@ -67,6 +67,9 @@ function printStatus(status: ClusterStatus): void {
     const usable = k.usable ?? [];
     const list = usable.length > 0 && usable.length <= 12 ? `  [${usable.map((u) => u.signers.join(',')).join('] [')}]` : '';
     console.log(`\nkey ${k.key_id}: usable subsets: ${usable.length} of ${k.total}${list}`);
+    const info = keys.find((i) => i.key_id === k.key_id);
+    if (info?.trusts_coordinator) console.log('  raw-digest: TRUSTS THE COORDINATOR (the signers cannot check what a bare digest stands for)');
+    if (info && !info.policy_sealed) console.log(`  policy not sealed: signs nothing until 'quorumkey key adopt-policy ${k.key_id}'`);
     const conflicts = (status.conflicts ?? []).filter((c) => c.key_id === k.key_id);
     if (conflicts.length === 0) console.log('  no pair conflicts');
     for (const c of conflicts) {
@@ -205,9 +208,11 @@ async function main(argv: string[]): Promise<void> {
     case 'openssl-conf':
       return void process.stdout.write(opensslConf());
     case 'status': {
-      const status = await unary<ClusterStatus>(adminClient(dir), 'Status', {});
+      const admin = adminClient(dir);
+      const status = await unary<ClusterStatus>(admin, 'Status', {});
       if (values.json) return void console.log(JSON.stringify(status, null, 2));
-      printStatus(status);
+      const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
+      printStatus(status, keys);
       return;
     }
     case 'signers': {
