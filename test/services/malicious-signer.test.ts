@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { paths, writeClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
-import { ensureClusterPki, signerName } from '../../src/pki/cluster-ca.js';
+import { ensureClusterPki, loadIdentity, signerName } from '../../src/pki/cluster-ca.js';
+import { createApproval } from '../../src/pki/operator-approval.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import {
   freePort,
@@ -80,9 +81,11 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   /** Pairs in conflict for key tls, as "a,b". */
   const conflictPairs = (s: ClusterStatusWire, keyId = 'tls') => s.conflicts.filter((c) => c.key_id === keyId).map((c) => `${c.a},${c.b}`);
   const WITH_BAD = HONEST.map((i) => `${i},${BAD}`);
+  /** The operator's approval of a pair re-setup (what `quorumkey signers reconcile` signs). */
+  const approval = (keyId: string, a: number, b: number) => createApproval(loadIdentity(paths(dir).pki, 'admin'), 'pair-setup', { key: keyId, a: Math.min(a, b), b: Math.max(a, b) });
   /** Re-runs the pair setups of signer 4 with every honest signer (the operator's reconcile). */
   const reconcileAll = async () => {
-    for (const i of HONEST) await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+    for (const i of HONEST) await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD, approval: approval('tls', i, BAD) }, 120_000);
   };
 
   /** One Sign over the unix socket; a returned signature must verify (checked here, always). */
@@ -213,7 +216,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
       // and answers after both signers were probed anew: that pair is cleared, unless signer 4
       // already failed a presign with it again (the refills resume at once, and it keeps tampering).
       for (const i of HONEST) {
-        const after = await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+        const after = await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD, approval: approval('tls', i, BAD) }, 120_000);
         for (const x of after.signers) assert.equal(x.quarantined, false, `signer ${x.index} not quarantined`);
       }
       await waitFor(
