@@ -158,7 +158,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
 
   describe('empty pools', () => {
     it('creates the 2-of-3 key over Admin', async () => {
-      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }, 120_000);
+      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3, clients: ['unix', 'http'] }, 120_000);
       assert.deepEqual(key.signers, ALL);
     });
 

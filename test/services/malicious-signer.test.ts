@@ -143,7 +143,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   });
 
   it('creates a 2-of-4 key over Admin: key generation is not tampered with and succeeds', async () => {
-    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 4 }, 120_000);
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 4, clients: ['unix'] }, 120_000);
     assert.deepEqual(key.signers, ALL);
     assert.equal(key.threshold, 2);
     assert.deepEqual(key.policy, ['tls-server']);
@@ -341,7 +341,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
     });
 
     it('a key whose only subset includes the malicious signer: Sign fails, no signature leaves', async () => {
-      const pair = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'pair', threshold: 2, signers: [1, BAD] }, 120_000);
+      const pair = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'pair', threshold: 2, signers: [1, BAD], clients: ['unix'] }, 120_000);
       assert.deepEqual(pair.signers, [1, BAD]);
       const tamperedBefore = tampered(signers.get(BAD)!, 'finish');
       for (let n = 0; n < 3; n++) {
