@@ -3,8 +3,10 @@
  * gRPC services (mutual TLS with the cluster CA) and an HTTP server for /metrics and /healthz.
  *
  * Signer: callable only by the certificate `coordinator`. Peer: only by `signer-<j>`, j a
- * configured signer other than this one (Exchange for protocol rounds; RetirePair, with which
- * peer j can retire only the pair (j, this signer)).
+ * configured signer other than this one (Exchange for protocol rounds, each envelope's `from`
+ * being j; RetirePair, with which peer j can retire only the pair (j, this signer)). Enforced by
+ * signer-node/access.ts's interceptor before a request is read. PairSetup also needs an
+ * operator approval (the admin identity's signature), KeyGen stops at a cap on keys held.
  *
  * Pair retirement (DESIGN §3): a failed OT / VOLE check with peer j retires the pair's OT
  * correlation for that key — at once in memory (Party), then durably (the share file is
@@ -22,8 +24,11 @@
  *                        key is already running; key refreshed while a presign ran
  *   ABORTED              a ProtocolAbort: trailing metadata qk-abort-reason, qk-culprit (when
  *                        known), qk-blame: 1 (for a blame)
- *   RESOURCE_EXHAUSTED   too many sessions or presignatures in memory
- *   PERMISSION_DENIED    wrong caller certificate
+ *   RESOURCE_EXHAUSTED   too many sessions or presignatures in memory; KeyGen past the key limit
+ *                        (qk-refusal: key-limit)
+ *   PERMISSION_DENIED    wrong caller certificate (signer-node/access.ts, before the request is
+ *                        read); PairSetup without a valid operator approval (qk-refusal: the
+ *                        approval-* reason)
  *   UNAVAILABLE          shutting down
  *   INTERNAL             sealing failed, or a bug (logged)
  */
@@ -33,6 +38,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import type { AddressInfo } from 'node:net';
 import type { ClusterConfig } from '../src/cluster/config.js';
 import type { TlsIdentity } from '../src/pki/cluster-ca.js';
+import type { OperatorApproval } from '../src/pki/operator-approval.js';
 import { ProtocolAbort } from '../src/protocol/errors.js';
 import type { KeyShare } from '../src/protocol/keyshare.js';
 import { MAX_PARTIES } from '../src/protocol/keyshare.js';
@@ -49,12 +55,13 @@ import { decodeKeyPolicy, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
 import { callerName, serverCredentials } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
+import { AccessError, COORDINATOR_IDENTITY, SignerAccess } from './access.js';
 import { SignerMetrics } from './metrics.js';
 import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, retirePairHandler, sendRetirePair, type PeerAddress, type RetirePairNotice } from './peers.js';
 import { SessionDriver, ShuttingDown } from './sessions.js';
 import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
 
-export const COORDINATOR_IDENTITY = 'coordinator';
+export { COORDINATOR_IDENTITY };
 export const MIN_DIGEST_BYTES = 20;
 export const MAX_DIGEST_BYTES = 64;
 /** Largest content a Finish may carry (as the coordinator's limit). */
@@ -119,6 +126,7 @@ interface PairSetupRequest {
   key_id: string;
   session_id: Buffer;
   peer: number;
+  approval: OperatorApproval | null;
 }
 interface KeySummary {
   key_id: string;
@@ -205,6 +213,7 @@ export class SignerNode {
   /** The latest share write of each key (persist() chains the next one behind it). */
   private readonly saving = new Map<string, Promise<void>>();
   private readonly transport: PeerTransport;
+  private readonly access: SignerAccess;
   private readonly driver: SessionDriver;
   private readonly gate: SignGate;
   private readonly server: grpc.Server;
@@ -232,7 +241,20 @@ export class SignerNode {
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
     this.gate = new SignGate(options.audit, (keyId, reason) => this.metrics.refusals.inc({ key: keyId, reason }));
     this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason));
-    this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES, 'grpc.max_send_message_length': 4 * 1024 * 1024 });
+    this.access = new SignerAccess({
+      self: this.index,
+      signers: this.signerIndices,
+      caPem: this.identity.ca,
+      log: this.log,
+      registry: this.metrics.registry,
+      maxKeys: this.config.maxKeysPerSigner,
+    });
+    // The interceptor refuses a wrong certificate before the (up to 64 MB) request is read.
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_PEER_MESSAGE_BYTES,
+      'grpc.max_send_message_length': 4 * 1024 * 1024,
+      interceptors: [this.access.interceptor],
+    });
     this.server.addService(services.Signer.service, {
       Health: this.unary('Health', () => this.health()),
       KeyGen: this.unary('KeyGen', (r: KeyGenRequest) => this.keyGen(r)),
@@ -342,6 +364,7 @@ export class SignerNode {
     if (e instanceof ProtocolAbort) {
       return { name: 'ProtocolAbort', message: e.message, code: grpc.status.ABORTED, details: e.message, metadata: abortMetadata(e) };
     }
+    if (e instanceof AccessError) return { name: 'AccessError', message: e.message, code: e.code, details: e.message, metadata: e.metadata };
     if (e instanceof ShuttingDown) return { name: 'Unavailable', message: e.message, code: grpc.status.UNAVAILABLE, details: e.message };
     if (e instanceof SealError) {
       this.log.error('sealing failed', { method, error: e.message });
@@ -438,6 +461,7 @@ export class SignerNode {
   }
 
   private async keyGen(req: KeyGenRequest): Promise<KeyGenResponse> {
+    this.access.admitNewKey(this.keys, this.dealing);
     const keyId = this.keyId(req.key_id);
     const sessionId = this.sessionId(req.session_id);
     const parties = this.indices(req.parties, 'parties', 2, MAX_PARTIES);
@@ -582,9 +606,12 @@ export class SignerNode {
 
   /**
    * Pairwise re-setup with `peer` (both signers are called with the same label): fresh base OTs
-   * in both directions for this key; persisted before it is answered.
+   * in both directions for this key; persisted before it is answered. Only with the operator's
+   * approval of {op: pair-setup, key, a: min(self, peer), b: max(self, peer)}.
    */
   private async pairSetup(req: PairSetupRequest): Promise<KeySummary> {
+    // The operator's approval of exactly this pair and key comes first: the coordinator's word is not enough.
+    this.access.checkApproval('PairSetup', req.approval, { op: 'pair-setup', key: req.key_id, a: Math.min(this.index, req.peer), b: Math.max(this.index, req.peer) });
     const keyId = this.knownKey(req.key_id);
     const sessionId = this.sessionId(req.session_id);
     const share = this.party.share(keyId);

@@ -6,10 +6,11 @@
  * which the session's messages to that peer are written round after round; the stream is ended
  * when the session finishes or fails.
  *
- * Incoming: the Exchange handler authenticates the caller from its certificate (CN signer-<j>,
- * j a configured signer other than self) and hands every envelope, with that index as the
- * authenticated sender, to a delivery callback. The envelope's `from` is never trusted here: the
- * session checks that it matches the certificate.
+ * Incoming: signer-node/access.ts has admitted only callers with a certificate signer-<j> (j a
+ * configured signer other than self) and only envelopes whose `from` is j, before anything was
+ * decoded; the Exchange handler takes j from the certificate again and hands every envelope, with
+ * that index as the authenticated sender, to a delivery callback (the session checks the
+ * envelope against it once more).
  */
 import * as grpc from '@grpc/grpc-js';
 import type { TlsIdentity } from '../src/pki/cluster-ca.js';
@@ -145,9 +146,8 @@ export function exchangeHandler(
     if (sender === undefined) {
       const who = callerName(call) ?? 'an unauthenticated caller';
       transport.log.warn('peer call refused', { caller: who });
+      // Ends the call at once: nothing more is read from the stream.
       callback({ code: grpc.status.PERMISSION_DENIED, details: `Peer.Exchange: '${who}' is not a peer signer of signer ${transport.self}` });
-      // Stop reading whatever the caller keeps sending.
-      call.on('data', () => undefined);
       return;
     }
     let answered = false;

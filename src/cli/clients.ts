@@ -1,7 +1,11 @@
-/** gRPC clients the CLI uses: Admin over mTLS with the `admin` identity, Coordinator over the unix socket. */
+/**
+ * gRPC clients the CLI uses: Admin over mTLS with the `admin` identity, Coordinator over the unix
+ * socket; and the operator approvals the CLI signs with the same identity.
+ */
 import * as grpc from '@grpc/grpc-js';
 import { paths, readClusterConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
+import { createApproval, type OperatorApproval } from '../pki/operator-approval.js';
 import { services } from '../transport/proto.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
 
@@ -21,6 +25,15 @@ export function adminClient(dir: string): grpc.Client {
   const config = readClusterConfig(dir);
   const identity = loadIdentity(paths(dir).pki, 'admin');
   return new services.Admin(config.coordinator.grpc, clientCredentials(identity), channelOptions('coordinator'));
+}
+
+/**
+ * The operator's approval of a pair re-setup of signers a < b for key `keyId`, signed with the
+ * admin identity (<dir>/pki/admin.key): the signers accept PairSetup only with it.
+ */
+export function pairSetupApproval(dir: string, keyId: string, a: number, b: number): OperatorApproval {
+  const identity = loadIdentity(paths(dir).pki, 'admin');
+  return createApproval(identity, 'pair-setup', { key: keyId, a: Math.min(a, b), b: Math.max(a, b) });
 }
 
 export function coordinatorClient(dir: string): grpc.Client {

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { verifyAuditLog } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
-import { adminClient, coordinatorClient, describeError, unary } from './clients.js';
+import { adminClient, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
 import { up } from './up.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
@@ -31,6 +31,7 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
   status [--json]                               signers, quarantine, pair conflicts, usable subsets, pools
   signers reconcile --key ID A B                re-runs the pairwise OT setup of signers A and B for key ID: the way a
                                                 conflicting pair (a failed check between them) works together again
+                                                (signs the approval both signers check with the admin identity's key)
   signers quarantine I                          operator exclusion: the coordinator stops scheduling signer I
                                                 (coordinator state only; no signer is told)
   signers readmit I                             lifts that exclusion only (never a pair conflict: see reconcile)
@@ -226,9 +227,11 @@ async function main(argv: string[]): Promise<void> {
         const a = index(arg, 'signer A');
         const b = index(arg2, 'signer B');
         if (positionals.length > 4) fail('signers reconcile takes two signers: --key ID A B');
-        const status = await unary<ClusterStatus>(adminClient(dir), 'ReconcilePair', { key_id: values.key, a, b }, 180_000);
-        if (values.json) return void console.log(JSON.stringify(status, null, 2));
         const [lo, hi] = a < b ? [a, b] : [b, a];
+        // The operator's consent, signed with the admin key: each of the two signers checks it.
+        const approval = pairSetupApproval(dir, values.key!, lo, hi);
+        const status = await unary<ClusterStatus>(adminClient(dir), 'ReconcilePair', { key_id: values.key, a, b, approval }, 180_000);
+        if (values.json) return void console.log(JSON.stringify(status, null, 2));
         const left = (status.conflicts ?? []).find((c) => c.key_id === values.key && c.a === lo && c.b === hi);
         console.log(left ? `signers ${lo} and ${hi} re-ran their pair setup for key ${values.key}, but the pair is still in conflict` : `signers ${lo} and ${hi} reconciled for key ${values.key}`);
         printStatus(status);

@@ -49,6 +49,8 @@ export interface ClusterConfig {
   pool: PoolConfig;
   /** Milliseconds a protocol session may wait for its peers. */
   sessionTimeoutMs: number;
+  /** Keys each signer holds at most (KeyGen past it: RESOURCE_EXHAUSTED); default 256. */
+  maxKeysPerSigner?: number;
 }
 
 export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };

@@ -5,9 +5,11 @@
  * signer (quarantine / readmission: coordinator state only) and the reconciliation of a
  * conflicting pair (Signer.PairSetup on both members).
  */
+import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import type { ClusterConfig } from '../cluster/config.js';
+import type { OperatorApproval } from '../pki/operator-approval.js';
 import { CoordinatorError, fail, formatSigners } from './errors.js';
 import { binomial, type ConflictGraph, type PairConflictView } from './conflicts.js';
 import type { KeyRecord, KeyStore } from './keys.js';
@@ -17,7 +19,7 @@ import type { AuditLog } from '../audit/log.js';
 import { encodeKeyPolicy, normaliseKeyPolicy, PolicyError, type KeyPolicy } from '../policy/key-policy.js';
 import { CLIENT_PATTERN, KEY_ID_PATTERN } from './policy.js';
 import type { PoolInfo, PoolSet } from './pools.js';
-import { SignerCallError, type KeyGenResponse, type KeySummary, type SignerRegistry, type SignerState } from './signers.js';
+import { SignerCallError, type KeyGenResponse, type KeySummary, type PairSetupRequest, type SignerRegistry, type SignerState } from './signers.js';
 
 export const MIN_THRESHOLD = 2;
 export const MAX_SIGNERS = 16;
@@ -277,8 +279,12 @@ export class AdminService {
    * on a (peer b) and on b (peer a) concurrently with one fresh 32-byte session id; when both
    * answered, both are probed anew (probes started now), which clears the conflict once neither
    * lists the other among its retired peers any more.
+   *
+   * `approval` is the operator's signed approval of {op: pair-setup, key, a, b} (the CLI makes
+   * it with the admin identity): passed to both signers unchanged, each of which checks it. The
+   * coordinator cannot make one; it only refuses early when there is none.
    */
-  async reconcilePair(keyId: string, a: number, b: number): Promise<ClusterStatusView> {
+  async reconcilePair(keyId: string, a: number, b: number, approval?: OperatorApproval | null): Promise<ClusterStatusView> {
     if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
     const key = this.d.keys.get(keyId);
     if (!key) fail('not-found', `unknown key '${keyId}'`);
@@ -286,6 +292,8 @@ export class AdminService {
     if (a === b) fail('invalid', `a pair needs two different signers, got ${a} twice`);
     const outside = [a, b].filter((i) => !key!.signers.includes(i));
     if (outside.length) fail('invalid', `signers ${formatSigners(outside)} do not hold key '${keyId}' (holders: ${formatSigners(key!.signers)})`);
+    const hasApproval = !!approval && [approval.statement, approval.signature, approval.certificate].every((f) => f instanceof Uint8Array && f.length > 0);
+    if (!hasApproval) fail('forbidden', `approval-missing: a pair re-setup needs the operator's approval signed with the admin identity (quorumkey signers reconcile makes one)`);
     if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
     const pair = [a, b].sort((x, y) => x - y) as [number, number];
     const what = `reconciliation of signers ${pair[0]} and ${pair[1]} for key '${keyId}'`;
@@ -296,17 +304,22 @@ export class AdminService {
     try {
       const sessionId = randomBytes(32);
       this.d.log.info('pair reconciliation started', { key: keyId, a: pair[0], b: pair[1], conflict: this.d.conflicts.has(keyId, a, b) });
+      const request = (peer: number) => {
+        const r: PairSetupRequest & { approval: OperatorApproval } = { key_id: keyId, session_id: sessionId, peer, approval: approval! };
+        return r;
+      };
       const settled = await Promise.allSettled([
-        this.d.signers.pairSetup(pair[0], { key_id: keyId, session_id: sessionId, peer: pair[1] }, this.keyGenTimeoutMs),
-        this.d.signers.pairSetup(pair[1], { key_id: keyId, session_id: sessionId, peer: pair[0] }, this.keyGenTimeoutMs),
+        this.d.signers.pairSetup(pair[0], request(pair[1]), this.keyGenTimeoutMs),
+        this.d.signers.pairSetup(pair[1], request(pair[0]), this.keyGenTimeoutMs),
       ]);
       const errors = settled.flatMap((r, k) => (r.status === 'rejected' ? [{ signer: pair[k]!, error: r.reason as unknown }] : []));
       if (errors.length) {
         // A SignerCallError's message names the signer and the RPC already ("signer 4 PairSetup: …").
         const text = errors.map((e) => (e.error instanceof SignerCallError ? e.error.message : `signer ${e.signer}: ${e.error instanceof Error ? e.error.message : String(e.error)}`)).join('; ');
         const unreachable = errors.every((e) => e.error instanceof SignerCallError && (e.error.unreachable || e.error.timedOut));
+        const refused = errors.some((e) => e.error instanceof SignerCallError && e.error.code === grpc.status.PERMISSION_DENIED);
         this.d.log.error(`${what} failed`, { signers: errors.map((e) => e.signer), error: text });
-        fail(unreachable ? 'unavailable' : 'internal', `${what} failed: ${text}`);
+        fail(refused ? 'forbidden' : unreachable ? 'unavailable' : 'internal', `${what} failed: ${text}`);
       }
       for (const [k, r] of settled.entries()) {
         const summary = (r as PromiseFulfilledResult<KeySummary>).value;

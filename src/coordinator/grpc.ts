@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { canonicalJson } from '../audit/canonical.js';
 import { publicKeySpki } from '../protocol/ecdsa.js';
+import type { OperatorApproval } from '../pki/operator-approval.js';
 import { callerName } from '../transport/tls.js';
 import { services } from '../transport/proto.js';
 import type { AdminService, ClusterStatusView } from './admin.js';
@@ -218,9 +219,10 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       d.log.warn('admin: readmit', { caller: who, signer: req.index });
       return clusterStatus(d.admin.readmit(req.index));
     }),
-    ReconcilePair: unary('ReconcilePair', async (req: { key_id: string; a: number; b: number }, who) => {
-      d.log.warn('admin: reconcile pair', { caller: who, key: req.key_id, a: req.a, b: req.b });
-      return clusterStatus(await d.admin.reconcilePair(req.key_id ?? '', req.a ?? 0, req.b ?? 0));
+    ReconcilePair: unary('ReconcilePair', async (req: { key_id: string; a: number; b: number; approval: OperatorApproval | null }, who) => {
+      d.log.warn('admin: reconcile pair', { caller: who, key: req.key_id, a: req.a, b: req.b, approval: !!req.approval });
+      // The operator's approval goes to both signers as it came: each of them checks it.
+      return clusterStatus(await d.admin.reconcilePair(req.key_id ?? '', req.a ?? 0, req.b ?? 0, req.approval));
     }),
   };
 }

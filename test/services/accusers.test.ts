@@ -97,7 +97,7 @@ describe('false accusers: signers 4 and 5 accuse every peer (3-of-5, real proces
   });
 
   it('creates the 3-of-5 key over Admin (key generation is not touched by the wrapper)', async () => {
-    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 3, signer_count: 5 }, 120_000);
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 3, signer_count: 5, clients: ['unix'] }, 120_000);
     assert.deepEqual(key.signers, ALL);
     assert.equal(key.threshold, 3);
   });

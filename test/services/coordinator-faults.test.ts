@@ -28,7 +28,8 @@ import * as grpc from '@grpc/grpc-js';
 import { verifyAuditLog } from '../../src/audit/log.js';
 import { paths, writeClusterConfig } from '../../src/cluster/config.js';
 import { tls13CertificateVerifyContent } from '../../src/policy/classify.js';
-import { ensureClusterPki } from '../../src/pki/cluster-ca.js';
+import { ensureClusterPki, loadIdentity } from '../../src/pki/cluster-ca.js';
+import { createApproval } from '../../src/pki/operator-approval.js';
 import {
   expectStatus,
   httpJson,
@@ -157,7 +158,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
 
   describe('empty pools', () => {
     it('creates the 2-of-3 key over Admin', async () => {
-      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }, 120_000);
+      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3, clients: ['unix', 'http'] }, 120_000);
       assert.deepEqual(key.signers, ALL);
     });
 
@@ -357,7 +358,8 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
       assert.equal(await poolsWith(3), 0);
       for (const peer of [1, 2]) {
         const t0 = Date.now();
-        st = await unary<ClusterStatusWire>(admin!, 'ReconcilePair', { key_id: 'tls', a: 3, b: peer }, 120_000);
+        const approval = createApproval(loadIdentity(cluster.pki, 'admin'), 'pair-setup', { key: 'tls', a: peer, b: 3 });
+        st = await unary<ClusterStatusWire>(admin!, 'ReconcilePair', { key_id: 'tls', a: 3, b: peer, approval }, 120_000);
         console.log(`      ReconcilePair {${peer},3} answered after ${Date.now() - t0} ms; conflicts left: ${conflictsOf(st).map((c) => `{${c.a},${c.b}}`).join(' ') || 'none'}`);
         assert.ok(!conflictsOf(st).some((c) => c.a === peer && c.b === 3), `{${peer},3} cleared by the reconciliation`);
       }

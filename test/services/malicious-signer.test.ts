@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { paths, writeClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
-import { ensureClusterPki, signerName } from '../../src/pki/cluster-ca.js';
+import { ensureClusterPki, loadIdentity, signerName } from '../../src/pki/cluster-ca.js';
+import { createApproval } from '../../src/pki/operator-approval.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import {
   freePort,
@@ -80,9 +81,11 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   /** Pairs in conflict for key tls, as "a,b". */
   const conflictPairs = (s: ClusterStatusWire, keyId = 'tls') => s.conflicts.filter((c) => c.key_id === keyId).map((c) => `${c.a},${c.b}`);
   const WITH_BAD = HONEST.map((i) => `${i},${BAD}`);
+  /** The operator's approval of a pair re-setup (what `quorumkey signers reconcile` signs). */
+  const approval = (keyId: string, a: number, b: number) => createApproval(loadIdentity(paths(dir).pki, 'admin'), 'pair-setup', { key: keyId, a: Math.min(a, b), b: Math.max(a, b) });
   /** Re-runs the pair setups of signer 4 with every honest signer (the operator's reconcile). */
   const reconcileAll = async () => {
-    for (const i of HONEST) await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+    for (const i of HONEST) await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD, approval: approval('tls', i, BAD) }, 120_000);
   };
 
   /** One Sign over the unix socket; a returned signature must verify (checked here, always). */
@@ -140,7 +143,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
   });
 
   it('creates a 2-of-4 key over Admin: key generation is not tampered with and succeeds', async () => {
-    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 4 }, 120_000);
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 4, clients: ['unix'] }, 120_000);
     assert.deepEqual(key.signers, ALL);
     assert.equal(key.threshold, 2);
     assert.deepEqual(key.policy, ['tls-server']);
@@ -213,7 +216,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
       // and answers after both signers were probed anew: that pair is cleared, unless signer 4
       // already failed a presign with it again (the refills resume at once, and it keeps tampering).
       for (const i of HONEST) {
-        const after = await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD }, 120_000);
+        const after = await unary<ClusterStatusWire>(admin, 'ReconcilePair', { key_id: 'tls', a: i, b: BAD, approval: approval('tls', i, BAD) }, 120_000);
         for (const x of after.signers) assert.equal(x.quarantined, false, `signer ${x.index} not quarantined`);
       }
       await waitFor(
@@ -338,7 +341,7 @@ describe('a malicious signer (test wrapper process) among real signer and coordi
     });
 
     it('a key whose only subset includes the malicious signer: Sign fails, no signature leaves', async () => {
-      const pair = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'pair', threshold: 2, signers: [1, BAD] }, 120_000);
+      const pair = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'pair', threshold: 2, signers: [1, BAD], clients: ['unix'] }, 120_000);
       assert.deepEqual(pair.signers, [1, BAD]);
       const tamperedBefore = tampered(signers.get(BAD)!, 'finish');
       for (let n = 0; n < 3; n++) {

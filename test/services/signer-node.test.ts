@@ -10,7 +10,8 @@ import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { paths, readClusterConfig, writeClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
-import { loadIdentity } from '../../src/pki/cluster-ca.js';
+import { ensureClusterPki, loadIdentity } from '../../src/pki/cluster-ca.js';
+import { createApproval } from '../../src/pki/operator-approval.js';
 import { publicKeySpki } from '../../src/protocol/ecdsa.js';
 import { decodeKeyShare } from '../../src/protocol/keyshare-codec.js';
 import type { KeyShare } from '../../src/protocol/keyshare.js';
@@ -153,6 +154,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
 
   before(async function () {
     cluster = await createTestCluster({ signers: [1, 2, 3], pkcs11Signers: [3], sessionTimeoutMs: SESSION_TIMEOUT_MS });
+    ensureClusterPki(cluster.pki, ['admin']);
     coordinatorCreds = mtls(identity(cluster, 'coordinator'));
     for (const i of [1, 2, 3]) stubs.set(i, client('Signer', endpoint(i), `signer-${i}`, coordinatorCreds));
   });
@@ -392,7 +394,13 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await call(s, 'Refresh', { key_id: KEY, session_id: randomBytes(8) }), INVALID, /session_id/);
     expectStatus(await call(s, 'Refresh', {}), INVALID, /key_id/);
 
-    const pair = (r: object) => call(s, 'PairSetup', { key_id: KEY, session_id: sid(), peer: 2, ...r });
+    // Each with the admin's approval of exactly what it asks for, so that the input checks speak.
+    const pair = (r: { key_id?: string; peer?: number; session_id?: Buffer }) => {
+      const req = { key_id: KEY, session_id: sid(), peer: 2, ...r };
+      const approval = createApproval(identity(cluster, 'admin'), 'pair-setup', { key: req.key_id, a: Math.min(1, req.peer), b: Math.max(1, req.peer) });
+      return call(s, 'PairSetup', { ...req, approval });
+    };
+    expectStatus(await call(s, 'PairSetup', { key_id: KEY, session_id: sid(), peer: 2 }), grpc.status.PERMISSION_DENIED, /^signer 1: approval-missing: /);
     expectStatus(await pair({ peer: 1 }), INVALID, /peer must be another holder/);
     expectStatus(await pair({ peer: 0 }), INVALID, /peer must be another holder/);
     expectStatus(await pair({ peer: 77 }), INVALID, /peer must be another holder/);
@@ -458,11 +466,14 @@ describe('signer node: real processes, sockets and mTLS', function () {
     assert.equal(asSelf && grpc.status[asSelf.code], 'PERMISSION_DENIED');
     // A real peer sending malformed envelopes: dropped, stream acknowledged, nothing breaks.
     const junk = await exchange(mtls(identity(cluster, 'signer-3')), [
-      { ...envelope, protocol: 'nonsense' },
-      { ...envelope, session_id: randomBytes(5) },
-      { ...envelope, from: 1 },
+      { ...envelope, from: 3, protocol: 'nonsense' },
+      { ...envelope, from: 3, session_id: randomBytes(5) },
     ]);
     assert.equal(junk, null);
+    // One speaking as another signer: the stream is refused (signer-access.test.ts has the details).
+    const forged = await exchange(mtls(identity(cluster, 'signer-3')), [{ ...envelope, from: 1 }]);
+    assert.equal(forged && grpc.status[forged.code], 'PERMISSION_DENIED');
+    assert.match(forged!.details, /signer-3 sent a message as signer 1/);
     assert.equal((await ok<Health>(stub(1), 'Health', {})).index, 1);
   });
 
@@ -704,9 +715,10 @@ describe('signer node: real processes, sockets and mTLS', function () {
     // Signer 1 (honest again, restarted by the startup test): the pair re-setup is the only way
     // the two presign together.
     const label = randomBytes(32);
+    const approval = createApproval(identity(cluster, 'admin'), 'pair-setup', { key: KEY, a: 1, b: 2 });
     const summaries = await Promise.all([
-      ok<Health['keys'][number]>(stub(1), 'PairSetup', { key_id: KEY, session_id: label, peer: 2 }),
-      ok<Health['keys'][number]>(stub(2), 'PairSetup', { key_id: KEY, session_id: label, peer: 1 }),
+      ok<Health['keys'][number]>(stub(1), 'PairSetup', { key_id: KEY, session_id: label, peer: 2, approval }),
+      ok<Health['keys'][number]>(stub(2), 'PairSetup', { key_id: KEY, session_id: label, peer: 1, approval }),
     ]);
     for (const k of summaries) assert.deepEqual(k.retired_peers, []);
     const fresh = await presign([1, 2], 1);
