@@ -51,7 +51,7 @@ import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
 import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
-import { decodeKeyPolicy, PolicyError } from '../src/policy/key-policy.js';
+import { decodeKeyPolicy, keyPolicyDigest, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
 import { callerName, serverCredentials } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
@@ -126,6 +126,11 @@ interface PairSetupRequest {
   key_id: string;
   session_id: Buffer;
   peer: number;
+  approval: OperatorApproval | null;
+}
+interface SetPolicyRequest {
+  key_id: string;
+  policy: Buffer;
   approval: OperatorApproval | null;
 }
 interface KeySummary {
@@ -262,6 +267,7 @@ export class SignerNode {
       Finish: this.unary('Finish', (r: FinishRequest) => this.finish(r)),
       Refresh: this.unary('Refresh', (r: RefreshRequest) => this.refresh(r)),
       PairSetup: this.unary('PairSetup', (r: PairSetupRequest) => this.pairSetup(r)),
+      SetPolicy: this.unary('SetPolicy', (r: SetPolicyRequest) => this.setPolicy(r)),
     });
     this.server.addService(services.Peer.service, {
       Exchange: exchangeHandler(this.transport, (sender, envelope) => this.driver.deliver(sender, envelope)),
@@ -609,6 +615,26 @@ export class SignerNode {
    * in both directions for this key; persisted before it is answered. Only with the operator's
    * approval of {op: pair-setup, key, a: min(self, peer), b: max(self, peer)}.
    */
+  /**
+   * Seals a policy into a share sealed before policies (the operator's `key adopt-policy`): only
+   * with the operator's approval of exactly this policy, only where there is none (the same
+   * policy again is answered as done), durable before it is answered.
+   */
+  private async setPolicy(req: SetPolicyRequest): Promise<KeySummary> {
+    const keyId = this.knownKey(req.key_id);
+    const policy = this.policy(req.policy);
+    this.access.checkApproval('SetPolicy', req.approval, { op: 'adopt-policy', key: keyId, policy_digest: toHex(keyPolicyDigest(policy)) });
+    const sealed = this.party.share(keyId).policy;
+    if (sealed.length > 0) {
+      if (Buffer.from(sealed).equals(policy)) return this.keySummary(keyId);
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${keyId}' already has a sealed policy on signer ${this.index}; a sealed policy never changes`);
+    }
+    this.party.adoptPolicy(keyId, policy);
+    await this.persist(keyId);
+    this.log.warn('policy adopted and sealed with the share (operator approval)', { key: keyId, policy: new TextDecoder().decode(policy) });
+    return this.keySummary(keyId);
+  }
+
   private async pairSetup(req: PairSetupRequest): Promise<KeySummary> {
     // The operator's approval of exactly this pair and key comes first: the coordinator's word is not enough.
     this.access.checkApproval('PairSetup', req.approval, { op: 'pair-setup', key: req.key_id, a: Math.min(this.index, req.peer), b: Math.max(this.index, req.peer) });
