@@ -26,6 +26,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ApprovalError, ReplayCache, verifyApproval, type ApprovalFields, type OperatorApproval } from '../src/pki/operator-approval.js';
+import { REFUSAL_METADATA } from '../src/transport/proto.js';
 import { callerName } from '../src/transport/tls.js';
 import type { Logger } from './log.js';
 
@@ -34,8 +35,6 @@ export const SIGNER_SERVICE = 'quorumkey.v1.Signer';
 export const PEER_SERVICE = 'quorumkey.v1.Peer';
 /** Keys one signer holds at most, unless the cluster configuration says otherwise. */
 export const DEFAULT_MAX_KEYS = 256;
-/** Trailing metadata naming why an approval or a limit refused a call. */
-export const REFUSAL_METADATA = 'qk-refusal';
 
 /** A refusal with its gRPC status (node.ts answers it as is). */
 export class AccessError extends Error {

@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { paths, readClusterConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
 import { createApproval, type OperatorApproval } from '../pki/operator-approval.js';
+import { keyPolicyDigest } from '../policy/key-policy.js';
 import { services } from '../transport/proto.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
 
@@ -34,6 +35,12 @@ export function adminClient(dir: string): grpc.Client {
 export function pairSetupApproval(dir: string, keyId: string, a: number, b: number): OperatorApproval {
   const identity = loadIdentity(paths(dir).pki, 'admin');
   return createApproval(identity, 'pair-setup', { key: keyId, a: Math.min(a, b), b: Math.max(a, b) });
+}
+
+/** The operator's approval of sealing exactly `policy` (canonical bytes) into key `keyId`'s shares. */
+export function adoptPolicyApproval(dir: string, keyId: string, policy: Uint8Array): OperatorApproval {
+  const identity = loadIdentity(paths(dir).pki, 'admin');
+  return createApproval(identity, 'adopt-policy', { key: keyId, policy_digest: Buffer.from(keyPolicyDigest(policy)).toString('hex') });
 }
 
 export function coordinatorClient(dir: string): grpc.Client {

@@ -8,8 +8,9 @@ import { parseArgs } from 'node:util';
 import { verifyAuditLog } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
-import { adminClient, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
+import { adminClient, adoptPolicyApproval, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
 import { up } from './up.js';
+import { encodeKeyPolicy, normaliseKeyPolicy } from '../policy/key-policy.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
@@ -176,6 +177,16 @@ async function main(argv: string[]): Promise<void> {
         const key = await unary<KeyInfo>(admin, 'CreateKey', { key_id: arg, threshold: int('threshold'), signer_count: int('signers'), policy_json: policyJson, clients }, 180_000);
         console.log(describeKey(key));
         if (clients.length === 0) console.error(`quorumkey: key '${arg}' has no clients yet: nobody can sign with it until 'quorumkey key grant ${arg} CLIENT'`);
+      } else if (sub === 'adopt-policy') {
+        if (!arg) fail('key adopt-policy needs an ID');
+        const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
+        const key = keys.find((k) => k.key_id === arg) ?? fail(`unknown key '${arg}'`);
+        if (key.policy_sealed) return void console.log(`key '${arg}' already has its policy sealed by every holder`);
+        // The approval names the digest of exactly this policy, as keys.json records it: the
+        // coordinator cannot substitute another.
+        const policy = encodeKeyPolicy(normaliseKeyPolicy(JSON.parse(key.policy_json)));
+        console.error(`quorumkey: sealing the policy ${key.policy_json} into every share of '${arg}'`);
+        console.log(describeKey(await unary<KeyInfo>(admin, 'AdoptPolicy', { key_id: arg, approval: adoptPolicyApproval(dir, arg, policy) }, 180_000)));
       } else if (sub === 'grant' || sub === 'revoke') {
         if (!arg || !arg2) fail(`key ${sub} needs an ID and a client identity`);
         console.log(describeKey(await unary<KeyInfo>(admin, sub === 'grant' ? 'GrantClient' : 'RevokeClient', { key_id: arg, client: arg2 })));

@@ -65,6 +65,10 @@ export interface AdminDeps {
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
+/** An approval with all three parts (the signers check the rest; the coordinator cannot). */
+const hasApproval = (a: OperatorApproval | null | undefined): a is OperatorApproval =>
+  !!a && [a.statement, a.signature, a.certificate].every((f) => f instanceof Uint8Array && f.length > 0);
+
 export class AdminService {
   private readonly busy = new Set<string>();
   /** Deadline of KeyGen / Refresh at each signer. */
@@ -170,6 +174,34 @@ export class AdminService {
     await this.d.keys.put(record);
     this.d.log.info(grant ? 'client granted' : 'client revoked', { key: keyId, client: name, operator });
     return record;
+  }
+
+  /**
+   * Seals keys.json's policy of a key from before policies into every holder's share
+   * (Signer.SetPolicy on all of them, each checking the operator's approval of that policy's
+   * digest), then marks it sealed. Until every holder answered, the key stays unsealed.
+   */
+  async adoptPolicy(keyId: string, approval: OperatorApproval | null | undefined, operator: string): Promise<KeyRecord> {
+    if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+    const key = this.d.keys.get(keyId);
+    if (!key) return fail('not-found', `unknown key '${keyId}'`);
+    if (!hasApproval(approval)) fail('forbidden', `approval-missing: adopting a policy needs the operator's approval signed with the admin identity (quorumkey key adopt-policy makes one)`);
+    if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
+    await this.checkReachable(key.signers, `cannot adopt the policy of '${keyId}'`);
+    this.busy.add(keyId);
+    try {
+      const policy = encodeKeyPolicy(key.policy);
+      const settled = await Promise.allSettled(key.signers.map((i) => this.d.signers.setPolicy(i, { key_id: keyId, policy, approval: approval! }, this.keyGenTimeoutMs)));
+      const errors = settled.flatMap((r, k) => (r.status === 'rejected' ? [`signer ${key.signers[k]}: ${(r.reason as Error).message}`] : []));
+      if (errors.length) fail(settled.some((r) => r.status === 'rejected' && r.reason instanceof SignerCallError && r.reason.code === grpc.status.PERMISSION_DENIED) ? 'forbidden' : 'internal', `adopting the policy of '${keyId}' failed (the key stays unsealed): ${errors.join('; ')}`);
+      await this.d.audit.append({ event: 'adopt-policy', key_id: keyId, policy: new TextDecoder().decode(policy), operator, time: new Date().toISOString() });
+      const record: KeyRecord = { ...this.d.keys.get(keyId)!, policySealed: true };
+      await this.d.keys.put(record);
+      this.d.log.warn('policy adopted by every holder', { key: keyId, operator });
+      return record;
+    } finally {
+      this.busy.delete(keyId);
+    }
   }
 
   async refreshKey(keyId: string): Promise<KeyRecord> {
@@ -292,8 +324,7 @@ export class AdminService {
     if (a === b) fail('invalid', `a pair needs two different signers, got ${a} twice`);
     const outside = [a, b].filter((i) => !key!.signers.includes(i));
     if (outside.length) fail('invalid', `signers ${formatSigners(outside)} do not hold key '${keyId}' (holders: ${formatSigners(key!.signers)})`);
-    const hasApproval = !!approval && [approval.statement, approval.signature, approval.certificate].every((f) => f instanceof Uint8Array && f.length > 0);
-    if (!hasApproval) fail('forbidden', `approval-missing: a pair re-setup needs the operator's approval signed with the admin identity (quorumkey signers reconcile makes one)`);
+    if (!hasApproval(approval)) fail('forbidden', `approval-missing: a pair re-setup needs the operator's approval signed with the admin identity (quorumkey signers reconcile makes one)`);
     if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
     const pair = [a, b].sort((x, y) => x - y) as [number, number];
     const what = `reconciliation of signers ${pair[0]} and ${pair[1]} for key '${keyId}'`;

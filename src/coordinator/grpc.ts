@@ -196,6 +196,10 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       });
       return keyInfo(k);
     }),
+    AdoptPolicy: unary('AdoptPolicy', async (req: { key_id: string; approval: OperatorApproval | null }, who) => {
+      d.log.warn('admin: adopt policy', { caller: who, key: req.key_id });
+      return keyInfo(await d.admin.adoptPolicy(req.key_id ?? '', req.approval, who));
+    }),
     GrantClient: unary('GrantClient', async (req: { key_id: string; client: string }, who) => {
       d.log.warn('admin: grant client', { caller: who, key: req.key_id, client: req.client });
       return keyInfo(await d.admin.setClient(req.key_id ?? '', req.client ?? '', true, who));

@@ -22,6 +22,7 @@ import type { ClusterConfig, SignerConfig } from '../cluster/config.js';
 import { signerName, type TlsIdentity } from '../pki/cluster-ca.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
 import { ABORT_METADATA, REFUSAL_METADATA, services, type ProtocolEnvelope } from '../transport/proto.js';
+import type { OperatorApproval } from '../pki/operator-approval.js';
 import type { ConflictGraph } from './conflicts.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -439,5 +440,9 @@ export class SignerRegistry extends EventEmitter {
   /** Pairwise re-setup of the key's OT correlation between signer `index` and `req.peer`. */
   pairSetup(index: number, req: PairSetupRequest, timeoutMs: number): Promise<KeySummary> {
     return this.call(index, 'PairSetup', req, timeoutMs);
+  }
+  /** Seals a policy into a share from before policies (the operator's approval rides along). */
+  setPolicy(index: number, req: { key_id: string; policy: Uint8Array; approval: OperatorApproval }, timeoutMs: number): Promise<KeySummary> {
+    return this.call(index, 'SetPolicy', req, timeoutMs);
   }
 }

@@ -78,5 +78,8 @@ export function digestAlgFromWire(value: unknown): WireDigestAlg | undefined {
 export const digestAlgToWire = (alg: WireDigestAlg): string => alg.toUpperCase();
 
 export const ABORT_METADATA = { reason: 'qk-abort-reason', culprit: 'qk-culprit', blame: 'qk-blame' } as const;
-/** Trailing metadata of a Finish a signer refused under the key's sealed policy: the reason. */
+/**
+ * Trailing metadata naming why a signer refused a call: a Finish under the key's sealed policy
+ * (e.g. context-not-allowed, rate-limited), an operator approval (approval-*), a limit (key-limit).
+ */
 export const REFUSAL_METADATA = 'qk-refusal';
