@@ -80,11 +80,13 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
     writeFileSync(conf, base);
     asanConf = writeConf(join(work, 'openssl-asan.cnf'), base, asanModule, 3000);
     shortConf = writeConf(join(work, 'openssl-short.cnf'), base, readText(conf).match(/^module = (.*)$/m)![1]!, 2000);
-    q('key', 'create', 'raw', '--threshold', '2', '--signers', '3', '--policy', 'raw-digest');
-    q('key', 'create', 'ca', '--threshold', '2', '--signers', '3', '--policy', 'x509-cert');
-    q('key', 'create', 'csr', '--threshold', '2', '--signers', '3', '--policy', 'x509-csr');
-    q('key', 'create', 'web', '--threshold', '2', '--signers', '3', '--policy', 'tls-server');
-    q('key', 'create', 'ocsp', '--threshold', '2', '--signers', '3', '--policy', 'ocsp');
+    const key = (id: string, ...policy: string[]) => q('key', 'create', id, '--threshold', '2', '--signers', '3', '--clients', 'unix,provider', ...policy);
+    key('raw', '--policy', 'raw-digest');
+    // The test CA certifies localhost servers and an OCSP responder, and makes its own root.
+    key('ca', '--policy', 'x509-cert', '--dns-suffix', 'localhost', '--ip-range', '127.0.0.0/8', '--max-validity-days', '2', '--allow-ca', '--eku', 'serverAuth,OCSPSigning');
+    key('csr', '--policy', 'x509-csr');
+    key('web', '--policy', 'tls-server');
+    key('ocsp', '--policy', 'ocsp');
     for (const id of ['raw', 'ca', 'csr', 'web', 'ocsp']) writeFileSync(join(work, `${id}.pem`), q('key', 'ref', id));
     writeFileSync(join(work, 'raw-tcp.pem'), q('key', 'ref', 'raw', '--tcp'));
     writeFileSync(join(work, 'data.txt'), 'quorumkey provider test data\n'.repeat(100));

@@ -2,16 +2,31 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { readClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
 import { services } from '../../src/transport/proto.js';
+import type { Attack, AttackResult } from './malicious-coordinator.js';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 export const SIGNER = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
+const MALICIOUS_COORDINATOR = fileURLToPath(new URL('./malicious-coordinator.js', import.meta.url));
+
+/** Runs the test-only malicious coordinator (malicious-coordinator.ts) on a cluster with `plan`. */
+export function runMaliciousCoordinator(dir: string, plan: Attack[]): AttackResult[] {
+  const file = join(dir, `attack-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(file, JSON.stringify(plan));
+  try {
+    const r = spawnSync(process.execPath, [MALICIOUS_COORDINATOR, '--dir', dir, '--plan', file], { encoding: 'utf8', timeout: 180_000 });
+    if (r.status !== 0) throw new Error(`malicious coordinator failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as AttackResult[];
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
 
 /** TLS 1.3 server CertificateVerify content (RFC 8446 §4.4.3) over a random transcript hash. */
 export function certificateVerifyTbs(): Buffer {

@@ -16,7 +16,7 @@ import { encodeKeyPolicy, keyPolicyDigest } from '../../src/policy/key-policy.js
 import { services } from '../../src/transport/proto.js';
 import { channelOptions, clientCredentials } from '../../src/transport/tls.js';
 import { createKek, ShareStore } from '../../signer-node/shares.js';
-import { certificateVerifyTbs, cli, signOverGrpc, UpProcess } from './cluster-harness.js';
+import { certificateVerifyTbs, cli, runMaliciousCoordinator, signOverGrpc, UpProcess } from './cluster-harness.js';
 
 async function stripPolicies(dir: string): Promise<void> {
   const config = readClusterConfig(dir);
@@ -70,6 +70,10 @@ describe('services/policy migration (shares sealed before policies)', function (
     const refused = await signOverGrpc(client, 'tls', certificateVerifyTbs());
     assert.equal(refused.code, grpc.status.PERMISSION_DENIED);
     assert.match(refused.details ?? '', /created before policies were sealed/);
+
+    // Every signer refuses too, whoever asks with the coordinator's certificate.
+    const [attempt] = runMaliciousCoordinator(up.dir, [{ name: 'legacy key', key: 'tls', subset: [1, 2], digestAlg: 'SHA256', requests: [{ tbs: certificateVerifyTbs().toString('hex') }] }]);
+    for (const o of attempt!.requests[0]!.outcomes) assert.deepEqual([o.ok, o.code, o.refusal], [false, grpc.status.PERMISSION_DENIED, 'policy-not-sealed'], o.details);
 
     // A coordinator cannot seal a policy by itself: its own key makes no admin approval.
     const policy = encodeKeyPolicy({ contexts: ['tls-server', 'x509-csr'], rate: { perSecond: 1000, perHour: 1_000_000 } });

@@ -16,11 +16,20 @@ import { services } from '../../src/transport/proto.js';
 import { channelOptions, clientCredentials } from '../../src/transport/tls.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { freePort } from '../../src/cli/children.js';
+import { encodeKeyPolicy, normaliseKeyPolicy } from '../../src/policy/key-policy.js';
 export { freePort } from '../../src/cli/children.js';
 
 export const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
+
+/**
+ * The canonical policy bytes a KeyGen carries. Tests that drive the Signer service directly
+ * sign digests they make themselves, so their keys are raw-digest keys.
+ */
+export function policyBytes(contexts: string[] = ['raw-digest']): Buffer {
+  return Buffer.from(encodeKeyPolicy(normaliseKeyPolicy({ contexts })));
+}
 
 export interface SoftHsm {
   conf: string;

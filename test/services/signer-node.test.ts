@@ -30,6 +30,7 @@ import {
   identity,
   mtls,
   ok,
+  policyBytes,
   runSignerToExit,
   SIGNER_MAIN,
   startSigner,
@@ -200,7 +201,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
   it('KeyGen 2-of-3 on all three concurrently → one public key, one public-shares digest, sealed before the answer', async () => {
     keyGenSession = randomBytes(32);
     const answers = await Promise.all(
-      [1, 2, 3].map((i) => ok<KeyGenResponse>(stub(i), 'KeyGen', { key_id: KEY, session_id: keyGenSession, parties: [1, 2, 3], threshold: 2 })),
+      [1, 2, 3].map((i) => ok<KeyGenResponse>(stub(i), 'KeyGen', { key_id: KEY, session_id: keyGenSession, parties: [1, 2, 3], threshold: 2, policy: policyBytes() })),
     );
     publicKey = answers[0]!.public_key;
     assert.equal(publicKey.length, 33);
@@ -219,7 +220,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
       secrets.push(scalarToBytes(share.secretShare));
     }
     // A second KeyGen of the same key id.
-    const again = await call(stub(1), 'KeyGen', { key_id: KEY, session_id: randomBytes(32), parties: [1, 2, 3], threshold: 2 });
+    const again = await call(stub(1), 'KeyGen', { key_id: KEY, session_id: randomBytes(32), parties: [1, 2, 3], threshold: 2, policy: policyBytes() });
     expectStatus(again, grpc.status.ALREADY_EXISTS, /already exists/);
   });
 
@@ -352,7 +353,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     const silent = call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 3], count: 1 }, 30_000);
     const s = stub(1);
     const sid = () => randomBytes(32);
-    const keyGen = (r: object) => call(s, 'KeyGen', { key_id: 'k2', session_id: sid(), parties: [1, 2, 3], threshold: 2, ...r });
+    const keyGen = (r: object) => call(s, 'KeyGen', { key_id: 'k2', session_id: sid(), parties: [1, 2, 3], threshold: 2, policy: policyBytes(), ...r });
     const INVALID = grpc.status.INVALID_ARGUMENT;
     expectStatus(await call(s, 'KeyGen', {}), INVALID, /key_id must match/);
     expectStatus(await keyGen({ key_id: 'bad/id' }), INVALID, /key_id must match/);
@@ -387,6 +388,12 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await fin({ digest: randomBytes(19) }), INVALID, /digest must be 20 to 64 bytes, got 19/);
     expectStatus(await fin({ digest: randomBytes(65) }), INVALID, /digest must be 20 to 64 bytes, got 65/);
     expectStatus(await fin({ tweak_seed: randomBytes(33) }), INVALID, /tweak_seed must be 32 bytes, got 33/);
+    expectStatus(await fin({ tbs: randomBytes(40) }), INVALID, /exactly one of tbs \/ digest must be set/);
+    expectStatus(await fin({ digest_alg: 9 }), INVALID, /unknown digest_alg 9/);
+    // Well-formed but outside the key's sealed policy (raw-digest, SHA-256): refused by name.
+    const short = await fin({ digest: randomBytes(20) });
+    expectStatus(short, grpc.status.PERMISSION_DENIED, /signer 1 refused: .*32/);
+    assert.equal(short.error!.metadata.get('qk-refusal')[0], 'bad-digest');
     expectStatus(await fin({}), grpc.status.FAILED_PRECONDITION, /^presignature unknown or already used$/);
     expectStatus(await call(s, 'Finish', {}), INVALID, /key_id/);
 

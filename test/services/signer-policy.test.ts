@@ -7,20 +7,18 @@
  * the honest traffic and reports the signatures the attacker got within the policy.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { scanAuditLog } from '../../src/audit/log.js';
 import { paths } from '../../src/cluster/config.js';
 import { _der } from '../../src/policy/classify.js';
-import { certificateVerifyTbs, cli, signOverGrpc, UpProcess } from './cluster-harness.js';
-import type { Attack, AttackResult } from './malicious-coordinator.js';
+import { certificateVerifyTbs, cli, runMaliciousCoordinator, signOverGrpc, UpProcess } from './cluster-harness.js';
+import type { Attack } from './malicious-coordinator.js';
 
-const ATTACKER = fileURLToPath(new URL('./malicious-coordinator.js', import.meta.url));
 const SUBSET = [1, 2, 3];
 const RATE = 5;
 
@@ -35,13 +33,6 @@ function tbsCertificate(work: string, name: string, args: string[]): Buffer {
   return der.subarray(tbs.start, tbs.end);
 }
 
-function runAttacker(dir: string, work: string, plan: Attack[]): AttackResult[] {
-  const file = join(work, `plan-${randomBytes(4).toString('hex')}.json`);
-  writeFileSync(file, JSON.stringify(plan));
-  const r = spawnSync(process.execPath, [ATTACKER, '--dir', dir, '--plan', file], { encoding: 'utf8', timeout: 180_000 });
-  assert.equal(r.status, 0, `malicious coordinator failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as AttackResult[];
-}
 
 interface SignerRecord {
   event: string;
@@ -105,7 +96,7 @@ describe('services/signer policy (a malicious coordinator against real signers)'
       { reason: 'ca-not-allowed', attack: { name: 'CA:TRUE with the CA key', key: 'ca', subset: SUBSET, digestAlg: 'SHA256', requests: [{ tbs: caTrue.toString('hex') }] } },
     ];
     const control: Attack = { name: 'a certificate inside the CA policy', key: 'ca', subset: SUBSET, digestAlg: 'SHA256', requests: [{ tbs: ok.toString('hex') }] };
-    const results = runAttacker(up.dir, work, [...forbidden.map((f) => f.attack), control]);
+    const results = runMaliciousCoordinator(up.dir, [...forbidden.map((f) => f.attack), control]);
 
     const records = new Map(await Promise.all(SUBSET.map(async (i) => [i, await signerRecords(up.dir, i)] as const)));
     forbidden.forEach(({ attack, reason }, k) => {
@@ -128,7 +119,7 @@ describe('services/signer policy (a malicious coordinator against real signers)'
 
   it(`ten times the rate limit: every signer signs ${RATE} and refuses the rest as rate-limited`, async () => {
     const requests = Array.from({ length: 10 * RATE }, () => ({ tbs: certificateVerifyTbs().toString('hex') }));
-    const [result] = runAttacker(up.dir, work, [{ name: 'flood', key: 'rl', subset: SUBSET, digestAlg: 'SHA256', requests }]);
+    const [result] = runMaliciousCoordinator(up.dir, [{ name: 'flood', key: 'rl', subset: SUBSET, digestAlg: 'SHA256', requests }]);
     const signed = result!.requests.filter((r) => r.signature !== undefined);
     const refused = result!.requests.filter((r) => r.outcomes.every((o) => !o.ok && o.code === grpc.status.RESOURCE_EXHAUSTED && o.refusal === 'rate-limited'));
     assert.equal(signed.length, RATE, 'exactly the hourly limit is signed');
