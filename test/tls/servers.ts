@@ -67,11 +67,15 @@ export function tlsServerRecords(dir: string): number {
     .filter((l) => l.includes('"context":"tls-server"')).length;
 }
 
-/** Every handshake verified, TLS 1.3, ECDSA with SHA-256 in the server's CertificateVerify. */
-export function assertAllGood(results: Handshake[], count: number): void {
+/**
+ * Every handshake verified, TLS 1.3, ECDSA with SHA-256 in the server's CertificateVerify.
+ * `serverLog` (the server's log) is added to the message when some failed.
+ */
+export function assertAllGood(results: Handshake[], count: number, serverLog?: () => string): void {
   assert.equal(results.length, count);
   const failed = results.filter((r) => !r.ok);
-  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed, e.g. after ${failed[0]?.ms} ms:\n${failed[0]?.output}`);
+  const log = () => (serverLog ? `\nserver log (last 40 lines):\n${serverLog().split('\n').slice(-40).join('\n')}` : '');
+  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed, e.g. after ${failed[0]?.ms} ms:\n${failed[0]?.output}${failed.length ? log() : ''}`);
   for (const r of results) {
     assert.ok(r.ok, `handshake failed:\n${r.output}`);
     assert.match(r.output, /Protocol version: TLSv1\.3/);
