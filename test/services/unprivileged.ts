@@ -9,6 +9,8 @@ import { spawnSync } from 'node:child_process';
 export const UNPRIVILEGED_USER = 'nobody';
 /** The socket group the tests configure (created for the test when missing). */
 export const TEST_SOCKET_GROUP = 'qk-socket-test';
+/** A system user the tests make a supplementary member of the socket group (created when missing). */
+export const TEST_MEMBER_USER = 'qk-worker-test';
 
 export interface Ran {
   status: number | null;
@@ -46,6 +48,30 @@ export function ensureGroup(name: string): boolean {
 
 export function removeGroup(name: string): void {
   spawnSync('groupdel', [name]);
+}
+
+export const userExists = (name: string) => spawnSync('getent', ['passwd', name]).status === 0;
+
+/**
+ * A system user (no home, no login shell, its own group) with `group` as a supplementary group;
+ * created unless it exists (then only the membership is added). True when this call created it.
+ */
+export function ensureUser(name: string, group: string): boolean {
+  let created = false;
+  if (!userExists(name)) {
+    const r = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', '--groups', group, name], { encoding: 'utf8' });
+    if (r.status !== 0 && !userExists(name)) throw new Error(`useradd ${name}: ${r.stderr}`);
+    created = r.status === 0;
+  }
+  const r = spawnSync('usermod', ['--append', '--groups', group, name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`usermod -aG ${group} ${name}: ${r.stderr}`);
+  return created;
+}
+
+/** Removes a user made by ensureUser (and its own group). */
+export function removeUser(name: string): void {
+  spawnSync('userdel', [name]);
+  if (groupExists(name)) spawnSync('groupdel', [name]);
 }
 
 /** Tries to connect to a unix socket as `user` (with extra supplementary groups): 'connected' or the errno code. */

@@ -3,15 +3,29 @@
  * `nobody`, sign through the provider over the coordinator's unix socket because the socket group
  * (`quorumkey up --socket-group`) is their group — the one-line settings the README gives:
  * nginx `user nobody <group>;`, HAProxy `group <group>`. 50 full TLS 1.3 handshakes each, one
- * tls-server audit record each, and the workers' real uid/gid read from /proc. Negative control:
- * nginx workers without the group fail every handshake, and the error log says why.
+ * tls-server audit record each, and the workers' real uid/gid read from /proc. The README's
+ * alternative for nginx: a worker user that is a supplementary member of the group (a test system
+ * user) with a plain `user NAME;` — 50 handshakes too. Negative controls: nginx workers without the
+ * group fail the handshake and the error log says why; HAProxy with such a member user but its own
+ * group fails too, because HAProxy drops supplementary groups.
  */
 import { strict as assert } from 'node:assert';
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { waitFor } from '../coordinator/clients.js';
 import { UpProcess } from '../services/cluster-harness.js';
-import { cannotSwitchUser, connectAs, ensureGroup, removeGroup, runAs, TEST_SOCKET_GROUP, UNPRIVILEGED_USER } from '../services/unprivileged.js';
+import {
+  cannotSwitchUser,
+  connectAs,
+  ensureGroup,
+  ensureUser,
+  removeGroup,
+  removeUser,
+  runAs,
+  TEST_MEMBER_USER,
+  TEST_SOCKET_GROUP,
+  UNPRIVILEGED_USER,
+} from '../services/unprivileged.js';
 import { assertAllGood, handshake, handshakes, startHaproxy, startNginx, tlsServerRecords, type RunningServer, type ServerMaterial } from './servers.js';
 
 const HANDSHAKES = 50;
@@ -53,6 +67,7 @@ describe('nginx and HAProxy workers as an unprivileged user, through the socket 
   this.timeout(600_000);
   let up: UpProcess | undefined;
   let createdGroup = false;
+  let createdUser = false;
   let material: ServerMaterial;
   let caCert: string;
   let nobodyUid: number;
@@ -66,6 +81,7 @@ describe('nginx and HAProxy workers as an unprivileged user, through the socket 
       this.skip();
     }
     createdGroup = ensureGroup(GROUP);
+    createdUser = ensureUser(TEST_MEMBER_USER, GROUP);
     nobodyUid = idOf('passwd', UNPRIVILEGED_USER);
     groupGid = idOf('group', GROUP);
     up = new UpProcess();
@@ -84,6 +100,7 @@ describe('nginx and HAProxy workers as an unprivileged user, through the socket 
       await up.stop();
       rmSync(up.dir, { recursive: true, force: true });
     }
+    if (createdUser) removeUser(TEST_MEMBER_USER);
     if (createdGroup) removeGroup(GROUP);
   });
 
@@ -122,6 +139,32 @@ describe('nginx and HAProxy workers as an unprivileged user, through the socket 
     assert.match(nginx.log(), /SSL_do_handshake\(\) failed .*quorumkey.*coordinator unreachable/);
     assert.equal(tlsServerRecords(up!.dir), before, 'nothing was signed');
     await nginx.stop();
+  });
+
+  it(`nginx with \`user ${TEST_MEMBER_USER};\`, a supplementary member of the group: ${HANDSHAKES} handshakes, one audit record each`, async () => {
+    const nginx = await startNginx(material, TEST_MEMBER_USER);
+    servers.push(nginx);
+    for (const w of await workersOf(nginx.process.pid!, 2)) {
+      assert.equal(w.uid, idOf('passwd', TEST_MEMBER_USER));
+      assert.notEqual(w.gid, groupGid, 'the primary group is the user\'s own');
+      assert.ok(w.groups.includes(groupGid), `worker ${w.pid} keeps the supplementary socket group (groups ${w.groups})`);
+    }
+    const before = tlsServerRecords(up!.dir);
+    assertAllGood(await handshakes(nginx.port, caCert, HANDSHAKES), HANDSHAKES, nginx.log);
+    assert.equal(tlsServerRecords(up!.dir) - before, HANDSHAKES);
+    await nginx.stop();
+  });
+
+  it(`negative control: HAProxy with \`user ${TEST_MEMBER_USER}\` and its own group drops the supplementary socket group, and its handshakes fail`, async () => {
+    const haproxy = await startHaproxy(material, TEST_MEMBER_USER, TEST_MEMBER_USER);
+    servers.push(haproxy);
+    for (const w of await workersOf(haproxy.process.pid!, 1)) assert.ok(!w.groups.includes(groupGid), `worker ${w.pid} groups ${w.groups}`);
+    const before = tlsServerRecords(up!.dir);
+    const failed = await handshake(haproxy.port, caCert);
+    assert.ok(!failed.ok, `a handshake succeeded without the socket group:\n${failed.output}`);
+    await waitFor('HAProxy logs why', () => /quorumkey provider\[\d+\]: signing failed/.test(haproxy.log()));
+    assert.equal(tlsServerRecords(up!.dir), before, 'nothing was signed');
+    await haproxy.stop();
   });
 
   it(`HAProxy with \`user ${UNPRIVILEGED_USER}\` and \`group ${GROUP}\` (master-worker): the worker runs as ${UNPRIVILEGED_USER} in the group, ${HANDSHAKES} handshakes, one audit record each`, async () => {
