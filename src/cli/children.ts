@@ -27,7 +27,7 @@ export interface Child {
 
 export function startChild(name: string, command: string, args: string[], dir: string, readyPrefix: string, env?: NodeJS.ProcessEnv): Promise<Child> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
-  mkdirSync(join(paths(dir).root, 'run'), { recursive: true });
+  mkdirSync(join(paths(dir).root, 'run'), { recursive: true, mode: 0o700 });
   writeFileSync(join(paths(dir).root, 'run', `${name}.pid`), `${child.pid}\n`);
   const stderr: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => {

@@ -9,7 +9,7 @@ import { verifyAuditLog } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
 import { adminClient, adoptPolicyApproval, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
-import { up } from './up.js';
+import { HTTP_SIGN_MODES, up, type HttpSignMode } from './up.js';
 import { encodeKeyPolicy, normaliseKeyPolicy } from '../policy/key-policy.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
@@ -18,7 +18,13 @@ import { keyReferencePem } from '../keyref/keyref.js';
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
   up [--signers N] [--threshold T] [--no-tls]   start the embedded cluster (default 5 signers, 3-of-5 key 'tls',
-                                                its CA key 'tls-ca', and openssl s_server with TLS 1.3)
+      [--socket-group GROUP]                     its CA key 'tls-ca', and openssl s_server with TLS 1.3)
+      [--http-sign off|token|mtls]               --socket-group: members of GROUP may connect to the unix socket
+      [--http-sign-token-file FILE]                (socket 0660, its directory 0750); default: this user only
+      [--http-host NAME]...                      --http-sign: POST /v1/sign off (default), with a bearer token (FILE,
+                                                   default DIR/http-sign.token, mode 0600) or with client
+                                                   certificates of the cluster CA (HTTPS); --http-host: more names
+                                                   accepted in its Host header than 127.0.0.1 and localhost
   key create ID --threshold T --signers N [--clients a,b] [--policy a,b] [policy flags]
                                                 policy flags: --policy-file F | --dns-suffix a,b --ip-range c,d
                                                 --max-validity-days N --allow-ca --eku a,b (x509-cert keys),
@@ -143,6 +149,10 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
       tcp: { type: 'boolean', default: false },
       'no-tls': { type: 'boolean', default: false },
+      'socket-group': { type: 'string' },
+      'http-sign': { type: 'string' },
+      'http-sign-token-file': { type: 'string' },
+      'http-host': { type: 'string', multiple: true },
       digest: { type: 'string' },
       key: { type: 'string' },
       'tbs-file': { type: 'string' },
@@ -161,8 +171,23 @@ async function main(argv: string[]): Promise<void> {
   if (values.help || !command) return void console.log(USAGE);
 
   switch (command) {
-    case 'up':
-      return up({ dir, signers: int('signers', 5), threshold: int('threshold', 3), keyId: 'tls', tls: !values['no-tls'] });
+    case 'up': {
+      const httpSign = values['http-sign'] ?? 'off';
+      if (!(HTTP_SIGN_MODES as readonly string[]).includes(httpSign)) fail(`--http-sign must be one of ${HTTP_SIGN_MODES.join(', ')}, got '${httpSign}'`);
+      if (values['http-sign-token-file'] !== undefined && httpSign !== 'token') fail('--http-sign-token-file needs --http-sign token');
+      if (values['socket-group'] !== undefined && !/^(?:\d+|[A-Za-z_][A-Za-z0-9_.-]{0,31})$/.test(values['socket-group'])) fail(`--socket-group '${values['socket-group']}' is not a group name`);
+      return up({
+        dir,
+        signers: int('signers', 5),
+        threshold: int('threshold', 3),
+        keyId: 'tls',
+        tls: !values['no-tls'],
+        socketGroup: values['socket-group'],
+        httpSign: httpSign as HttpSignMode,
+        httpTokenFile: values['http-sign-token-file'],
+        httpHosts: values['http-host'],
+      });
+    }
     case 'key': {
       const admin = adminClient(dir);
       if (sub === 'create') {

@@ -4,7 +4,7 @@
  * reference. Everything lives in <dir>/tls and is made once.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paths } from '../cluster/config.js';
@@ -36,7 +36,10 @@ async function writeKeyRef(dir: string, keyId: string, file: string): Promise<vo
 export async function ensureTlsMaterial(dir: string, keyId: string): Promise<TlsMaterial> {
   if (!existsSync(PROVIDER_MODULE)) throw new Error(`the OpenSSL provider ${PROVIDER_MODULE} is not built: run npm install`);
   const tlsDir = join(paths(dir).root, 'tls');
-  mkdirSync(tlsDir, { recursive: true, mode: 0o755 });
+  // The servers' masters read it as root; nothing in it is secret, but the cluster directory's
+  // entries stay private (the socket group may traverse the cluster directory).
+  mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+  chmodSync(tlsDir, 0o700);
   const m: TlsMaterial = {
     dir: tlsDir,
     opensslConf: join(tlsDir, 'openssl.cnf'),

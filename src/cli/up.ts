@@ -3,10 +3,11 @@
  * one directory, the cluster CA on first run, key `tls` on first run, one ready line, and a clean
  * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig } from '../cluster/config.js';
+import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig, type HttpSignConfig } from '../cluster/config.js';
 import { ensureClusterPki, signerName } from '../pki/cluster-ca.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { adminClient, describeError, unary } from './clients.js';
@@ -22,12 +23,45 @@ export interface UpOptions {
   keyId: string;
   /** Also serve TLS 1.3 with the threshold key (openssl s_server through the provider). */
   tls: boolean;
+  /** POST /v1/sign: off (default), a bearer token, or mTLS client certificates (HTTPS). */
+  httpSign?: HttpSignMode;
+  /** The bearer token's file (default <dir>/http-sign.token, made with a random token when missing). */
+  httpTokenFile?: string;
+  /** Extra names accepted in the Host header of POST /v1/sign. */
+  httpHosts?: string[];
+  /** Group allowed on the unix socket (socket 0660, its directory 0750); default: owner only. */
+  socketGroup?: string;
 }
+
+export type HttpSignMode = 'off' | 'token' | 'mtls';
+export const HTTP_SIGN_MODES: readonly HttpSignMode[] = ['off', 'token', 'mtls'];
+/** The identity `up` issues for HTTPS clients when HTTP signing uses mTLS. */
+export const HTTP_CLIENT_IDENTITY = 'http-client';
 
 const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
 const COORDINATOR_MAIN = fileURLToPath(new URL('../coordinator/main.js', import.meta.url));
 
-async function freshConfig(dir: string, signers: number): Promise<ClusterConfig> {
+/** The client doors of the coordinator as `up`'s flags set them (every start: absent flag = off / owner only). */
+function doors(options: UpOptions): Pick<ClusterConfig['coordinator'], 'socketGroup' | 'httpSign' | 'httpHosts'> {
+  const p = paths(options.dir);
+  const mode = options.httpSign ?? 'off';
+  let httpSign: HttpSignConfig = { mode: 'off' };
+  if (mode === 'token') httpSign = { mode: 'token', tokenFile: options.httpTokenFile ? resolve(options.httpTokenFile) : p.httpToken };
+  else if (mode === 'mtls') httpSign = { mode: 'mtls' };
+  return {
+    ...(options.socketGroup ? { socketGroup: options.socketGroup } : {}),
+    httpSign,
+    ...(options.httpHosts?.length ? { httpHosts: options.httpHosts } : {}),
+  };
+}
+
+/** A random bearer token in `file` (mode 0600), unless the file exists (the coordinator checks it). */
+function ensureHttpToken(file: string): void {
+  if (existsSync(file)) return;
+  writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+}
+
+async function freshConfig(dir: string, signers: number, options: UpOptions): Promise<ClusterConfig> {
   const p = paths(dir);
   const previous = existsSync(p.config) ? readClusterConfig(dir) : undefined;
   if (previous && previous.signers.length !== signers)
@@ -35,7 +69,7 @@ async function freshConfig(dir: string, signers: number): Promise<ClusterConfig>
   const endpoint = async () => `127.0.0.1:${await freePort()}`;
   const config: ClusterConfig = {
     signers: [],
-    coordinator: { grpc: await endpoint(), socket: p.socket, http: await endpoint() },
+    coordinator: { grpc: await endpoint(), socket: p.socket, http: await endpoint(), ...doors(options) },
     pool: previous?.pool ?? DEFAULT_POOL,
     sessionTimeoutMs: previous?.sessionTimeoutMs ?? 30_000,
   };
@@ -68,10 +102,16 @@ export async function up(options: UpOptions): Promise<void> {
   const { dir, signers, threshold } = options;
   if (!Number.isInteger(signers) || signers < 2 || signers > 16) throw new Error('--signers must be between 2 and 16');
   if (!Number.isInteger(threshold) || threshold < 2 || threshold > signers) throw new Error(`--threshold must be between 2 and ${signers}`);
+  const httpSign = options.httpSign ?? 'off';
+  if (!HTTP_SIGN_MODES.includes(httpSign)) throw new Error(`--http-sign must be one of ${HTTP_SIGN_MODES.join(', ')}`);
+  if (options.httpTokenFile && httpSign !== 'token') throw new Error('--http-sign-token-file needs --http-sign token');
   const p = paths(dir);
   mkdirSync(p.root, { recursive: true, mode: 0o700 });
-  ensureClusterPki(p.pki, [...Array.from({ length: signers }, (_, i) => signerName(i + 1)), 'coordinator', 'admin', 'provider']);
-  let config = await freshConfig(dir, signers);
+  const identities = [...Array.from({ length: signers }, (_, i) => signerName(i + 1)), 'coordinator', 'admin', 'provider'];
+  if (httpSign === 'mtls') identities.push(HTTP_CLIENT_IDENTITY);
+  ensureClusterPki(p.pki, identities);
+  let config = await freshConfig(dir, signers, options);
+  if (config.coordinator.httpSign?.mode === 'token') ensureHttpToken(config.coordinator.httpSign.tokenFile);
   const children: Child[] = [];
   let stopping = false;
   const stopChildren = () =>
@@ -124,7 +164,7 @@ export async function up(options: UpOptions): Promise<void> {
         if (attempt >= 3 || !/EADDRINUSE|address already in use/i.test(String((err as Error).message))) throw err;
         await stopChildren();
         children.length = 0;
-        config = await freshConfig(dir, signers);
+        config = await freshConfig(dir, signers, options);
       }
     }
     for (const c of children) {
@@ -134,13 +174,24 @@ export async function up(options: UpOptions): Promise<void> {
     }
     const admin = adminClient(dir);
     const { keys } = await unary<{ keys: { key_id: string }[] }>(admin, 'ListKeys', {});
+    // The keys' client lists name the doors open when they are made: the unix socket, and the
+    // HTTP caller of this start's --http-sign.
+    const clients = ['unix', ...(httpSign === 'token' ? ['http-token'] : httpSign === 'mtls' ? [HTTP_CLIENT_IDENTITY] : [])];
     for (const key of embeddedKeys(options.keyId)) {
       if (keys.some((k) => k.key_id === key.id)) continue;
-      console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.contexts.join(',')}) by distributed key generation…`);
-      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy_json: JSON.stringify(key.policy), clients: ['unix'] }, 180_000);
+      console.error(`quorumkey: creating key '${key.id}' (${threshold}-of-${signers}, policy ${key.policy.contexts.join(',')}, clients ${clients.join(',')}) by distributed key generation…`);
+      await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy_json: JSON.stringify(key.policy), clients }, 180_000);
     }
     admin.close();
-    console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=http://${config.coordinator.http}`);
+    const scheme = httpSign === 'mtls' ? 'https' : 'http';
+    console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=${scheme}://${config.coordinator.http}`);
+    const door = config.coordinator.httpSign;
+    if (door?.mode === 'token') {
+      console.log(`quorumkey http-sign: POST ${scheme}://${config.coordinator.http}/v1/sign with "Authorization: Bearer <the token in ${door.tokenFile}>" and "Content-Type: application/json" (caller http-token)`);
+    } else if (door?.mode === 'mtls') {
+      const id = (f: string) => join(p.pki, f);
+      console.log(`quorumkey http-sign: POST ${scheme}://${config.coordinator.http}/v1/sign with the client certificate ${id(`${HTTP_CLIENT_IDENTITY}.crt`)} (key ${id(`${HTTP_CLIENT_IDENTITY}.key`)}, CA ${id('ca.crt')}) and "Content-Type: application/json" (caller ${HTTP_CLIENT_IDENTITY})`);
+    }
     if (options.tls && !existsSync(PROVIDER_MODULE)) {
       console.error(`quorumkey: no TLS endpoint: the OpenSSL provider ${PROVIDER_MODULE} is not built (npm install builds it)`);
     } else if (options.tls) {

@@ -6,7 +6,8 @@
  *   <dir>/pki/                    cluster CA and identities (signer-<i>, coordinator, admin, provider)
  *   <dir>/signer-<i>/             a signer's data: sealed shares, its seal secret in dev mode
  *   <dir>/coordinator/            keys.json (public key data, policies), audit.log
- *   <dir>/coordinator.sock        the provider-facing Coordinator endpoint (unix socket)
+ *   <dir>/socket/coordinator.sock the provider-facing Coordinator endpoint (unix socket); the
+ *                                 socket/ directory holds nothing else (see coordinator/socket.ts)
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -36,6 +37,17 @@ export interface PoolConfig {
   subsets: number;
 }
 
+/**
+ * HTTP signing:
+ * - `off`: POST /v1/sign answers 404;
+ * - `token`: a bearer token, read once at start from `tokenFile` (absolute, or relative to the
+ *   cluster directory), which must be a regular file of the coordinator's user with mode 0600;
+ *   caller identity `http-token`;
+ * - `mtls`: the listener speaks HTTPS and POST /v1/sign needs a client certificate of the
+ *   cluster CA; caller identity = its CN.
+ */
+export type HttpSignConfig = { mode: 'off' } | { mode: 'token'; tokenFile: string } | { mode: 'mtls' };
+
 export interface ClusterConfig {
   signers: SignerConfig[];
   coordinator: {
@@ -45,6 +57,18 @@ export interface ClusterConfig {
     socket: string;
     /** host:port of HTTP: /metrics, /healthz, POST /v1/sign. */
     http: string;
+    /**
+     * Group (name or numeric gid) allowed to connect to the unix socket: the socket becomes 0660
+     * and its directory 0750, both of that group. Absent: the socket is 0600, its directory 0700.
+     */
+    socketGroup?: string;
+    /** POST /v1/sign on the HTTP listener. Absent: off. */
+    httpSign?: HttpSignConfig;
+    /**
+     * Host names (optionally name:port) accepted in the Host header of POST /v1/sign besides the
+     * listener's own 127.0.0.1:<port> and localhost:<port>.
+     */
+    httpHosts?: string[];
   };
   pool: PoolConfig;
   /** Milliseconds a protocol session may wait for its peers. */
@@ -65,7 +89,9 @@ export const paths = (dir: string) => {
     /** A signer's own audit log of every Finish it answered (signer-node/sign-gate.ts). */
     signerAudit: (index: number) => join(root, `signer-${index}`, 'audit.log'),
     coordinator: join(root, 'coordinator'),
-    socket: join(root, 'coordinator.sock'),
+    socketDir: join(root, 'socket'),
+    socket: join(root, 'socket', 'coordinator.sock'),
+    httpToken: join(root, 'http-sign.token'),
   };
 };
 

@@ -1,11 +1,13 @@
 /**
  * gRPC front ends.
  *
- * - Unix socket (insecure credentials; the socket file's permissions are the access control,
- *   0660): Coordinator only. Caller identity "unix".
+ * - Unix socket (insecure credentials; the file system is the access control: socket.ts — 0600
+ *   for the coordinator's user, or 0660 for a configured socket group): Coordinator only. Caller
+ *   identity "unix".
  * - TCP with mutual TLS (client certificate from the cluster CA required): Coordinator and Admin.
- *   Caller identity = certificate CN. Admin requires CN "admin" or "admin-*"; signer identities
- *   ("signer-*") may not call Coordinator either.
+ *   Caller identity = the CN of the client certificate the TLS handshake verified, read on every
+ *   call (never from metadata). Admin requires CN "admin" or "admin-*" (the `provider` identity
+ *   gets PERMISSION_DENIED); signer identities ("signer-*") may not call Coordinator either.
  *
  * Sign statuses: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE ("quorum
  * insufficient: …"), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL (see proto/quorumkey.proto).
@@ -101,11 +103,26 @@ interface SignWire {
   digest_alg: string | number;
 }
 
+/** Caller identity of the unix socket. */
+export const UNIX_CALLER = 'unix';
+
+/**
+ * The CN of the verified client certificate of this call's connection. grpc-js reports a peer
+ * certificate only for an authorized TLS socket; a CN that is missing or not a single string
+ * (several CN attributes) is no identity.
+ */
+export function verifiedCaller(call: grpc.ServerUnaryCall<unknown, unknown>): string | undefined {
+  const auth = call.getAuthContext?.();
+  if (!auth || auth.transportSecurityType !== 'ssl' || !auth.sslPeerCertificate) return undefined;
+  const cn = callerName(call);
+  return cn && cn.length > 0 ? cn : undefined;
+}
+
 /** Handlers of the Coordinator service; `secure` says whether callers come with a certificate. */
 export function coordinatorHandlers(d: GrpcDeps, secure: boolean): grpc.UntypedServiceImplementation {
   const identify = (call: Call<unknown>): string => {
-    if (!secure) return 'unix';
-    const cn = callerName(call);
+    if (!secure) return UNIX_CALLER;
+    const cn = verifiedCaller(call);
     if (!cn) throw new CoordinatorError('forbidden', 'a client certificate is required');
     if (cn.startsWith('signer-')) throw new CoordinatorError('forbidden', `identity '${cn}' may not request signatures`);
     return cn;
@@ -163,7 +180,7 @@ export function isAdminIdentity(cn: string | undefined): boolean {
 
 export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
   const guard = (call: Call<unknown>): string => {
-    const cn = callerName(call);
+    const cn = verifiedCaller(call);
     if (!isAdminIdentity(cn)) throw new CoordinatorError('forbidden', `identity '${cn ?? '(none)'}' may not use the Admin service`);
     return cn!;
   };

@@ -1,5 +1,5 @@
 /**
- * HTTP on 127.0.0.1 only (whatever host cluster.json names: it is unauthenticated).
+ * HTTP on 127.0.0.1 only (whatever host cluster.json names); HTTPS when HTTP signing uses mTLS.
  *
  *   GET  /metrics   Prometheus text format (own registry).
  *   GET  /healthz   200 {"status":"ok"|"degraded", signers:{…}, keys:{…}, conflicts:[…]}; 503
@@ -7,7 +7,9 @@
  *                   keys yet: 200 "ok"). Per key: healthy holders, its pair conflicts and its subsets
  *                   {total: C(N,T), usable: without a conflicting pair, available: usable with every
  *                   member up and not quarantined}; a key with no available subset has no quorum.
- *   POST /v1/sign   JSON {key_id, hash | tbs, context?, digest_alg?}
+ *   POST /v1/sign   Off unless cluster.json coordinator.httpSign enables it (a bearer token or mTLS
+ *                   client certificates: http-access.ts, with the Host and Content-Type checks).
+ *                   JSON {key_id, hash | tbs, context?, digest_alg?}
  *                   - hash: the digest, hex (even number of hex digits) or base64; raw-digest policy.
  *                   - tbs: the to-be-signed bytes, base64; classified and checked against the policy.
  *                   - context: optional; if given it must equal what the content is.
@@ -17,10 +19,15 @@
  *                   Errors: {error, message} with 400 invalid input (bad JSON, unknown field, wrong type, bad
  *                   encoding, wrong digest length), 413 body over 64 KiB, 404 unknown key, 403 policy refused,
  *                   409 quorum insufficient, 424 pool depleted (inline presign impossible), 504 deadline
- *                   (10 s), 500 internal; 405 wrong method, 404 unknown path.
- * Caller identity for policy and audit: "http".
+ *                   (10 s), 500 internal; 405 wrong method, 404 unknown path; 404 HTTP signing off,
+ *                   421 wrong Host, 401 no or wrong token / client certificate, 403 identity not allowed,
+ *                   415 Content-Type not application/json.
+ * Caller identity for policy and audit: "http-token" (token) or the client certificate's CN (mTLS).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { admitSignRequest, allowedHosts, HttpRefusal, type HttpAccess } from './http-access.js';
 import type { AdminService } from './admin.js';
 import { CONTEXTS } from '../policy/classify.js';
 import { asCoordinatorError, CoordinatorError, errorName, httpStatus } from './errors.js';
@@ -33,7 +40,6 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** Bodies beyond this are not even drained: the connection is closed. */
 const DRAIN_LIMIT_BYTES = 4 * 1024 * 1024;
 export const HTTP_SIGN_DEADLINE_MS = 10_000;
-export const HTTP_CALLER = 'http';
 
 export interface HttpSignRequest {
   keyId: string;
@@ -196,9 +202,23 @@ export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys'>): { status: nu
   };
 }
 
-export function newHttpServer(d: HttpDeps): Server {
+export interface HttpOptions {
+  /** Who may use POST /v1/sign (default off). */
+  access?: HttpAccess;
+  /** Extra names accepted in the Host header of POST /v1/sign. */
+  hosts?: readonly string[];
+  /** The coordinator's identity: required with access mode mtls (the listener speaks HTTPS). */
+  tls?: { key: Buffer; cert: Buffer; ca: Buffer };
+}
+
+export function newHttpServer(d: HttpDeps, options: HttpOptions = {}): Server {
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-  const server = createServer((req, res) => {
+  const access: HttpAccess = options.access ?? { mode: 'off' };
+  const https = access.mode === 'mtls';
+  if (https && !options.tls) throw new Error('HTTP signing with mTLS needs the coordinator identity');
+  let hosts: Set<string> | undefined;
+  const hostsNow = () => (hosts ??= allowedHosts((server.address() as AddressInfo).port, options.hosts, https));
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
       try {
@@ -215,7 +235,19 @@ export function newHttpServer(d: HttpDeps): Server {
           return send(res, h.status, h.body);
         }
         if (url === '/v1/sign') {
-          if (req.method !== 'POST') return sendError(res, 405, 'method_not_allowed', 'use POST', { allow: 'POST' });
+          // Off: 404 whatever the method.
+          if (access.mode !== 'off' && req.method !== 'POST') return sendError(res, 405, 'method_not_allowed', 'use POST', { allow: 'POST' });
+          let caller: string;
+          try {
+            caller = admitSignRequest(req, access, hostsNow());
+          } catch (e) {
+            if (!(e instanceof HttpRefusal)) throw e;
+            // Never the Authorization header; the Host as sent (bounded), it is no secret.
+            d.log[e.status === 404 ? 'debug' : 'warn']('http sign refused', { status: e.status, reason: e.reason, remote: req.socket.remoteAddress, host: req.headers.host?.slice(0, 100) });
+            const extra: Record<string, string> = { connection: 'close' };
+            if (e.status === 401 && access.mode === 'token') extra['www-authenticate'] = 'Bearer realm="quorumkey"';
+            return sendError(res, e.status, e.error, e.message, extra);
+          }
           const text = await readBody(req, res);
           if (text === undefined) return;
           const body = parseSignBody(text);
@@ -224,7 +256,7 @@ export function newHttpServer(d: HttpDeps): Server {
             tbs: body.tbs,
             digest: body.digest,
             digestAlg: body.digestAlg,
-            caller: HTTP_CALLER,
+            caller,
             claimedContext: body.context,
             deadline: Date.now() + HTTP_SIGN_DEADLINE_MS,
           });
@@ -242,7 +274,7 @@ export function newHttpServer(d: HttpDeps): Server {
             audit_seq: out.auditSeq,
           });
         }
-        return sendError(res, 404, 'not_found', `no route ${req.method} ${url}`);
+        return sendError(res, 404, 'not_found', `no route ${req.method} ${url?.slice(0, 200)}`);
       } catch (e) {
         const err = asCoordinatorError(e);
         if (err.kind === 'internal') d.log.error('http request failed', { path: url, message: err.message });
@@ -250,7 +282,12 @@ export function newHttpServer(d: HttpDeps): Server {
         else res.destroy();
       }
     })();
-  });
+  };
+  // mTLS: the certificate is asked for but not required by the handshake, so /metrics and
+  // /healthz stay open and POST /v1/sign answers 401 with a reason instead of a TLS alert.
+  const server: Server = https
+    ? (createHttpsServer({ key: options.tls!.key, cert: options.tls!.cert, ca: options.tls!.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler) as unknown as Server)
+    : createServer(handler);
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   return server;

@@ -5,10 +5,12 @@
  *
  * Reads DIR/cluster.json and the TLS identity `coordinator` from DIR/pki; keeps its state in
  * DIR/coordinator/ (keys.json, audit.log). Serves Coordinator on the unix socket
- * (coordinator.socket, mode 0660), Coordinator + Admin over mTLS on coordinator.grpc, and HTTP on
- * 127.0.0.1:<port of coordinator.http>. When serving it prints exactly one line on stdout:
+ * (coordinator.socket: mode 0600, or 0660 for coordinator.socketGroup — socket.ts), Coordinator +
+ * Admin over mTLS on coordinator.grpc, and HTTP on 127.0.0.1:<port of coordinator.http> (HTTPS
+ * when coordinator.httpSign is mtls; POST /v1/sign only when httpSign enables it —
+ * http-access.ts). When serving it prints exactly one line on stdout:
  *
- *   coordinator ready sign=unix:<path> grpc=<host:port> http=http://<host:port>
+ *   coordinator ready sign=unix:<path> grpc=<host:port> http=http[s]://<host:port>
  *
  * Logs are JSON lines on stderr. SIGTERM / SIGINT drain (in-flight requests get 10 s), close
  * the audit log and exit 0 (a second signal exits 1 at once). If it cannot start: one JSON error
@@ -46,7 +48,7 @@ function parseArgs(argv: string[]): { dir: string; level: Level } {
 
 async function main(): Promise<void> {
   const { dir, level } = parseArgs(process.argv.slice(2));
-  // Files and the socket are created private; the socket is then opened to the group (0660).
+  // Files and the socket are created private; the socket is then opened to its group, if any.
   process.umask(0o077);
   const log = jsonLogger('coordinator', level);
   // grpc-js writes its own diagnostics to stderr: keep stderr JSON-only.

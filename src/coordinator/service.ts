@@ -2,8 +2,7 @@
  * The coordinator, assembled: configuration, registry, signers, pools, sign path, servers.
  * main.ts runs it as a process; tests may run it in-process.
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -15,6 +14,7 @@ import { AdminService } from './admin.js';
 import { ConflictGraph } from './conflicts.js';
 import { bindServer, newSocketServer, newTlsServer, shutdownServer } from './grpc.js';
 import { newHttpServer } from './http.js';
+import { httpAccessFrom } from './http-access.js';
 import { KeyStore } from './keys.js';
 import { jsonLogger, type Logger } from './log.js';
 import { CoordinatorMetrics } from './metrics.js';
@@ -22,6 +22,7 @@ import { PoolSet, Refiller, subsetLabel } from './pools.js';
 import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
+import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
 
@@ -30,14 +31,15 @@ export interface CoordinatorOptions {
   log?: Logger;
   signers?: SignerRegistryOptions;
   sign?: SignOptions;
-  /** Mode of the unix socket (default 0660: owner and group, e.g. the web server's group). */
-  socketMode?: number;
 }
 
 export interface Endpoints {
   socket: string;
   grpc: string;
+  /** host:port of the HTTP listener (HTTPS when HTTP signing uses mTLS). */
   http: string;
+  /** 'https' when HTTP signing uses mTLS, else 'http'. */
+  httpScheme: 'http' | 'https';
 }
 
 function splitHostPort(endpoint: string, what: string): { host: string; port: number } {
@@ -53,29 +55,6 @@ export function poolConfig(config: ClusterConfig): PoolConfig {
   }
   if (pool.batch < 1 || pool.batch > 256) throw new Error('cluster.json: pool.batch must be in [1, 256]');
   return pool;
-}
-
-/** Removes a stale socket file; refuses when something else is there or a process still listens. */
-async function prepareSocket(path: string): Promise<void> {
-  if (Buffer.byteLength(path) > 100) throw new Error(`unix socket path ${path} is too long (> 100 bytes)`);
-  let isSocket: boolean;
-  try {
-    isSocket = lstatSync(path).isSocket();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const live = await new Promise<boolean>((res) => {
-    const c = connect(path);
-    c.once('connect', () => {
-      c.destroy();
-      res(true);
-    });
-    c.once('error', () => res(false));
-  });
-  if (live) throw new Error(`another process is serving on ${path}`);
-  unlinkSync(path);
 }
 
 export class Coordinator {
@@ -104,7 +83,7 @@ export class Coordinator {
 
   /** The one stdout line printed when serving. */
   get readyLine(): string {
-    return `coordinator ready sign=unix:${this.endpoints.socket} grpc=${this.endpoints.grpc} http=http://${this.endpoints.http}`;
+    return `coordinator ready sign=unix:${this.endpoints.socket} grpc=${this.endpoints.grpc} http=${this.endpoints.httpScheme}://${this.endpoints.http}`;
   }
 
   static async start(options: CoordinatorOptions): Promise<Coordinator> {
@@ -114,6 +93,12 @@ export class Coordinator {
     const pool = poolConfig(config);
     const layout = paths(dir);
     const identity = loadIdentity(layout.pki, COORDINATOR_IDENTITY);
+    // Configuration errors of the client doors stop the start before anything runs.
+    const httpAccess = httpAccessFrom(config.coordinator.httpSign, dir);
+    const socketGroup = config.coordinator.socketGroup ? resolveSocketGroup(config.coordinator.socketGroup) : undefined;
+    if (config.coordinator.httpHosts !== undefined && (!Array.isArray(config.coordinator.httpHosts) || !config.coordinator.httpHosts.every((h) => typeof h === 'string'))) {
+      throw new Error('cluster.json: coordinator.httpHosts must be a list of host names');
+    }
     mkdirSync(layout.coordinator, { recursive: true, mode: 0o700 });
     const keys = KeyStore.load(join(layout.coordinator, 'keys.json'));
     const metrics = new CoordinatorMetrics();
@@ -197,7 +182,7 @@ export class Coordinator {
     const socketPath = isAbsolute(config.coordinator.socket) ? config.coordinator.socket : resolve(dir, config.coordinator.socket || layout.socket);
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
-    const httpServer = newHttpServer(deps);
+    const httpServer = newHttpServer(deps, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
@@ -206,14 +191,15 @@ export class Coordinator {
       await audit.close();
     };
     try {
-      await prepareSocket(socketPath);
+      await removeStaleSocket(socketPath);
+      prepareSocketDirectory(socketPath, dir, socketGroup, log);
       await bindServer(socketServer, `unix:${socketPath}`, grpc.ServerCredentials.createInsecure());
-      chmodSync(socketPath, options.socketMode ?? 0o660);
+      openSocketTo(socketPath, socketGroup);
       const grpcEp = splitHostPort(config.coordinator.grpc, 'coordinator.grpc');
       const grpcPort = await bindServer(tlsServer, config.coordinator.grpc, serverCredentials(identity));
       const httpEp = splitHostPort(config.coordinator.http, 'coordinator.http');
       if (httpEp.host !== '127.0.0.1' && httpEp.host !== 'localhost') {
-        log.warn('coordinator.http names a non-loopback host; binding 127.0.0.1 only (the endpoint is unauthenticated)', { configured: config.coordinator.http });
+        log.warn('coordinator.http names a non-loopback host; binding 127.0.0.1 only', { configured: config.coordinator.http });
       }
       const httpPort = await new Promise<number>((res, rej) => {
         httpServer.once('error', rej);
@@ -223,7 +209,12 @@ export class Coordinator {
           res(typeof addr === 'object' && addr ? addr.port : httpEp.port);
         });
       });
-      const endpoints: Endpoints = { socket: socketPath, grpc: `${grpcEp.host}:${grpcPort}`, http: `127.0.0.1:${httpPort}` };
+      const endpoints: Endpoints = {
+        socket: socketPath,
+        grpc: `${grpcEp.host}:${grpcPort}`,
+        http: `127.0.0.1:${httpPort}`,
+        httpScheme: httpAccess.mode === 'mtls' ? 'https' : 'http',
+      };
       const c = new Coordinator(config, endpoints, metrics, keys, signers, pools, sign, admin, refiller, audit, socketServer, tlsServer, httpServer, log);
       // Know the signers' state before declaring readiness (bounded: down signers fail fast).
       signers.start();
@@ -234,6 +225,8 @@ export class Coordinator {
         socket: socketPath,
         grpc: endpoints.grpc,
         http: endpoints.http,
+        socket_group: socketGroup ? `${socketGroup.name} (gid ${socketGroup.gid})` : 'none (owner only)',
+        http_sign: httpAccess.mode === 'token' ? `token (${httpAccess.tokenFile})` : httpAccess.mode,
         keys: keys.list().map((k) => k.id),
         signers: signers.indices,
         pool,

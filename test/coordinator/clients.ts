@@ -42,9 +42,16 @@ export async function expectStatus(p: Promise<unknown>, code: grpc.status, messa
   assert.fail(`expected ${grpc.status[code]}, the call succeeded`);
 }
 
-export function httpJson(url: string, method = 'GET', body?: string | Buffer): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
+/** An HTTP request (JSON body when given); `headers` adds to or overrides the defaults. */
+export function httpJson(
+  url: string,
+  method = 'GET',
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, headers: body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+    const base: Record<string, string | number> = body !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+    const req = request(url, { method, headers: { ...base, ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

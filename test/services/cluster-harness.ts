@@ -130,8 +130,11 @@ export function signOverGrpc(client: grpc.Client, keyId: string, tbs: Buffer, ti
   });
 }
 
-export async function signOverHttp(httpEndpoint: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`http://${httpEndpoint}/v1/sign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+/** POST /v1/sign; `token`: the bearer token (`up --http-sign token`). */
+export async function signOverHttp(httpEndpoint: string, body: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`http://${httpEndpoint}/v1/sign`, { method: 'POST', headers, body: JSON.stringify(body) });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 

@@ -25,9 +25,12 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
 
   const verifies = (tbs: Buffer, der: Buffer) => verify('sha256', tbs, createPublicKey(publicKeyPem), der);
 
+  let token: string;
+
   before(async function () {
-    await up.start();
+    await up.start(['--http-sign', 'token']);
     coordinator = up.coordinator();
+    token = readFileSync(join(up.dir, 'http-sign.token'), 'utf8').trim();
   });
 
   after(async function () {
@@ -67,7 +70,7 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
     const http = up.config().coordinator.http;
     const results = await pool(100, 4, async () => {
       const tbs = certificateVerifyTbs();
-      return { tbs, res: await signOverHttp(http, { key_id: 'tls', tbs: tbs.toString('base64') }) };
+      return { tbs, res: await signOverHttp(http, { key_id: 'tls', tbs: tbs.toString('base64') }, token) };
     });
     for (const { tbs, res } of results) {
       assert.equal(res.status, 200, JSON.stringify(res.json));
@@ -109,7 +112,7 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
     assert.ok(failure, 'never answered UNAVAILABLE: quorum insufficient');
     assert.ok(failure.ms < 2000, `failing took ${failure.ms} ms`);
     assert.match(failure.details!, /needs 3 of signers/);
-    const res = await signOverHttp(up.config().coordinator.http, { key_id: 'tls', tbs: certificateVerifyTbs().toString('base64') });
+    const res = await signOverHttp(up.config().coordinator.http, { key_id: 'tls', tbs: certificateVerifyTbs().toString('base64') }, token);
     assert.equal(res.status, 409);
     assert.match(String(res.json.message), /quorum insufficient/);
   });
@@ -185,7 +188,7 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
     }
   });
 
-  it('stops cleanly on SIGINT, and a second up reuses the key', async function () {
+  it('stops cleanly on SIGINT, and a second up reuses the key (without --http-sign: HTTP signing off)', async function () {
     const pids = ['signer-1', 'signer-3', 'coordinator', 'tls-server'].map((n) => up.pid(n));
     for (const child of restarted) child.kill('SIGTERM');
     assert.equal(await up.stop(), 0);
@@ -200,6 +203,9 @@ describe('quorumkey up: the embedded 3-of-5 cluster', function () {
       const result = await signOverGrpc(client, 'tls', tbs);
       client.close();
       assert.ok(result.ok && verifies(tbs, result.der!), result.details);
+      const off = await signOverHttp(second.config().coordinator.http, { key_id: 'tls', tbs: certificateVerifyTbs().toString('base64') }, token);
+      assert.equal(off.status, 404);
+      assert.match(String(off.json.message), /HTTP signing is off/);
     } finally {
       assert.equal(await second.stop(), 0);
     }

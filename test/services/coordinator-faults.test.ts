@@ -20,7 +20,7 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { launch, running, sample, stop, tampered, type Proc } from './processes.js';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -53,6 +53,9 @@ const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', 
 const SIGNER_READY = /^signer (\d+) ready grpc=(\S+) http=(\S+)$/;
 const COORDINATOR_READY = /^coordinator ready sign=unix:(\S+) grpc=(\S+) http=http:\/\/(\S+)$/;
 const ALL = [1, 2, 3];
+/** HTTP signing with a bearer token (off by default). */
+const TOKEN = randomBytes(32).toString('base64url');
+const BEARER = { authorization: `Bearer ${TOKEN}` };
 /** The coordinator's Finish deadline (SignOptions.finishTimeoutMs default) is 5 s. */
 const SLOW_FINISH_MS = 6000;
 
@@ -139,6 +142,9 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
     ensureClusterPki(cluster.pki, ['admin']);
     // Nothing pooled at first: every signature presigns inline.
     cluster.config.pool = { target: 0, batch: 1, refillConcurrency: 1, subsets: 3 };
+    const tokenFile = join(cluster.root, 'http-sign.token');
+    writeFileSync(tokenFile, TOKEN + '\n', { mode: 0o600 });
+    cluster.config.coordinator.httpSign = { mode: 'token', tokenFile };
     writeClusterConfig(cluster.dir, cluster.config);
     await Promise.all(ALL.map((i) => startSigner(i)));
     await startCoordinator();
@@ -158,7 +164,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
 
   describe('empty pools', () => {
     it('creates the 2-of-3 key over Admin', async () => {
-      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3, clients: ['unix', 'http'] }, 120_000);
+      key = await unary<KeyInfoWire>(admin!, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3, clients: ['unix', 'http-token'] }, 120_000);
       assert.deepEqual(key.signers, ALL);
     });
 
@@ -167,7 +173,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
       const before = await inline();
       for (let n = 0; n < 3; n++) assert.equal((await sign()).quorum.length, 2);
       const tbs = cv();
-      const http = await httpJson(`http://${ep.http}/v1/sign`, 'POST', JSON.stringify({ key_id: 'tls', tbs: tbs.toString('base64') }));
+      const http = await httpJson(`http://${ep.http}/v1/sign`, 'POST', JSON.stringify({ key_id: 'tls', tbs: tbs.toString('base64') }), BEARER);
       assert.equal(http.status, 200, http.text);
       const res = { signature_der: Buffer.from(http.json.signature as string, 'hex'), quorum: http.json.quorum as number[] };
       returned.push({ tbs, res });
@@ -237,7 +243,7 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
         /^quorum insufficient: key 'tls' needs 2 of signers \[1\.\.3\], healthy: \[2\], quarantined: \[1,3\]$/,
       );
       assert.ok(Date.now() - t0 < 2000, 'fails fast');
-      const r409 = await httpJson(`http://${ep.http}/v1/sign`, 'POST', JSON.stringify({ key_id: 'tls', tbs: cv().toString('base64') }));
+      const r409 = await httpJson(`http://${ep.http}/v1/sign`, 'POST', JSON.stringify({ key_id: 'tls', tbs: cv().toString('base64') }), BEARER);
       assert.equal(r409.status, 409);
       assert.equal(r409.json.error, 'quorum_insufficient');
       await expectStatus(unary(admin!, 'Quarantine', { index: 9 }), grpc.status.NOT_FOUND, /signer 9 is not in the cluster/);

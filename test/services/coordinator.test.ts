@@ -1,7 +1,8 @@
 /**
  * The coordinator as a real process in front of three real signer processes: Admin input
  * validation, a 2-of-3 key made by DKG over Admin (mTLS, identity `admin`) and a raw-digest key
- * on two of the signers, signatures over the unix socket, over mTLS and POST /v1/sign verified by
+ * on two of the signers, signatures over the unix socket, over mTLS and POST /v1/sign (bearer
+ * token; the doors' access control itself: doors.test.ts) verified by
  * OpenSSL against GetKey's SubjectPublicKeyInfo, pools at target, policy and input errors, HTTP
  * statuses, the documented metrics (promtool-clean), kill -9 of one signer (signing goes on) and
  * of a second (fast "quorum insufficient"), recovery after the restarts without operator action,
@@ -11,8 +12,8 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
@@ -128,7 +129,12 @@ describe('coordinator process with real signer processes', function () {
     assert.ok(verifyTbs(key.spki_der, tbs, res.signature_der), 'signature verifies with OpenSSL');
     return res;
   };
-  const post = (body: unknown) => httpJson(`http://${coordinator.http}/v1/sign`, 'POST', typeof body === 'string' ? body : JSON.stringify(body));
+  /** HTTP signing is on with a bearer token (off by default). */
+  const token = randomBytes(32).toString('base64url');
+  const post = (body: unknown) =>
+    httpJson(`http://${coordinator.http}/v1/sign`, 'POST', typeof body === 'string' ? body : JSON.stringify(body), { authorization: `Bearer ${token}` });
+  /** The caller identities of the three doors: every key names them (the client ACL). */
+  const clients = ['unix', 'http-token', 'provider'];
   const launchSigner = async (i: number) => {
     const sp = await startSigner(cluster, i);
     signers.set(i, sp);
@@ -139,6 +145,9 @@ describe('coordinator process with real signer processes', function () {
     cluster = await createTestCluster({ signers: [1, 2, 3], sessionTimeoutMs: 20_000 });
     ensureClusterPki(cluster.pki, ['admin', 'provider']);
     cluster.config.pool = { target: 8, batch: 4, refillConcurrency: 2, subsets: 3 };
+    const tokenFile = join(cluster.root, 'http-sign.token');
+    writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
+    cluster.config.coordinator.httpSign = { mode: 'token', tokenFile };
     writeClusterConfig(cluster.dir, cluster.config);
     for (const i of [1, 2, 3]) await launchSigner(i);
     coordinator = await startCoordinator(cluster);
@@ -165,8 +174,9 @@ describe('coordinator process with real signer processes', function () {
     assert.equal(coordinator.http, cluster.config.coordinator.http);
     // Structured logs on stderr.
     assert.ok(coordinator.stderr.length > 0 && coordinator.stderr.every((l) => JSON.parse(l).component === 'coordinator'));
-    // Owner and group may connect (e.g. the web server's group).
-    assert.equal(statSync(coordinator.socket).mode & 0o777, 0o660);
+    // No socket group configured: the coordinator's user only.
+    assert.equal(statSync(coordinator.socket).mode & 0o777, 0o600);
+    assert.equal(statSync(dirname(coordinator.socket)).mode & 0o777, 0o700);
   });
 
   it('CreateKey validates its input (key id, threshold, signer list, policy)', async () => {
@@ -185,7 +195,7 @@ describe('coordinator process with real signer processes', function () {
   });
 
   it('creates a 2-of-3 key by DKG across the signer processes', async () => {
-    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3 }, 180_000);
+    key = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'tls', threshold: 2, signer_count: 3, clients }, 180_000);
     assert.deepEqual(key.signers, [1, 2, 3]);
     assert.equal(key.threshold, 2);
     assert.deepEqual(key.policy, ['tls-server']);
@@ -288,7 +298,7 @@ describe('coordinator process with real signer processes', function () {
   });
 
   it('a raw-digest key on signers [1,3] signs digests of the digest algorithm length only', async () => {
-    raw = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'raw', threshold: 2, signers: [1, 3], policy: ['raw-digest', 'x509-cert'] }, 180_000);
+    raw = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'raw', threshold: 2, signers: [1, 3], policy: ['raw-digest', 'x509-cert'], clients }, 180_000);
     assert.deepEqual(raw.signers, [1, 3]);
     assert.deepEqual([...raw.policy].sort(), ['raw-digest', 'x509-cert']);
     const digest = createHash('sha256').update('m').digest();
@@ -506,6 +516,7 @@ describe('coordinator process with real signer processes', function () {
     assert.equal(first.key_id, 'tls');
     assert.equal(first.caller, 'unix');
     assert.match(first.signature, /^30[0-9a-f]+$/);
-    assert.ok(lines.some((l) => JSON.parse(l).record.caller === 'http'));
+    const callers = new Set(lines.map((l) => JSON.parse(l).record.caller as string));
+    assert.deepEqual([...callers].sort(), ['http-token', 'provider', 'unix']);
   });
 });

@@ -87,3 +87,20 @@ export function sample(text: string, name: string, labels = ''): number {
 
 /** Log lines in which the test wrapper (malicious-signer.ts) reports a tampering of `what`. */
 export const tampered = (p: Proc, what: 'presign' | 'finish' | 'readmit') => p.stderr.filter((l) => l.includes('"malicious: tampered"') && l.includes(`"what":"${what}"`)).length;
+
+/**
+ * Runs a node script expected to exit (e.g. a refused start); resolves with its code and output.
+ * A process that prints on stdout anyway (a service's ready line) is stopped (SIGTERM by PID), so
+ * an unexpected start fails the caller's assertions instead of hanging.
+ */
+export function runToExit(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    if (proc.exitCode === null && proc.signalCode === null) process.kill(proc.pid!, 'SIGTERM');
+  });
+  proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise((resolve) => proc.once('close', (code) => resolve({ code, stdout, stderr })));
+}

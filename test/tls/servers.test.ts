@@ -7,83 +7,16 @@
  * the reason in the server's log, and its return heals them without restarting the servers.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { PROVIDER_MODULE } from '../../src/cli/provider-config.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { UpProcess } from '../services/cluster-harness.js';
-import { freePort } from '../../src/cli/children.js';
+import { assertAllGood as assertAll, eventually, handshake, handshakes, REPO, startHaproxy, startNginx, tlsServerRecords, type RunningServer } from './servers.js';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const COORDINATOR = join(REPO, 'dist/src/coordinator/main.js');
 const HANDSHAKES = 200;
 const DEADLINE_MS = 5000;
-
-
-function fill(template: string, values: Record<string, string>): string {
-  return readFileSync(join(REPO, 'certs', template), 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
-    if (!(k in values)) throw new Error(`no value for {{${k}}}`);
-    return values[k]!;
-  });
-}
-
-interface Handshake {
-  ok: boolean;
-  output: string;
-  ms: number;
-}
-
-function handshake(port: number, caCert: string): Promise<Handshake> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', caCert, '-verify_return_error', '-tls1_3', '-no_ticket', '-brief', '-ign_eof'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, OPENSSL_CONF: '/dev/null' },
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    child.stdin.end('GET / HTTP/1.0\r\n\r\n');
-    child.on('close', (code, signal) =>
-      resolve({ ok: code === 0 && /Verification: OK/.test(output), output: `${output}[s_client exit ${signal ?? code}]`, ms: Date.now() - started }),
-    );
-  });
-}
-
-async function handshakes(port: number, caCert: string, count: number): Promise<Handshake[]> {
-  const out: Handshake[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (next < count) {
-        next++;
-        out.push(await handshake(port, caCert));
-      }
-    }),
-  );
-  return out;
-}
-
-function tlsServerRecords(dir: string): number {
-  return readFileSync(join(dir, 'coordinator', 'audit.log'), 'utf8')
-    .split('\n')
-    .filter((l) => l.includes('"context":"tls-server"')).length;
-}
-
-function assertAllGood(results: Handshake[]): void {
-  assert.equal(results.length, HANDSHAKES);
-  const failed = results.filter((r) => !r.ok);
-  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed, e.g. after ${failed[0]?.ms} ms:\n${failed[0]?.output}`);
-  for (const r of results) {
-    assert.ok(r.ok, `handshake failed:\n${r.output}`);
-    assert.match(r.output, /Protocol version: TLSv1\.3/);
-    // s_client -brief: the server's CertificateVerify algorithm.
-    assert.match(r.output, /^Signature type: ECDSA$/m);
-    assert.match(r.output, /^Hash used: SHA256$/m);
-  }
-}
+const assertAllGood = (results: Awaited<ReturnType<typeof handshakes>>) => assertAll(results, HANDSHAKES);
 
 describe('TLS 1.3 servers with the threshold key', function () {
   this.timeout(600_000);
@@ -120,24 +53,13 @@ describe('TLS 1.3 servers with the threshold key', function () {
 
   describe('nginx, 2 workers, provider through OPENSSL_CONF', function () {
     let port: number;
-    let prefix: string;
+    let nginx: RunningServer;
     before(async function () {
-      prefix = mkdtempSync(join(tmpdir(), 'qk-nginx-'));
-      port = await freePort();
-      writeFileSync(join(prefix, 'nginx.conf'), fill('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: serverCert, KEY_REF: keyRef, USER: 'root root' }));
-      const check = spawnSync('nginx', ['-t', '-p', prefix, '-c', join(prefix, 'nginx.conf')], { env: { ...process.env, OPENSSL_CONF: opensslConf }, encoding: 'utf8' });
-      assert.equal(check.status, 0, check.stderr);
-      const nginx = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf')], { env: { ...process.env, OPENSSL_CONF: opensslConf }, stdio: 'ignore' });
-      children.push(nginx);
-      await waitForPort(port);
+      nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root');
+      children.push(nginx.process);
+      port = nginx.port;
     });
-    after(function () {
-      try {
-        process.kill(Number(readFileSync(join(prefix, 'nginx.pid'), 'utf8')), 'SIGTERM');
-      } catch {
-        // already stopped
-      }
-    });
+    after(() => nginx?.stop());
 
     it(`${HANDSHAKES} full handshakes, one audit record each`, async function () {
       const before = tlsServerRecords(up.dir);
@@ -150,8 +72,7 @@ describe('TLS 1.3 servers with the threshold key', function () {
         const failed = await handshake(port, caCert);
         assert.ok(!failed.ok, 'a handshake succeeded without the coordinator');
         assert.ok(failed.ms < DEADLINE_MS + 3000, `failing took ${failed.ms} ms`);
-        const log = readFileSync(join(prefix, 'error.log'), 'utf8');
-        assert.match(log, /SSL_do_handshake\(\) failed .*quorumkey.*coordinator unreachable/);
+        assert.match(nginx.log(), /SSL_do_handshake\(\) failed .*quorumkey.*coordinator unreachable/);
       });
       await eventually(async () => (await handshake(port, caCert)).ok);
     });
@@ -159,23 +80,13 @@ describe('TLS 1.3 servers with the threshold key', function () {
 
   describe('HAProxy 2.6 in master-worker mode with ssl-provider', function () {
     let port: number;
-    let prefix: string;
-    let haproxy: ChildProcess;
-    let log = '';
+    let haproxy: RunningServer;
     before(async function () {
-      prefix = mkdtempSync(join(tmpdir(), 'qk-haproxy-'));
-      port = await freePort();
-      const crt = join(prefix, 'server.pem');
-      writeFileSync(crt, readFileSync(serverCert, 'utf8') + readFileSync(keyRef, 'utf8'));
-      writeFileSync(join(prefix, 'haproxy.cfg'), fill('haproxy.cfg.template', { PREFIX: prefix, PORT: String(port), CRT: crt, PROVIDER_DIR: dirname(PROVIDER_MODULE) }));
-      const check = spawnSync('haproxy', ['-c', '-f', join(prefix, 'haproxy.cfg')], { encoding: 'utf8' });
-      assert.equal(check.status, 0, check.stdout + check.stderr);
-      haproxy = spawn('haproxy', ['-W', '-f', join(prefix, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
-      haproxy.stdout!.on('data', (c: Buffer) => (log += c.toString()));
-      haproxy.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-      children.push(haproxy);
-      await waitForPort(port);
+      haproxy = await startHaproxy({ opensslConf, serverCert, keyRef }, 'root', 'root');
+      children.push(haproxy.process);
+      port = haproxy.port;
     });
+    after(() => haproxy?.stop());
 
     it(`${HANDSHAKES} full handshakes, one audit record each`, async function () {
       const before = tlsServerRecords(up.dir);
@@ -189,38 +100,15 @@ describe('TLS 1.3 servers with the threshold key', function () {
         assert.ok(!failed.ok);
         assert.ok(failed.ms < DEADLINE_MS + 3000, `failing took ${failed.ms} ms`);
         // The worker's stderr reaches us through a pipe: give it a moment.
-        await eventually(async () => /quorumkey provider\[\d+\]: signing failed/.test(log), 5000).catch(() =>
-          assert.fail(`HAProxy's log does not say why signing failed:\n${log.split('\n').filter((l) => !l.includes('Connect from')).join('\n')}`),
+        await eventually(async () => /quorumkey provider\[\d+\]: signing failed/.test(haproxy.log()), 5000).catch(() =>
+          assert.fail(`HAProxy's log does not say why signing failed:\n${haproxy.log().split('\n').filter((l) => !l.includes('Connect from')).join('\n')}`),
         );
       });
       await eventually(async () => (await handshake(port, caCert)).ok);
-      assert.ok(haproxy.exitCode === null, `haproxy exited:\n${log}`);
+      assert.ok(haproxy.process.exitCode === null, `haproxy exited:\n${haproxy.log()}`);
     });
   });
 });
-
-async function waitForPort(port: number): Promise<void> {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('did not recover in time');
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 /** Stops the coordinator (SIGTERM), runs `during`, then starts a new coordinator on the same directory. */
 async function coordinatorOutage(up: UpProcess, children: ChildProcess[], during: () => Promise<void>): Promise<void> {
