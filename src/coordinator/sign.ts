@@ -183,7 +183,7 @@ export class SignService {
       if (input.claimedContext !== undefined && input.claimedContext !== verdict.context) {
         fail('invalid', `content is ${verdict.context === 'unknown' ? 'not a recognised structure' : verdict.context}, request says ${input.claimedContext}`);
       }
-      if (!verdict.allowed) throw new CoordinatorError('policy', `policy refused (${verdict.reason}): ${verdict.message}`);
+      if (!verdict.allowed) throw new CoordinatorError('policy', `policy refused (${verdict.reason}) for key '${key.id}': ${verdict.message}`);
       if (!key.policySealed) fail('policy', `key '${key.id}' was created before policies were sealed with the shares: its signers sign nothing until 'quorumkey key adopt-policy ${key.id}'`);
       this.rateLimit(key);
       const out = await this.signDigest(key, verdict.context, verdict.detail, verdict.digest, input);

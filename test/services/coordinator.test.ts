@@ -188,7 +188,7 @@ describe('coordinator process with real signer processes', function () {
     await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 7] }), grpc.status.INVALID_ARGUMENT, /signers \[7\] are not in the cluster/);
     await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 1] }), grpc.status.INVALID_ARGUMENT, /twice/);
     await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 2], signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /does not match/);
-    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy: ['tls-client'] }), grpc.status.INVALID_ARGUMENT, /unknown policy context/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy: ['tls-client'] }), grpc.status.INVALID_ARGUMENT, /unknown context "tls-client"/);
     await expectStatus(create({ key_id: 'k', threshold: 2 }), grpc.status.INVALID_ARGUMENT, /signer_count/);
     await expectStatus(unary(admin, 'RefreshKey', { key_id: 'nope' }), grpc.status.NOT_FOUND, /unknown key 'nope'/);
     assert.deepEqual((await unary<{ keys: KeyInfoWire[] }>(admin, 'ListKeys', {})).keys, []);
@@ -267,7 +267,7 @@ describe('coordinator process with real signer processes', function () {
 
   it('refuses a TBSCertificate with a TLS key (PERMISSION_DENIED / 403) and unknown keys (NOT_FOUND / 404)', async () => {
     const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
-    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused: key 'tls' allows tls-server, request is x509-cert$/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused \(context-not-allowed\) for key 'tls': the content is a TBSCertificate \(x509-cert\); this key signs tls-server$/);
     const r403 = await post({ key_id: 'tls', tbs: tbs.toString('base64') });
     assert.equal(r403.status, 403);
     assert.equal(r403.json.error, 'policy_refused');
@@ -286,9 +286,9 @@ describe('coordinator process with real signer processes', function () {
     assert.equal((await post({ key_id: 'tls', tbs: randomBytes(80_000).toString('base64') })).status, 413);
     await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest: digest.subarray(0, 31) }), grpc.status.INVALID_ARGUMENT, /digest must be 32 bytes/);
     // What the TLS key's policy refuses, and malformed requests.
-    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: Buffer.from('hello') }), grpc.status.PERMISSION_DENIED, /^policy refused: key 'tls' allows tls-server, request is unrecognised content/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: Buffer.from('hello') }), grpc.status.PERMISSION_DENIED, /^policy refused \(unrecognised-content\) for key 'tls': /);
     await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: Buffer.from(tls13CertificateVerifyContent(randomBytes(32), 'client')) }), grpc.status.PERMISSION_DENIED);
-    await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest }), grpc.status.PERMISSION_DENIED, /request is raw-digest/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', digest }), grpc.status.PERMISSION_DENIED, /policy refused \(raw-digest-not-allowed\) for key 'tls'/);
     await expectStatus(unary(client, 'Sign', { key_id: 'tls' }), grpc.status.INVALID_ARGUMENT, /exactly one of tbs \/ digest/);
     await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: cv(), digest }), grpc.status.INVALID_ARGUMENT, /exactly one of tbs \/ digest/);
     await expectStatus(unary(client, 'Sign', { key_id: '../etc', tbs: cv() }), grpc.status.INVALID_ARGUMENT, /key_id/);
@@ -298,9 +298,9 @@ describe('coordinator process with real signer processes', function () {
   });
 
   it('a raw-digest key on signers [1,3] signs digests of the digest algorithm length only', async () => {
-    raw = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'raw', threshold: 2, signers: [1, 3], policy: ['raw-digest', 'x509-cert'], clients }, 180_000);
+    raw = await unary<KeyInfoWire>(admin, 'CreateKey', { key_id: 'raw', threshold: 2, signers: [1, 3], policy: ['raw-digest'], clients }, 180_000);
     assert.deepEqual(raw.signers, [1, 3]);
-    assert.deepEqual([...raw.policy].sort(), ['raw-digest', 'x509-cert']);
+    assert.deepEqual(raw.policy, ['raw-digest']);
     const digest = createHash('sha256').update('m').digest();
     const res = await unary<SignResponseWire>(client, 'Sign', { key_id: 'raw', digest }, 30_000);
     signatures++;
@@ -314,12 +314,9 @@ describe('coordinator process with real signer processes', function () {
     signatures++;
     // FIPS 186-5: the leftmost 256 bits of the digest.
     assert.ok(p256.verify(r512.signature_der, d512.subarray(0, 32), raw.public_key, { prehash: false, format: 'der' }));
-    // A TBSCertificate: allowed by this key's policy, refused by the TLS key's.
+    // A raw-digest key is sent digests: content it cannot check is refused, even a TBSCertificate.
     const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
-    const cert = await unary<SignResponseWire>(client, 'Sign', { key_id: 'raw', tbs }, 30_000);
-    signatures++;
-    assert.equal(cert.context, 'x509-cert');
-    assert.ok(verifyTbs(raw.spki_der, tbs, cert.signature_der));
+    await expectStatus(unary(client, 'Sign', { key_id: 'raw', tbs }), grpc.status.PERMISSION_DENIED, /policy refused \(context-not-allowed\) for key 'raw'/);
   });
 
   it('over mTLS: a client certificate may sign, a signer identity may not; Admin wants an admin identity', async () => {
@@ -508,15 +505,18 @@ describe('coordinator process with real signer processes', function () {
     assert.equal(code, 0);
     const res = await verifyAuditLog(join(paths(cluster.dir).coordinator, 'audit.log'));
     assert.ok(res.ok, JSON.stringify(res));
-    assert.equal(res.records, signatures);
     assert.equal(statSync(join(paths(cluster.dir).coordinator, 'audit.log')).mode & 0o777, 0o600);
-    const lines = readFileSync(join(paths(cluster.dir).coordinator, 'audit.log'), 'utf8').trim().split('\n');
-    const first = JSON.parse(lines[0]!).record;
+    const records = readFileSync(join(paths(cluster.dir).coordinator, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).record);
+    // One record per signature, and one per attempt whose shares were asked for but not released.
+    const signed = records.filter((r) => r.event === 'sign');
+    assert.equal(signed.length, signatures);
+    for (const r of records.filter((r) => r.event !== 'sign')) assert.deepEqual([r.event, typeof r.presignature_id, typeof r.reason], ['sign-failed', 'string', 'string']);
+    const first = signed[0]!;
     assert.equal(first.context, 'tls-server');
     assert.equal(first.key_id, 'tls');
     assert.equal(first.caller, 'unix');
     assert.match(first.signature, /^30[0-9a-f]+$/);
-    const callers = new Set(lines.map((l) => JSON.parse(l).record.caller as string));
+    const callers = new Set(signed.map((r) => r.caller as string));
     assert.deepEqual([...callers].sort(), ['http-token', 'provider', 'unix']);
   });
 });

@@ -178,7 +178,7 @@ describe('coordinator doors: who may sign, as root and as an unprivileged local 
           assert.ok(verifyTbs(door.spki_der, tbs, res.signature_der));
           assert.equal(lastCaller(), 'provider');
           // The same connection, a key whose clients omit "provider": refused on this call.
-          await expectStatus(unary(provider, 'Sign', { key_id: 'unix-only', tbs: cv() }), grpc.status.PERMISSION_DENIED, /caller 'provider' may not use key 'unix-only'/);
+          await expectStatus(unary(provider, 'Sign', { key_id: 'unix-only', tbs: cv() }), grpc.status.PERMISSION_DENIED, /client 'provider' may not use key 'unix-only'/);
         }
         // Metadata claiming another identity changes nothing.
         const md = new grpc.Metadata();
@@ -188,7 +188,7 @@ describe('coordinator doors: who may sign, as root and as an unprivileged local 
             (provider as unknown as Record<string, Function>).Sign!({ key_id: 'unix-only', tbs: cv() }, md, { deadline: Date.now() + 30_000 }, (e: unknown, r: unknown) => (e ? reject(e) : resolve(r))),
           ),
           grpc.status.PERMISSION_DENIED,
-          /caller 'provider'/,
+          /client 'provider'/,
         );
         // The unix socket's caller may use it.
         const tbs = cv();
@@ -302,7 +302,7 @@ describe('coordinator doors: who may sign, as root and as an unprivileged local 
       const refused = curl(undefined, ['-H', bearer, '-H', 'Content-Type: application/json', '--data', signBody('unix-only'), url]);
       assert.equal(refused.status, 403);
       assert.equal(refused.json.error, 'policy_refused');
-      assert.match(refused.json.message as string, /caller 'http-token' may not use key 'unix-only'/);
+      assert.match(refused.json.message as string, /client 'http-token' may not use key 'unix-only'/);
     });
 
     it('a wrong Host (DNS rebinding) → 421, a text/plain or form POST (what a browser form sends) → 415, even with the token', () => {
@@ -378,7 +378,7 @@ describe('coordinator doors: who may sign, as root and as an unprivileged local 
       assert.match(signer.json.message as string, /identity 'signer-1' may not request signatures/);
       const admin = https([...cert(pki, 'admin'), ...json, '--data', signBody()]);
       assert.equal(admin.status, 403);
-      assert.match(admin.json.message as string, /caller 'admin' may not use key 'door'/);
+      assert.match(admin.json.message as string, /client 'admin' may not use key 'door'/);
       assert.equal(records().length, before, 'nothing else was signed');
     });
 
