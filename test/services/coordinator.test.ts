@@ -190,6 +190,10 @@ describe('coordinator process with real signer processes', function () {
     await expectStatus(create({ key_id: 'k', threshold: 2, signers: [1, 2], signer_count: 3 }), grpc.status.INVALID_ARGUMENT, /does not match/);
     await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy: ['tls-client'] }), grpc.status.INVALID_ARGUMENT, /unknown context "tls-client"/);
     await expectStatus(create({ key_id: 'k', threshold: 2 }), grpc.status.INVALID_ARGUMENT, /signer_count/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy_json: '{"contexts":["x509-cert"]}' }), grpc.status.INVALID_ARGUMENT, /policy x509: an x509-cert key needs its constraints/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy_json: '{"rate":{"perSecond":0}}' }), grpc.status.INVALID_ARGUMENT, /policy rate.perSecond: must be an integer from 1/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, policy_json: 'nope' }), grpc.status.INVALID_ARGUMENT, /policy_json is not JSON/);
+    await expectStatus(create({ key_id: 'k', threshold: 2, signer_count: 3, clients: ['a b'] }), grpc.status.INVALID_ARGUMENT, /client identity "a b" must match/);
     await expectStatus(unary(admin, 'RefreshKey', { key_id: 'nope' }), grpc.status.NOT_FOUND, /unknown key 'nope'/);
     assert.deepEqual((await unary<{ keys: KeyInfoWire[] }>(admin, 'ListKeys', {})).keys, []);
   });

@@ -362,6 +362,10 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await keyGen({ session_id: Buffer.alloc(0) }), INVALID, /session_id must be 32 bytes, got 0/);
     expectStatus(await keyGen({ parties: [] }), INVALID, /parties must list 2 to 16 signer indices, got 0/);
     expectStatus(await keyGen({ parties: [2, 1, 3] }), INVALID, /sorted ascending/);
+    expectStatus(await keyGen({ policy: Buffer.alloc(0) }), INVALID, /policy encoding: must be 1 to 16384 bytes, got 0/);
+    expectStatus(await keyGen({ policy: Buffer.from('not json') }), INVALID, /policy encoding: is not UTF-8 JSON/);
+    expectStatus(await keyGen({ policy: Buffer.from('{}') }), INVALID, /policy encoding: is not canonical/);
+    expectStatus(await keyGen({ policy: Buffer.from('{"contexts":["x509-cert"]}') }), INVALID, /policy x509: an x509-cert key needs its constraints/);
     expectStatus(await keyGen({ parties: [1, 1, 2] }), INVALID, /sorted ascending without repetition/);
     expectStatus(await keyGen({ parties: [2, 3] }), INVALID, /does not include this signer \(1\)/);
     expectStatus(await keyGen({ parties: [1, 9] }), INVALID, /9 is not a configured signer/);
