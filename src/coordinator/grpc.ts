@@ -17,13 +17,13 @@ import { canonicalJson } from '../audit/canonical.js';
 import { publicKeySpki } from '../protocol/ecdsa.js';
 import type { OperatorApproval } from '../pki/operator-approval.js';
 import { callerName } from '../transport/tls.js';
-import { services } from '../transport/proto.js';
+import { digestAlgFromWire, services } from '../transport/proto.js';
 import type { AdminService, ClusterStatusView } from './admin.js';
 import { asCoordinatorError, CoordinatorError, grpcStatus } from './errors.js';
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import { KEY_ID_PATTERN } from './policy.js';
-import type { DigestAlg, SignService } from './sign.js';
+import type { SignService } from './sign.js';
 
 /** Deadline applied when the client sets none. */
 export const DEFAULT_SIGN_DEADLINE_MS = 30_000;
@@ -64,16 +64,6 @@ export function clusterStatus(s: ClusterStatusView) {
   };
 }
 
-const DIGEST_ENUM: Record<string, DigestAlg> = {
-  DIGEST_ALGORITHM_UNSPECIFIED: 'sha256',
-  SHA256: 'sha256',
-  SHA384: 'sha384',
-  SHA512: 'sha512',
-  '0': 'sha256',
-  '1': 'sha256',
-  '2': 'sha384',
-  '3': 'sha512',
-};
 
 function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   const err = asCoordinatorError(e);
@@ -133,7 +123,7 @@ export function coordinatorHandlers(d: GrpcDeps, secure: boolean): grpc.UntypedS
         try {
           const caller = identify(call);
           const req = call.request;
-          const alg = DIGEST_ENUM[String(req.digest_alg ?? 0)];
+          const alg = digestAlgFromWire(req.digest_alg);
           if (!alg) throw new CoordinatorError('invalid', `unknown digest_alg ${String(req.digest_alg)}`);
           const out = await d.sign.sign({
             keyId: req.key_id,

@@ -10,6 +10,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { _der } from '../../src/policy/classify.js';
 import { normaliseKeyPolicy, type X509Constraints } from '../../src/policy/key-policy.js';
 import {
   checkCertificateConstraints,
@@ -24,28 +25,10 @@ import {
 // ---------------------------------------------------------------------------------------------
 // DER helpers (independent of the code under test).
 
-function header(b: Uint8Array, pos: number): { off: number; end: number } {
-  let len = b[pos + 1]!;
-  let off = pos + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let k = 0; k < n; k++) len = len * 256 + b[off + k]!;
-    off += n;
-  }
-  return { off, end: off + len };
-}
-
-/** The TLVs inside the outer TLV of `buf`. */
+/** The TLVs inside the outer SEQUENCE of `buf` (the classifier's strict DER reader). */
 function children(buf: Buffer): Buffer[] {
-  const outer = header(buf, 0);
-  const out: Buffer[] = [];
-  for (let pos = outer.off; pos < outer.end; ) {
-    const h = header(buf, pos);
-    out.push(buf.subarray(pos, h.end));
-    pos = h.end;
-  }
-  return out;
+  const outer = _der.whole(buf, 0x30);
+  return _der.children(outer).map((c) => Buffer.from(outer.bytes.subarray(c.start, c.end)));
 }
 
 function tlv(tag: number, ...parts: Buffer[]): Buffer {
