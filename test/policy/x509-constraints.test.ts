@@ -25,9 +25,9 @@ import {
 // ---------------------------------------------------------------------------------------------
 // DER helpers (independent of the code under test).
 
-/** The TLVs inside the outer SEQUENCE of `buf` (the classifier's strict DER reader). */
+/** The TLVs inside the outer TLV of `buf` (the classifier's strict DER reader). */
 function children(buf: Buffer): Buffer[] {
-  const outer = _der.whole(buf, 0x30);
+  const outer = _der.whole(buf, buf[0]!);
   return _der.children(outer).map((c) => Buffer.from(outer.bytes.subarray(c.start, c.end)));
 }
 
