@@ -8,6 +8,7 @@
  *   <dir>/coordinator/            keys.json (public key data, policies), audit.log
  *   <dir>/socket/coordinator.sock the provider-facing Coordinator endpoint (unix socket); the
  *                                 socket/ directory holds nothing else (see coordinator/socket.ts)
+ *   <dir>/http-sign.token         `quorumkey up --http-sign token`: the bearer token (mode 0600)
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

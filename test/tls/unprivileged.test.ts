@@ -2,7 +2,8 @@
  * nginx and HAProxy started by root as usual, their workers running as the unprivileged user
  * `nobody`, sign through the provider over the coordinator's unix socket because the socket group
  * (`quorumkey up --socket-group`) is their group — the one-line settings the README gives:
- * nginx `user nobody <group>;`, HAProxy `group <group>`. 50 full TLS 1.3 handshakes each, one
+ * nginx `user nobody <group>;`, HAProxy `group <group>` (with `insecure-fork-wanted`, which lets the
+ * unprivileged worker start the gRPC client's threads). 50 full TLS 1.3 handshakes each, one
  * tls-server audit record each, and the workers' real uid/gid read from /proc. The README's
  * alternative for nginx: a worker user that is a supplementary member of the group (a test system
  * user) with a plain `user NAME;` — 50 handshakes too. Negative controls: nginx workers without the
@@ -172,6 +173,9 @@ describe('nginx and HAProxy workers as an unprivileged user, through the socket 
     for (const w of workers) {
       assert.equal(w.uid, nobodyUid, `worker ${w.pid} runs as ${UNPRIVILEGED_USER}`);
       assert.equal(w.gid, groupGid, `worker ${w.pid} has the socket group`);
+      // insecure-fork-wanted (certs/haproxy.cfg.template): without it the worker's RLIMIT_NPROC is
+      // 0 and the provider's gRPC client cannot create its threads.
+      assert.doesNotMatch(readFileSync(`/proc/${w.pid}/limits`, 'utf8'), /^Max processes\s+0\s/m);
     }
     const before = tlsServerRecords(up!.dir);
     assertAllGood(await handshakes(haproxy.port, caCert, HANDSHAKES), HANDSHAKES, haproxy.log);
