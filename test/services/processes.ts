@@ -1,5 +1,6 @@
 /** Real child processes of the service tests: start one, wait for its ready line, stop it by PID. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { strict as assert } from 'node:assert';
 
 export interface Proc {
   name: string;
@@ -87,3 +88,17 @@ export function sample(text: string, name: string, labels = ''): number {
 
 /** Log lines in which the test wrapper (malicious-signer.ts) reports a tampering of `what`. */
 export const tampered = (p: Proc, what: 'presign' | 'finish' | 'readmit') => p.stderr.filter((l) => l.includes('"malicious: tampered"') && l.includes(`"what":"${what}"`)).length;
+
+/** Fails (never skips) when a tool the test needs is not installed: CI installs it (bash .ci/run). */
+export function requireTool(name: string, pkg: string): void {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  assert.ok(found, `${name} is not installed: install Debian's '${pkg}' package (bash .ci/run does)`);
+}
+
+/** Asserts that `promtool check metrics` accepts the exposition text: exit 0 and no lint remark. */
+export function assertPromtoolClean(text: string, what: string): void {
+  requireTool('promtool', 'prometheus');
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, `${what}: ${check.stdout}${check.stderr}`);
+  assert.equal((check.stdout + check.stderr).trim(), '', `${what} lint: ${check.stdout}${check.stderr}`);
+}
