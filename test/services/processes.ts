@@ -102,3 +102,21 @@ export function assertPromtoolClean(text: string, what: string): void {
   assert.equal(check.status, 0, `${what}: ${check.stdout}${check.stderr}`);
   assert.equal((check.stdout + check.stderr).trim(), '', `${what} lint: ${check.stdout}${check.stderr}`);
 }
+
+/**
+ * What a sign request costs the signers, from the coordinator's /metrics: Finish calls (answered
+ * or failed), inline presigns, retried attempts. Unchanged across a request = it contacted no
+ * signer (e.g. the fail-fast "quorum insufficient").
+ */
+export function signingWork(coordinatorMetrics: string): { finishCalls: number; inlinePresigns: number; retries: number } {
+  return {
+    finishCalls: sample(coordinatorMetrics, 'quorumkey_signer_finish_duration_seconds_count') + sample(coordinatorMetrics, 'quorumkey_signer_failures_total', 'method="Finish"'),
+    inlinePresigns: sample(coordinatorMetrics, 'quorumkey_sign_inline_presign_total'),
+    retries: sample(coordinatorMetrics, 'quorumkey_sign_retries_total'),
+  };
+}
+
+/** How many `method` RPCs the signer whose HTTP endpoint is `http` has answered. */
+export async function signerRpcs(http: string, method: string): Promise<number> {
+  return sample(await (await fetch(`http://${http}/metrics`)).text(), 'quorumkey_signer_rpc_requests_total', `method="${method}"`);
+}
