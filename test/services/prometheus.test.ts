@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { certificateVerifyTbs, pool, signOverGrpc, UpProcess } from './cluster-harness.js';
 import { assertPromtoolClean, requireTool } from './processes.js';
+import { waitFor } from '../coordinator/clients.js';
 import { freePort } from '../../src/cli/children.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -20,17 +21,6 @@ const DASHBOARD = join(REPO, 'deploy/grafana/quorumkey.json');
 
 /** Series of these exist only after an incident (a blame, a pair conflict): none in an honest cluster. */
 const INCIDENT_ONLY = ['quorumkey_blames_total', 'quorumkey_pair_conflict'];
-
-/** Polls `check` (every 500 ms, up to a minute) until it gives a value. */
-async function until<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 async function api(base: string, path: string): Promise<{ status: string; data: unknown }> {
   const res = await fetch(`${base}${path}`);
@@ -135,10 +125,10 @@ describe('Prometheus scrapes the cluster', function () {
     assert.equal(loaded.length, 9);
     for (const name of ['QuorumkeyPairConflict', 'QuorumkeyFewUsableSubsets']) assert.ok(loaded.some((r) => r.name === name), `rule ${name} loaded`);
     // Health is 'unknown' until a rule's first evaluation: wait for every one to be evaluated.
-    const evaluated = await until('every rule evaluated', async () => {
+    const evaluated = await waitFor('every rule evaluated', async () => {
       const rules = ((await api(base, '/api/v1/rules')).data as Rules).groups.flatMap((g) => g.rules);
       return rules.every((r) => r.health !== 'unknown') ? rules : undefined;
-    });
+    }, 60_000, 500);
     for (const rule of evaluated) assert.equal(rule.health, 'ok', `rule ${rule.name} does not evaluate`);
   });
 
@@ -147,7 +137,7 @@ describe('Prometheus scrapes the cluster', function () {
     const client = up.coordinator();
     await pool(20, 4, () => signOverGrpc(client, 'tls', certificateVerifyTbs()));
     client.close();
-    await until('the new signatures scraped', async () => (await values('sum(increase(quorumkey_sign_requests_total{result="ok"}[1m]))'))[0]! > 0);
+    await waitFor('the new signatures scraped', async () => (await values('sum(increase(quorumkey_sign_requests_total{result="ok"}[1m]))'))[0]! > 0, 60_000, 500);
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
     const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => [p.title, t.expr] as const));
     assert.ok(exprs.length >= 10);
