@@ -205,7 +205,7 @@ export class KeyDealingSession extends Session<KeyShare> {
   protected finish(inbox: Inbox): KeyShare {
     for (const peer of this.peers) {
       if (!bytesEqual(field(inbox.get(peer)!, 'echo', peer, 32), this.echo))
-        abort('broadcast-inconsistent', 'peer saw different broadcast values (a dealer equivocated, or the peer lies)', peer);
+        this.disagreement('broadcast-inconsistent', `party ${peer} saw different broadcast values (a dealer equivocated, or party ${peer} lies)`, peer);
     }
     return { ...this.dealt!, zeroSeeds: this.zeroSeeds, otSender: this.ot.sender, otReceiver: this.ot.receiver, retiredPeers: new Set(), policy: this.policy };
   }

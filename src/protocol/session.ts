@@ -17,8 +17,13 @@
  * sent different nonces to different peers makes honest peers disagree, and that must end the
  * session before any OT check could fail between two honest parties). Protocol round r is wire
  * round r + 1.
+ *
+ * Such a disagreement between this party's view and a peer's (the context here, the dealing
+ * echo in dkg.ts) names that peer only when it is the only peer. With several, the peer whose
+ * message shows the difference may be honest — another one told the two of us different things —
+ * so nobody is named and every peer is a suspect (`disagreement`).
  */
-import { abort, ProtocolAbort } from './errors.js';
+import { abort, ProtocolAbort, type AbortReason } from './errors.js';
 import { bytesEqual, field, type Payload, type ProtocolMessage, type ProtocolName, SESSION_ID_BYTES, toHex } from './message.js';
 import type { Rng } from './rng.js';
 import { systemRng } from './rng.js';
@@ -133,7 +138,7 @@ export abstract class Session<Output> {
       if (typeof message.payload !== 'object' || message.payload === null) abort('malformed-message', 'payload is not an object', from);
       if (this.round === NONCE_ROUNDS) field(message.payload, 'nonce', from, SESSION_NONCE_BYTES);
       else if (!bytesEqual(field(message.payload, 'context', from, CONTEXT_BYTES), this.context))
-        abort('context-mismatch', 'message bound to another session context (a party sent different nonces to different peers, or the message is replayed)', from);
+        this.disagreement('context-mismatch', `message from party ${from} bound to another session context (a party sent different nonces to different peers, or the message is replayed)`, from);
       this.inbox.set(from, message.payload);
     });
   }
@@ -164,6 +169,15 @@ export abstract class Session<Output> {
       this.round += 1;
       return [];
     });
+  }
+
+  /**
+   * Aborts on a difference between this party's view and `peer`'s: `peer` is the culprit when it
+   * is the only peer, otherwise every peer is a suspect (see the header).
+   */
+  protected disagreement(reason: AbortReason, detail: string, peer: number): never {
+    if (this.peers.length === 1) abort(reason, detail, peer);
+    abort(reason, detail, undefined, this.peers);
   }
 
   /** Stops the session from outside (e.g. a peer was blamed in another session). */

@@ -185,22 +185,31 @@ describe('coordinator content classification', () => {
     assert.equal(classify(ber).context, 'unknown');
     const nonMinimal = Buffer.from([0x30, 0x81, 0x03, 0x02, 0x01, 0x00]);
     assert.equal(classify(nonMinimal).context, 'unknown');
+    // Random bytes (some starting like a SEQUENCE or an SCT): never a recognised structure.
     for (let n = 0; n < 2000; n++) {
       const r = randomBytes(1 + (n % 300));
       if (n % 3 === 0) r[0] = 0x30;
       if (n % 5 === 0) r[0] = 0x00;
-      classify(r);
+      assert.equal(classify(r).context, 'unknown', r.toString('hex').slice(0, 40));
     }
-    // Random single-byte corruptions of real structures either still parse or give unknown.
+    // Single-byte corruptions of a real TBSCertificate either still parse as one or give unknown.
+    const seen = new Set<string>();
     for (let n = 0; n < 500; n++) {
       const t = Buffer.from(tbsCert);
       t[n % t.length] ^= 1 + (n % 255);
-      classify(t);
+      const { context } = classify(t);
+      assert.ok(context === 'x509-cert' || context === 'unknown', `byte ${n % t.length}: ${context}`);
+      seen.add(context);
     }
+    assert.deepEqual([...seen].sort(), ['unknown', 'x509-cert'], 'some corruptions keep a TBSCertificate (e.g. in the serial), most break it');
   });
 
   it('does not confuse the structures with one another', () => {
-    assert.throws(() => parseTbsCertificate(csrInfo));
-    assert.throws(() => parseTbsCertificate(ocspResponseData));
+    // The parser's own DER error (its class is not exported), naming what a TBSCertificate has there instead.
+    const derError = (message: RegExp) => (e: unknown) => e instanceof Error && e.constructor.name === 'DerError' && message.test(e.message);
+    // Where a TBSCertificate has its signature AlgorithmIdentifier, a CertificationRequestInfo has its subject Name.
+    assert.throws(() => parseTbsCertificate(csrInfo), derError(/^malformed signature AlgorithmIdentifier$/));
+    // Where it has its serial number, an OCSP ResponseData has its responder id ([1] or [2]).
+    assert.throws(() => parseTbsCertificate(ocspResponseData), derError(/^expected serialNumber INTEGER$/));
   });
 });

@@ -247,7 +247,8 @@ describe('ecdsa: publicKeySpki', () => {
   });
 
   it('rejects an invalid compressed point', () => {
-    assert.throws(() => publicKeySpki(new Uint8Array(33)));
-    assert.throws(() => publicKeySpki(new Uint8Array(32).fill(2)));
+    // @noble/curves refuses both while decoding the point.
+    assert.throws(() => publicKeySpki(new Uint8Array(33)), /^Error: bad point/);
+    assert.throws(() => publicKeySpki(new Uint8Array(32).fill(2)), /^Error: bad point: got length 32/);
   });
 });

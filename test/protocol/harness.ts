@@ -12,6 +12,8 @@ import type { ProtocolMessage } from '../../src/protocol/message.js';
 
 export class Cluster {
   readonly parties = new Map<number, Party>();
+  /** Every session this cluster ran, in order (the adversarial test reads their secret state). */
+  readonly sessions: Session<unknown>[] = [];
   private readonly ids: Rng;
 
   constructor(
@@ -31,6 +33,7 @@ export class Cluster {
 
   /** Runs sessions of the given parties and stores the outputs of those that finished. */
   run<T>(sessions: Map<number, Session<T>>, intercept?: Interceptor): RunResult<T> {
+    this.sessions.push(...sessions.values());
     const result = runSessions(sessions, intercept);
     for (const [i, session] of sessions) {
       const party = this.party(i);

@@ -105,7 +105,9 @@ describe('scalar: encodings', () => {
 
   it('scalarToBytes refuses values that do not fit 32 bytes instead of truncating them', () => {
     // Truncation would silently encode 2^256 as 0 and −1 as 2^256 − 1.
-    for (const bad of [1n << 256n, (1n << 256n) + 5n, -1n, -N]) assert.throws(() => scalarToBytes(bad), `scalarToBytes(${bad}) must throw`);
+    for (const bad of [1n << 256n, (1n << 256n) + 5n, -1n, -N]) {
+      assert.throws(() => scalarToBytes(bad), (e: unknown) => e instanceof RangeError && e.message === 'scalar does not fit in 32 bytes', `scalarToBytes(${bad}) must throw`);
+    }
     assert.equal(hex(scalarToBytes((1n << 256n) - 1n)), 'ff'.repeat(32));
   });
 

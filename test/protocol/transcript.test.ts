@@ -92,7 +92,7 @@ describe('transcript: length-prefixed encoding', () => {
     // 1.5 as 1 — two different item sequences with the same bytes, contrary to the module's
     // guarantee. Every caller passes small indices today; the encoder must still refuse.
     for (const bad of [2 ** 32, 2 ** 32 + 7, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      assert.throws(() => new Transcript('d').append('n', bad), `number ${bad} must be refused`);
+      assert.throws(() => new Transcript('d').append('n', bad), (e: unknown) => e instanceof RangeError && e.message === `transcript: ${bad} is not a 32-bit unsigned integer`, `number ${bad} must be refused`);
     }
   });
 

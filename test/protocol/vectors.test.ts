@@ -2,7 +2,8 @@
  * Known-answer regression vectors: the whole life of a key (key generation, presigning, two
  * signatures, refresh, a signature after it) under fixed RNG seeds. Any change to a transcript,
  * an encoding or a derivation changes these digests. After an intentional protocol change,
- * regenerate with QUORUMKEY_UPDATE_VECTORS=1 npm test and review the diff.
+ * regenerate with QUORUMKEY_UPDATE_VECTORS=1 npm test (that run fails on purpose, and is refused
+ * under CI), review the diff, and run the tests again without the switch.
  */
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
@@ -71,13 +72,26 @@ const CASES = [
   ['quorumkey-kat-2', 3, 5],
 ] as const;
 
+/** QUORUMKEY_UPDATE_VECTORS=1 rewrites the vector file from this build (then this run fails, see below). */
+const UPDATE = process.env.QUORUMKEY_UPDATE_VECTORS === '1';
+const IN_CI = !!process.env.CI && !['0', 'false'].includes(process.env.CI.toLowerCase());
+
 describe('known-answer vectors (fixed RNG seeds)', function () {
   let computed: Vector[];
+  /** The committed vectors, read before any update. */
   let expected: Vector[];
   before(function () {
     computed = CASES.map(([seed, t, n]) => lifecycle(seed, t, n));
-    if (process.env.QUORUMKEY_UPDATE_VECTORS === '1') writeFileSync(VECTORS, JSON.stringify(computed, null, 2) + '\n');
     expected = JSON.parse(readFileSync(VECTORS, 'utf8')) as Vector[];
+    if (UPDATE) {
+      // CI checks the committed vectors; it never produces them.
+      assert.ok(!IN_CI, 'QUORUMKEY_UPDATE_VECTORS is refused under CI');
+      writeFileSync(VECTORS, JSON.stringify(computed, null, 2) + '\n');
+    }
+  });
+
+  it('runs against the committed vectors (an update run fails on purpose: review the diff, then run without the switch)', function () {
+    assert.ok(!UPDATE, `${VECTORS} was rewritten from this build: review the diff, then run the tests without QUORUMKEY_UPDATE_VECTORS`);
   });
 
   CASES.forEach(([seed, t, n], k) => {

@@ -113,13 +113,38 @@ export class SServer {
     });
   }
 
+  /** Stops it and waits until its pipes are closed (everything it wrote has been read). */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
     child.kill('SIGTERM');
-    await exited;
+    await closed;
   }
+
+  /**
+   * What it has written to stderr since offset `from`, once that matches `pattern` (its stderr
+   * reaches us through a pipe, so a line logged during a handshake may arrive after it).
+   */
+  async logged(pattern: RegExp, from = 0): Promise<string> {
+    const end = Date.now() + 30_000;
+    for (;;) {
+      const text = this.stderr.slice(from);
+      if (pattern.test(text)) return text;
+      if (Date.now() > end) throw new Error(`s_server did not log ${pattern}:\n${text}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** True once process `pid` has exited (gone, or a zombie not yet reaped by its parent). */
+export function exited(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  return / Z /.test(readText(`/proc/${pid}/stat`).replace(/^.*\)/, ' '));
 }
 
 export function readText(path: string): string {

@@ -32,7 +32,7 @@ import {
 } from '../coordinator/clients.js';
 import { cli, pool } from './cluster-harness.js';
 import { MALICIOUS_MODE_ENV } from './malicious-signer.js';
-import { launch, running, sample, stop, type Proc } from './processes.js';
+import { launch, running, sample, signingWork, stop, type Proc } from './processes.js';
 import { createTestCluster, SIGNER_MAIN, type TestCluster } from './signer-cluster.js';
 
 const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
@@ -68,7 +68,8 @@ describe('false accusers: signers 4 and 5 accuse every peer (3-of-5, real proces
   const dumpLogs = () => [coordinator, ...ALL.map((i) => signers.get(i))].map((p) => (p ? `--- ${p.name} (pid ${p.pid}):\n${p.stderr.slice(-25).join('\n')}` : '')).join('\n');
 
   before(async () => {
-    cluster = await createTestCluster({ signers: ALL, sessionTimeoutMs: 10_000 });
+    // The product's default session timeout: a 5-party key generation on a busy 2-core machine can take longer than 10 s.
+    cluster = await createTestCluster({ signers: ALL, sessionTimeoutMs: 30_000 });
     ensureClusterPki(cluster.pki, ['admin', 'provider']);
     cluster.config.pool = { target: 8, batch: 4, refillConcurrency: 3, subsets: 4 };
     writeClusterConfig(cluster.dir, cluster.config);
@@ -203,17 +204,18 @@ describe('false accusers: signers 4 and 5 accuse every peer (3-of-5, real proces
     assert.doesNotMatch(out.stdout, /conflict \{(1,2|1,3|2,3)\}/);
   });
 
-  it('with signer 3 set aside by the operator, no subset is free of conflicts: fast "quorum insufficient" naming the reconcile command', async () => {
+  it('with signer 3 set aside by the operator, no subset is free of conflicts: "quorum insufficient" naming the reconcile command, without contacting a signer', async () => {
     await unary<ClusterStatusWire>(admin, 'Quarantine', { index: 3 });
     try {
       await waitFor('quorum gauge at 0', async () => sample(await metrics(), 'quorumkey_key_quorum_available', 'key="tls"') === 0, 5000);
-      const t0 = Date.now();
+      // Refused before any signer is asked: no Finish call, inline presign or retry.
+      const work = signingWork(await metrics());
       await expectStatus(
         unary(client, 'Sign', { key_id: 'tls', tbs: tbs() }),
         grpc.status.UNAVAILABLE,
         /^quorum insufficient: key 'tls' needs 3 of signers \[1\.\.5\] without a pair conflict, healthy: \[1,2,4,5\], conflicts: .*quorumkey signers reconcile --key tls \d \d/,
       );
-      assert.ok(Date.now() - t0 < 2000, 'fails fast');
+      assert.deepEqual(signingWork(await metrics()), work, 'the refused request cost the signers nothing');
       assert.equal(sample(await metrics(), 'quorumkey_usable_subsets', 'key="tls"'), 0);
       const h = await httpJson(`http://${ep.http}/healthz`);
       assert.equal(h.status, 503);

@@ -18,8 +18,7 @@
  *    signature (inline presigns flagged).
  */
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { launch, running, sample, stop, tampered, type Proc } from './processes.js';
+import { assertPromtoolClean, launch, running, sample, signerRpcs, signingWork, stop, tampered, type Proc } from './processes.js';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +76,9 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
   const status = () => unary<ClusterStatusWire>(admin!, 'Status', {});
   const signerStatus = async (i: number) => (await status()).signers.find((s) => s.index === i)!;
   const metrics = async () => (await httpJson(`http://${ep.http}/metrics`)).text;
+  const signerHttp = (i: number) => signers.get(i)!.ready[3]!;
+  /** How often the coordinator logged that it lifted signer i's quarantine. */
+  const readmissions = (i: number) => coordinator.stderr.filter((l) => l.includes('"msg":"signer readmitted"') && l.includes(`"signer":${i}`)).length;
   const poolsWith = async (i: number) => (await status()).pools.filter((p) => p.key_id === 'tls' && p.subset.includes(i) && p.depth > 0).length;
 
   /** (Re)starts signer i: the real signer node, or the wrapper with `mode`; waits until the coordinator sees the new boot. */
@@ -236,16 +238,19 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
       const s1 = q.signers.find((x) => x.index === 1)!;
       assert.equal(s1.quarantined, true);
       assert.equal(s1.quarantine_reason, 'quarantined by an operator');
-      const t0 = Date.now();
+      // Refused before any signer is asked: no Finish call, inline presign or retry.
+      const work = signingWork(await metrics());
+      const finishes = await Promise.all(ALL.map((i) => signerRpcs(signerHttp(i), 'Finish')));
       await expectStatus(
         unary(client!, 'Sign', { key_id: 'tls', tbs: cv() }),
         grpc.status.UNAVAILABLE,
         /^quorum insufficient: key 'tls' needs 2 of signers \[1\.\.3\], healthy: \[2\], quarantined: \[1,3\]$/,
       );
-      assert.ok(Date.now() - t0 < 2000, 'fails fast');
       const r409 = await httpJson(`http://${ep.http}/v1/sign`, 'POST', JSON.stringify({ key_id: 'tls', tbs: cv().toString('base64') }), BEARER);
       assert.equal(r409.status, 409);
       assert.equal(r409.json.error, 'quorum_insufficient');
+      assert.deepEqual(signingWork(await metrics()), work, 'the refused requests cost the signers nothing');
+      assert.deepEqual(await Promise.all(ALL.map((i) => signerRpcs(signerHttp(i), 'Finish'))), finishes, 'no signer was asked for an online share');
       await expectStatus(unary(admin!, 'Quarantine', { index: 9 }), grpc.status.NOT_FOUND, /signer 9 is not in the cluster/);
       await expectStatus(unary(admin!, 'Readmit', { index: 9 }), grpc.status.NOT_FOUND, /signer 9 is not in the cluster/);
       const r = await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 1 });
@@ -254,10 +259,15 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
     });
 
     it('Admin.Readmit lifts the quarantine (coordinator state only); still misbehaving, signer 3 is quarantined again', async () => {
-      const t0 = Date.now();
+      const logged = readmissions(3);
+      const calls = await Promise.all(ALL.map((i) => signerRpcs(signerHttp(i), 'PairSetup')));
       const r = await unary<ClusterStatusWire>(admin!, 'Readmit', { index: 3 });
-      assert.ok(Date.now() - t0 < 1000, 'Readmit calls no signer');
       assert.equal(r.signers.find((x) => x.index === 3)!.quarantined, false);
+      // The lift itself: logged once, and the gauge is 0 (no sign request runs that could quarantine it again).
+      assert.equal(readmissions(3), logged + 1, "the coordinator logs 'signer readmitted' for signer 3");
+      assert.equal(sample(await metrics(), 'quorumkey_signer_quarantined', 'signer="3"'), 0);
+      // Coordinator state only: no pair re-setup (the only signer call that would revive a pair).
+      assert.deepEqual(await Promise.all(ALL.map((i) => signerRpcs(signerHttp(i), 'PairSetup'))), calls, 'Readmit made no signer run a pair setup');
       await waitFor('pools with signer 3 refilled', async () => (await poolsWith(3)) === 2, 30_000);
       await waitFor(
         'signer 3 quarantined again',
@@ -307,12 +317,15 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
     });
 
     it('a request meeting the slow signer is retried on another subset after the Finish deadline; nobody is quarantined', async () => {
+      const before = await metrics();
       const t0 = Date.now();
       await burstUntilTampered(3, 3, 10);
-      const took = Date.now() - t0;
-      assert.ok(took >= 4500 && took < 20_000, `answered after the 5 s Finish deadline, not much later (${took} ms)`);
+      // The mechanism: signer 3's Finish ran into the coordinator's deadline and the request was retried.
+      assert.ok(Date.now() - t0 >= 4500, 'no request can meet the slow signer and be answered before the 5 s Finish deadline');
       const text = await metrics();
-      assert.ok(sample(text, 'quorumkey_signer_failures_total', 'signer="3",method="Finish",reason="deadline_exceeded"') > 0);
+      const deadlines = (t: string) => sample(t, 'quorumkey_signer_failures_total', 'signer="3",method="Finish",reason="deadline_exceeded"');
+      assert.ok(deadlines(text) > deadlines(before), 'a Finish of signer 3 ran into the deadline');
+      assert.ok(sample(text, 'quorumkey_sign_retries_total', 'key="tls"') > sample(before, 'quorumkey_sign_retries_total', 'key="tls"'), 'and was retried');
       const s3 = await signerStatus(3);
       assert.ok(s3.up && !s3.quarantined, JSON.stringify(s3));
     });
@@ -377,15 +390,8 @@ describe('coordinator faults with real signer processes (a misbehaving signer is
   });
 
   describe('afterwards', () => {
-    it('/metrics passes promtool check metrics', async function () {
-      try {
-        execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-      } catch {
-        this.skip();
-      }
-      const text = await metrics();
-      const out = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-      assert.equal(out.status, 0, `${out.stdout}${out.stderr}`);
+    it('/metrics passes promtool check metrics', async () => {
+      assertPromtoolClean(await metrics(), 'coordinator /metrics');
     });
 
     it('every returned signature verifies; the audit log holds one record per signature, inline presigns flagged', async () => {

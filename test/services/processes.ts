@@ -1,5 +1,6 @@
 /** Real child processes of the service tests: start one, wait for its ready line, stop it by PID. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { strict as assert } from 'node:assert';
 
 export interface Proc {
   name: string;
@@ -103,4 +104,36 @@ export function runToExit(script: string, args: string[], env: NodeJS.ProcessEnv
   });
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   return new Promise((resolve) => proc.once('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Fails (never skips) when a tool the test needs is not installed: CI installs it (bash .ci/run). */
+export function requireTool(name: string, pkg: string): void {
+  const found = spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+  assert.ok(found, `${name} is not installed: install Debian's '${pkg}' package (bash .ci/run does)`);
+}
+
+/** Asserts that `promtool check metrics` accepts the exposition text: exit 0 and no lint remark. */
+export function assertPromtoolClean(text: string, what: string): void {
+  requireTool('promtool', 'prometheus');
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, `${what}: ${check.stdout}${check.stderr}`);
+  assert.equal((check.stdout + check.stderr).trim(), '', `${what} lint: ${check.stdout}${check.stderr}`);
+}
+
+/**
+ * What a sign request costs the signers, from the coordinator's /metrics: Finish calls (answered
+ * or failed), inline presigns, retried attempts. Unchanged across a request = it contacted no
+ * signer (e.g. the fail-fast "quorum insufficient").
+ */
+export function signingWork(coordinatorMetrics: string): { finishCalls: number; inlinePresigns: number; retries: number } {
+  return {
+    finishCalls: sample(coordinatorMetrics, 'quorumkey_signer_finish_duration_seconds_count') + sample(coordinatorMetrics, 'quorumkey_signer_failures_total', 'method="Finish"'),
+    inlinePresigns: sample(coordinatorMetrics, 'quorumkey_sign_inline_presign_total'),
+    retries: sample(coordinatorMetrics, 'quorumkey_sign_retries_total'),
+  };
+}
+
+/** How many `method` RPCs the signer whose HTTP endpoint is `http` has answered. */
+export async function signerRpcs(http: string, method: string): Promise<number> {
+  return sample(await (await fetch(`http://${http}/metrics`)).text(), 'quorumkey_signer_rpc_requests_total', `method="${method}"`);
 }

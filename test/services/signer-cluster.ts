@@ -21,7 +21,6 @@ export { freePort } from '../../src/cli/children.js';
 
 export const SIGNER_MAIN = fileURLToPath(new URL('../../signer-node/main.js', import.meta.url));
 
-/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
 
 /**
  * The canonical policy bytes a KeyGen carries. Tests that drive the Signer service directly
@@ -39,14 +38,16 @@ export interface SoftHsm {
   userPin: string;
 }
 
-/** A fresh SoftHSM2 token in its own directory, or undefined when SoftHSM2 is not installed. */
-export function createSoftHsmToken(root: string, tokenLabel: string): SoftHsm | undefined {
+const NO_SOFTHSM = 'SoftHSM2 is not installed: the PKCS#11 signers need a real token. Install it with `apt-get install -y softhsm2` (bash .ci/run does).';
+
+/** A fresh SoftHSM2 token in its own directory; throws when SoftHSM2 is not installed (never falls back). */
+export function createSoftHsmToken(root: string, tokenLabel: string): SoftHsm {
   const module = findSoftHsm2Module();
-  if (!module) return undefined;
+  if (!module) throw new Error(NO_SOFTHSM);
   try {
     execFileSync('softhsm2-util', ['--version'], { stdio: 'ignore' });
   } catch {
-    return undefined;
+    throw new Error(NO_SOFTHSM);
   }
   const hsmDir = join(root, 'softhsm');
   const tokens = join(hsmDir, 'tokens');
@@ -70,6 +71,7 @@ export interface TestCluster {
   /** A second, unrelated CA with an identity `outsider`. */
   otherPki: string;
   config: ClusterConfig;
+  /** The token of the PKCS#11 signers (present exactly when some were asked for). */
   hsm: SoftHsm | undefined;
   env: NodeJS.ProcessEnv;
 }
@@ -86,7 +88,7 @@ export async function createTestCluster(options: { signers: number[]; pkcs11Sign
   const signers = [];
   for (const index of options.signers) {
     let seal: SealConfig = { mode: 'passphrase' };
-    if (options.pkcs11Signers?.includes(index) && hsm) {
+    if (hsm && options.pkcs11Signers!.includes(index)) {
       seal = { mode: 'pkcs11', module: hsm.module, tokenLabel: hsm.tokenLabel, keyLabel: `quorumkey-signer-${index}`, pinFile: hsm.pinFile };
     } else {
       ensureDevPassphrase(dir, index);
