@@ -105,8 +105,8 @@ describe('sign retry: the real SignService with a signer that corrupts its onlin
     coordinator = await Coordinator.start({ dir: cluster.dir, log: jsonLogger('coordinator', 'info', (line) => void log.push(JSON.parse(line) as Record<string, unknown>)) });
     await waitFor('every signer healthy at the coordinator', () => [1, 2, 3, 4, BAD].every((i) => coordinator.signers.healthy(i)), 30_000);
     // 2-of-4 on [1,2,3,5] and 3-of-5 on all, for raw digests.
-    await coordinator.admin.createKey({ keyId: 'k24', threshold: 2, signers: [1, 2, 3, BAD], signerCount: 0, policy: ['raw-digest'] });
-    await coordinator.admin.createKey({ keyId: 'k35', threshold: 3, signers: [1, 2, 3, 4, BAD], signerCount: 0, policy: ['raw-digest'] });
+    await coordinator.admin.createKey({ keyId: 'k24', threshold: 2, signers: [1, 2, 3, BAD], signerCount: 0, policy: ['raw-digest'], clients: ['unix'] });
+    await coordinator.admin.createKey({ keyId: 'k35', threshold: 3, signers: [1, 2, 3, 4, BAD], signerCount: 0, policy: ['raw-digest'], clients: ['unix'] });
   });
 
   after(async () => {
