@@ -31,6 +31,9 @@
  * that had itself stopped on a detection: silence is all its peers see), and no secret of the
  * cluster under test (key shares, polynomial coefficients, zero-sharing seeds, OT Δ and seeds,
  * presignature r, φ, u, v, …) appears in any error, in any encoding (test/secret-scan.ts).
+ *
+ * The cases are independent and CPU-bound: they run in two worker threads (`Jobs`), each `it`
+ * reporting every problem of its round at once.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
@@ -642,8 +645,8 @@ function twinDealing(setup: Setup, victim: number, protocol: 'dkg' | 'refresh', 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Jobs: what one \`it\` checks. They are independent and CPU-bound, so they run in worker threads
-// (one per core, at most two); each \`it\` awaits its own and asserts it found no problem.
+// Jobs: what one `it` checks. They are independent and CPU-bound, so they run in worker threads
+// (one per core, at most two); each `it` awaits its own and asserts it found no problem.
 
 type Job =
   | { kind: 'tampers'; setup: Setup; protocol: ProtocolName; round: number }

@@ -201,6 +201,26 @@ describe('session driver: envelope checks', function () {
     }
   });
 
+  it('a message bound to another context: the sender is the culprit when it is the only peer; with several, nobody and every peer a suspect', () => {
+    // Party 2 sends party 1 another nonce than it uses itself (and sends party 3).
+    const otherNonceTo1 = (m: ProtocolMessage) => (m.round === 1 && m.from === 2 && m.to === 1 ? { ...m, payload: { nonce: new Uint8Array(32).fill(7) } } : m);
+    // Three parties: 1 and 3 now hold different contexts, and each sees the difference first in
+    // a message of whichever peer it reads first — which may be the honest one.
+    const sid = newSid();
+    const three = runSessions(new Map(PARTIES.map((i) => [i, presign(i, sid)])), otherNonceTo1);
+    for (const i of [1, 3]) {
+      const e = three.aborts.get(i)!;
+      assert.equal(e?.reason, 'context-mismatch', `party ${i}`);
+      assert.equal(e.culprit, undefined, e.message);
+      assert.deepEqual(e.suspects, PARTIES.filter((j) => j !== i), e.message);
+    }
+    // Two parties: the only peer is the one that disagrees.
+    const sid2 = newSid();
+    const two = runSessions(new Map([1, 2].map((i) => [i, dkg(i, sid2, [1, 2], 2)])), otherNonceTo1);
+    assert.equal(two.aborts.get(1)?.reason, 'context-mismatch');
+    assert.equal(two.aborts.get(1)!.culprit, 2);
+  });
+
   it('advance() with a missing message → missing-message naming the missing peer', () => {
     const { msg, another } = started();
     const a = another();
