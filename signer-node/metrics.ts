@@ -132,7 +132,7 @@ export class SignerMetrics {
     });
     this.finishes = new Counter({
       name: 'quorumkey_signer_finish_total',
-      help: 'Finish calls by result (ok, refused, unknown-presignature, error).',
+      help: 'Finish calls by result (ok, refused, expired, unknown-presignature, error).',
       labelNames: ['result'],
       registers,
     });

@@ -117,6 +117,7 @@ interface FinishRequest {
   tbs: Buffer;
   digest_alg: string;
   caller: string;
+  deadline_unix_ms: number;
 }
 interface RefreshRequest {
   key_id: string;
@@ -578,6 +579,12 @@ export class SignerNode {
       ? { tbs: this.bytes(req.tbs, 'tbs', 1, MAX_TBS_BYTES) }
       : { digest: this.bytes(req.digest, 'digest', MIN_DIGEST_BYTES, MAX_DIGEST_BYTES) };
     const caller = typeof req.caller === 'string' ? req.caller.slice(0, MAX_CALLER_CHARS) : '';
+    const deadline = Number(req.deadline_unix_ms);
+    if (Number.isSafeInteger(deadline) && deadline > 0 && Date.now() > deadline) {
+      // Expired work is dropped, and the presignature kept: nothing was computed with it.
+      this.metrics.finishes.inc({ result: 'expired' });
+      throw new RpcError(grpc.status.DEADLINE_EXCEEDED, `signer ${this.index}: the request's deadline passed ${Date.now() - deadline} ms ago; not signed`);
+    }
     const started = performance.now();
     let admitted;
     try {

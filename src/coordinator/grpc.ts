@@ -80,10 +80,13 @@ export interface GrpcDeps {
 type Call<Req> = grpc.ServerUnaryCall<Req, unknown>;
 type Cb = grpc.sendUnaryData<unknown>;
 
-function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+/** The earlier of the call's gRPC deadline (or the default) and the client's own absolute one. */
+function deadlineOf(call: grpc.ServerUnaryCall<unknown, unknown>, clientDeadline: unknown): number {
   const d = call.getDeadline();
   const ms = d instanceof Date ? d.getTime() : typeof d === 'number' ? d : Number.POSITIVE_INFINITY;
-  return Number.isFinite(ms) ? ms : Date.now() + DEFAULT_SIGN_DEADLINE_MS;
+  const grpcDeadline = Number.isFinite(ms) ? ms : Date.now() + DEFAULT_SIGN_DEADLINE_MS;
+  const own = Number(clientDeadline);
+  return Number.isSafeInteger(own) && own > 0 ? Math.min(grpcDeadline, own) : grpcDeadline;
 }
 
 interface SignWire {
@@ -91,6 +94,7 @@ interface SignWire {
   tbs: Buffer;
   digest: Buffer;
   digest_alg: string | number;
+  deadline_unix_ms: number;
 }
 
 /** Caller identity of the unix socket. */
@@ -131,7 +135,7 @@ export function coordinatorHandlers(d: GrpcDeps, secure: boolean): grpc.UntypedS
             digest: req.digest?.length ? new Uint8Array(req.digest) : undefined,
             digestAlg: alg,
             caller,
-            deadline: deadlineOf(call),
+            deadline: deadlineOf(call, req.deadline_unix_ms),
           });
           cb(null, {
             signature_der: Buffer.from(out.signatureDer),

@@ -292,6 +292,11 @@ export class SignService {
           digest,
           tweakSeed,
         });
+        // A stalled coordinator (paused, swapped out) must not hand out what its client gave up on.
+        if (Date.now() > input.deadline) {
+          await this.recordUnreleased(key, chosen, digest, 'expired');
+          fail('deadline', 'deadline passed before the signature could be returned: it was not returned and is recorded as not released');
+        }
         return await this.release(key, context, detail, digest, input, chosen, sig);
       } catch (e) {
         if (e instanceof CoordinatorError) throw e;
@@ -404,7 +409,15 @@ export class SignService {
     if (timeout <= 0) fail('deadline', 'deadline exceeded before the online round');
     // The signers check the content itself: tbs for every context but raw-digest.
     const content = input.digest && input.digest.length > 0 ? { digest, tbs: new Uint8Array(0) } : { digest: new Uint8Array(0), tbs: input.tbs! };
-    const req = { key_id: key.id, presignature_id: chosen.entry.id, tweak_seed: tweakSeed, ...content, digest_alg: digestAlgToWire(input.digestAlg), caller: input.caller };
+    const req = {
+      key_id: key.id,
+      presignature_id: chosen.entry.id,
+      tweak_seed: tweakSeed,
+      ...content,
+      digest_alg: digestAlgToWire(input.digestAlg),
+      caller: input.caller,
+      deadline_unix_ms: input.deadline,
+    };
     const settled = await Promise.allSettled(chosen.subset.map((i) => this.d.signers.finish(i, req, timeout)));
     // A signer refusing under its sealed policy is the answer, not a failure to route around.
     const refused = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && s.reason instanceof SignerCallError && s.reason.refusal !== undefined);

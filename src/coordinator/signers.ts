@@ -79,6 +79,7 @@ export interface FinishRequest {
   tbs: Uint8Array;
   digest_alg: string;
   caller: string;
+  deadline_unix_ms: number;
 }
 export interface FinishResponse {
   share: ProtocolEnvelope | null;

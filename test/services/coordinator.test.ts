@@ -503,6 +503,32 @@ describe('coordinator process with real signer processes', function () {
     await signSocket(cv());
   });
 
+  it('a request whose own deadline passed while the coordinator was stalled is not signed, and nothing is recorded as signed', async () => {
+    const auditSigned = () =>
+      readFileSync(join(paths(cluster.dir).coordinator, 'audit.log'), 'utf8').trim().split('\n').filter((l) => JSON.parse(l).record.event === 'sign').length;
+    const before = auditSigned();
+    // Stalled before it reads the requests: their gRPC deadlines (relative) would restart on
+    // reading, their own absolute deadlines do not.
+    process.kill(coordinator.pid, 'SIGSTOP');
+    let answers: PromiseSettledResult<unknown>[];
+    try {
+      const deadline = Date.now() + 1500;
+      const pending = Array.from({ length: 3 }, () => unary(client, 'Sign', { key_id: 'tls', tbs: cv(), deadline_unix_ms: deadline }, 60_000));
+      await new Promise((r) => setTimeout(r, 3000));
+      process.kill(coordinator.pid, 'SIGCONT');
+      answers = await Promise.allSettled(pending);
+    } finally {
+      process.kill(coordinator.pid, 'SIGCONT');
+    }
+    for (const a of answers) {
+      assert.equal(a.status, 'rejected');
+      assert.equal((a as PromiseRejectedResult).reason.code, grpc.status.DEADLINE_EXCEEDED, (a as PromiseRejectedResult).reason.details);
+    }
+    assert.equal(auditSigned(), before, 'no signature recorded for the expired requests');
+    // Still serving, with deadlines in the future.
+    await signSocket(cv());
+  });
+
   it('drains on SIGTERM, exits 0, and the audit log verifies with one record per signature', async () => {
     process.kill(coordinator.pid, 'SIGTERM');
     const { code } = await coordinator.exited;

@@ -402,6 +402,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     const short = await fin({ digest: randomBytes(20) });
     expectStatus(short, grpc.status.PERMISSION_DENIED, /signer 1 refused: .*32/);
     assert.equal(short.error!.metadata.get('qk-refusal')[0], 'bad-digest');
+    expectStatus(await fin({ deadline_unix_ms: Date.now() - 1000 }), grpc.status.DEADLINE_EXCEEDED, /signer 1: the request's deadline passed \d+ ms ago; not signed/);
     expectStatus(await fin({}), grpc.status.FAILED_PRECONDITION, /^presignature unknown or already used$/);
     expectStatus(await call(s, 'Finish', {}), INVALID, /key_id/);
 
