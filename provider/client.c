@@ -381,6 +381,13 @@ int qk_client_sign(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const unsigned 
         req.tbs.data = (uint8_t *)tbs;
         req.tbs.len = tbslen;
     }
+    {
+        /* The absolute deadline travels with the request (a retry keeps it): a coordinator that
+         * reads the request late, stalled or swapped out, still knows when this caller gives up. */
+        gpr_timespec wall = gpr_now(GPR_CLOCK_REALTIME);
+
+        req.deadline_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + ctx->deadline_ms;
+    }
     packed_len = quorumkey__v1__sign_request__get_packed_size(&req);
     if ((packed = OPENSSL_malloc(packed_len > 0 ? packed_len : 1)) == NULL) {
         QK_RAISE(ctx, QK_R_INTERNAL, "out of memory");

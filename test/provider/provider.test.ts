@@ -16,6 +16,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { keyReferencePem } from '../../src/keyref/keyref.js';
 import { cli, UpProcess } from '../services/cluster-harness.js';
+import { waitFor } from '../coordinator/clients.js';
+import { sample } from '../services/processes.js';
 import {
   ASAN_BUILD_DIR,
   BUILD_DIR,
@@ -73,6 +75,17 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
     openssl(args, { conf: extra.conf ?? conf, cwd: work, input: extra.input, env: extra.env, timeoutMs: extra.timeoutMs });
   const asan = (args: string[], input?: string): Ossl =>
     openssl(args, { conf: asanConf, cwd: work, input, env: { LD_PRELOAD: preload, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1' } });
+  /** Signatures the coordinator recorded for key 'web'. */
+  const webSignatures = () =>
+    readFileSync(join(up.dir, 'coordinator', 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => {
+        const r = JSON.parse(l).record;
+        return r.event === 'sign' && r.key_id === 'web';
+      }).length;
+  /** Key 'web' sign requests the coordinator answered deadline_exceeded. */
+  const expiredRequests = async () => sample(await (await fetch(`http://${up.config().coordinator.http}/metrics`)).text(), 'quorumkey_sign_requests_total', 'key="web",result="deadline_exceeded"');
   const noSanitizerReport = (r: Ossl, what: string) => assert.doesNotMatch(r.stderr, SANITIZER_MARKERS, `${what}: sanitizer report\n${r.stderr}`);
 
   before(async function () {
@@ -260,6 +273,8 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
     it('fails handshakes within deadline_ms while the coordinator is stopped, and works again after SIGCONT', async function () {
       const pid = up.pid('coordinator');
       const logged = server.stderr.length;
+      const signedBefore = webSignatures();
+      const expiredBefore = await expiredRequests();
       process.kill(pid, 'SIGSTOP');
       try {
         const r = handshake();
@@ -274,9 +289,14 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
       const failure = await server.logged(/quorumkey:[^\n]*deadline exceeded/, logged);
       assert.match(failure, /quorumkey:[^\n]*deadline exceeded:[^\n]*no signature from unix:[^\n]* for key 'web' within deadline_ms=2000/);
       assert.match(failure, /signing failed [^\n]*no signature from [^\n]*within deadline_ms=2000/);
+      // The request the stopped coordinator reads late carries the provider's absolute deadline:
+      // it is answered DEADLINE_EXCEEDED, not signed behind the back of a caller that gave up.
+      await waitFor('the stalled request counted as deadline_exceeded', async () => (await expiredRequests()) > expiredBefore);
+      assert.equal(webSignatures(), signedBefore, 'nothing signed for the stalled request');
       const recovered = server.stderr.length;
       assertHandshake(handshake());
       await server.logged(/signing works again: key 'web'/, recovered);
+      assert.equal(webSignatures(), signedBefore + 1);
     });
 
     it('reports the coordinator unreachable when it is killed, and works again once it is restarted', async function () {
