@@ -31,7 +31,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { canonicalJson, type JsonValue } from './canonical.js';
 import { merkleRoot } from './merkle.js';
 import { fsyncDirectory } from '../storage/atomic-write.js';
@@ -319,7 +319,8 @@ export interface AuditLogOptions {
   tailRecords?: number;
   /**
    * If the file ends in an incomplete line (crash during an append), move that partial line to
-   * `<path>.partial-<timestamp>` and continue after the last complete record. Default false:
+   * `<path>.partial-<timestamp>`, continue after the last complete record, and record the repair
+   * itself as the next record ({event: "audit-repaired", partial_file, bytes}). Default false:
    * open() refuses with 'truncated-tail' so that an operator looks first.
    */
   repairTruncatedTail?: boolean;
@@ -348,6 +349,8 @@ export class AuditLog {
   private flushing: Promise<void> | undefined;
   private closed = false;
   private broken: string | undefined;
+  /** Why the latest append failed, until one succeeds again. */
+  private lastFailure: string | undefined;
 
   private constructor(
     readonly path: string,
@@ -378,25 +381,27 @@ export class AuditLog {
       throw new AuditLogError('io', `cannot open ${path}: ${(e as NodeJS.ErrnoException).code}`, { cause: e });
     }
     try {
-      let size = (await fh.stat()).size;
-      size = await AuditLog.handleTruncatedTail(path, fh, size, options.repairTruncatedTail ?? false);
+      const found = (await fh.stat()).size;
+      const { size, partialFile } = await AuditLog.handleTruncatedTail(path, fh, found, options.repairTruncatedTail ?? false);
       const head = await AuditLog.readTail(path, fh, size, options.tailRecords ?? 16);
-      return new AuditLog(path, fh, head, size, {
+      const log = new AuditLog(path, fh, head, size, {
         fsync: options.fsync ?? true,
         clock: options.clock ?? (() => new Date()),
         maxBatch: options.maxBatch ?? 256,
       });
+      if (partialFile) await log.append({ event: 'audit-repaired', partial_file: basename(partialFile), bytes: found - size });
+      return log;
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw e;
     }
   }
 
-  private static async handleTruncatedTail(path: string, fh: FileHandle, size: number, repair: boolean): Promise<number> {
-    if (size === 0) return 0;
+  private static async handleTruncatedTail(path: string, fh: FileHandle, size: number, repair: boolean): Promise<{ size: number; partialFile?: string }> {
+    if (size === 0) return { size: 0 };
     const last = Buffer.alloc(1);
     await fh.read(last, 0, 1, size - 1);
-    if (last[0] === NL) return size;
+    if (last[0] === NL) return { size };
     // Find the end of the last complete line.
     let pos = size;
     let cut = 0;
@@ -420,7 +425,8 @@ export class AuditLog {
     }
     const partial = Buffer.alloc(partialLen);
     await fh.read(partial, 0, partialLen, cut);
-    const side = await open(`${path}.partial-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'wx', 0o600);
+    const partialFile = `${path}.partial-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const side = await open(partialFile, 'wx', 0o600);
     try {
       await side.writeFile(partial);
       await side.sync();
@@ -430,7 +436,7 @@ export class AuditLog {
     await fh.truncate(cut);
     await fh.sync();
     await fsyncDirectory(dirname(path));
-    return cut;
+    return { size: cut, partialFile };
   }
 
   private static async readTail(path: string, fh: FileHandle, size: number, tailRecords: number): Promise<AuditHead> {
@@ -471,6 +477,11 @@ export class AuditLog {
     return { seq: prevEntry.seq, hash: prevEntry.hash };
   }
 
+  /** Why appends fail right now (broken for good, or the latest append failed), else undefined. */
+  problem(): string | undefined {
+    return this.broken ?? this.lastFailure;
+  }
+
   /** Head after the last durable append: {seq: records so far, hash}. Keep it somewhere else too. */
   head(): AuditHead {
     return { seq: this.seq, hash: this.hash };
@@ -503,8 +514,10 @@ export class AuditLog {
         const batch = this.pending.splice(0, this.options.maxBatch);
         try {
           const results = await this.writeBatch(batch);
+          this.lastFailure = undefined;
           batch.forEach((p, i) => p.resolve(results[i]!));
         } catch (e) {
+          this.lastFailure = (e as Error).message;
           for (const p of batch) p.reject(e);
         }
       }
@@ -542,12 +555,17 @@ export class AuditLog {
       }
       if (this.options.fsync) await this.fh.sync();
     } catch (e) {
-      // Do not leave a partial line: cut back to the last good record, or stop for good.
-      try {
-        await this.fh.truncate(this.size);
-        if (this.options.fsync) await this.fh.sync();
-      } catch {
-        this.broken = 'a failed append could not be rolled back';
+      // Do not leave a partial line: cut back to the last good record (when anything was written
+      // at all), or stop for good. A write refused outright (EPERM, ENOSPC) leaves nothing to undo,
+      // so the log works again once the cause is gone.
+      const written = await this.fh.stat().then((st) => st.size !== this.size, () => true);
+      if (written) {
+        try {
+          await this.fh.truncate(this.size);
+          if (this.options.fsync) await this.fh.sync();
+        } catch {
+          this.broken = 'a failed append could not be rolled back';
+        }
       }
       throw new AuditLogError('io', `cannot append to ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }

@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { verifyAuditLog } from '../audit/log.js';
+import { auditPeriodRoot, verifyAuditLog, type AuditHead } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
 import { adminClient, adoptPolicyApproval, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
@@ -43,7 +43,10 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
                                                 (coordinator state only; no signer is told)
   signers readmit I                             lifts that exclusion only (never a pair conflict: see reconcile)
   refresh ID                                    proactive refresh: new shares, same public key
-  audit verify [--cross]                        checks the audit log's hash chain; --cross also checks it against
+  audit head                                    the audit log's head (seq, hash) and the Merkle root of all its records:
+                                                keep them elsewhere, and later 'audit verify --head SEQ:HASH'
+  audit verify [--head SEQ:HASH] [--cross]      checks the audit log's hash chain (with --head: that no record was cut
+                                                from its end since that head); --cross also checks it against
                                                 every signer's own log (<dir>/signer-*/audit.log): a share a
                                                 signer released that the coordinator did not record shows`;
 
@@ -157,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
       key: { type: 'string' },
       'tbs-file': { type: 'string' },
       cross: { type: 'boolean', default: false },
+      head: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -286,9 +290,21 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'audit': {
-      if (sub !== 'verify') fail(`unknown audit command '${sub ?? ''}'`);
       const log = `${paths(dir).coordinator}/audit.log`;
-      const result = await verifyAuditLog(log);
+      if (sub === 'head') {
+        const root = await auditPeriodRoot(log, new Date(0), new Date(8.64e15)).catch((e: Error) => fail(e.message));
+        console.log(`head ${root.head.seq}:${root.head.hash}`);
+        console.log(`merkle root ${root.root} over ${root.count} records`);
+        return;
+      }
+      if (sub !== 'verify') fail(`unknown audit command '${sub ?? ''}'`);
+      let expectedHead: AuditHead | undefined;
+      if (values.head !== undefined) {
+        const m = /^(\d+):([0-9a-f]{64})$/.exec(values.head);
+        if (!m) fail(`--head must be SEQ:HASH as 'quorumkey audit head' prints it, got '${values.head}'`);
+        expectedHead = { seq: Number(m![1]), hash: m![2]! };
+      }
+      const result = await verifyAuditLog(log, expectedHead ? { expectedHead } : {});
       if (!result.ok) fail(`audit log ${log} is broken at line ${result.line}: ${result.reason}`);
       console.log(`audit log ${log}: ${result.records} records, chain intact, head ${result.head}`);
       if (values.cross) {

@@ -2,9 +2,10 @@
  * HTTP on 127.0.0.1 only (whatever host cluster.json names); HTTPS when HTTP signing uses mTLS.
  *
  *   GET  /metrics   Prometheus text format (own registry).
- *   GET  /healthz   200 {"status":"ok"|"degraded", signers:{…}, keys:{…}, conflicts:[…]}; 503
- *                   {"status":"unavailable",…} when keys exist and none of them can reach quorum (no
- *                   keys yet: 200 "ok"). Per key: healthy holders, its pair conflicts and its subsets
+ *   GET  /healthz   200 {"status":"ok"|"degraded", audit:{head:{seq,hash}, writable}, signers:{…},
+ *                   keys:{…}, conflicts:[…]}; 503 {"status":"unavailable",…} when the audit log
+ *                   cannot be written (its latest append failed), or keys exist and none of them can
+ *                   reach quorum (no keys yet: 200 "ok"). Per key: healthy holders, its pair conflicts and its subsets
  *                   {total: C(N,T), usable: without a conflicting pair, available: usable with every
  *                   member up and not quarantined}; a key with no available subset has no quorum.
  *   POST /v1/sign   Off unless cluster.json coordinator.httpSign enables it (a bearer token or mTLS
@@ -24,6 +25,7 @@
  *                   415 Content-Type not application/json.
  * Caller identity for policy and audit: "http-token" (token) or the client certificate's CN (mTLS).
  */
+import type { AuditLog } from '../audit/log.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -115,6 +117,7 @@ export interface HttpDeps {
   sign: SignService;
   admin: AdminService;
   keys: KeyStore;
+  audit: Pick<AuditLog, 'head' | 'problem'>;
   metrics: CoordinatorMetrics;
   log: Logger;
 }
@@ -163,7 +166,7 @@ function readBody(req: IncomingMessage, res: ServerResponse): Promise<string | u
   });
 }
 
-export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys'>): { status: number; body: Record<string, unknown> } {
+export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys' | 'audit'>): { status: number; body: Record<string, unknown> } {
   const view = d.admin.status();
   const signers = view.signers;
   const keys: Record<string, unknown> = {};
@@ -186,11 +189,14 @@ export function healthSummary(d: Pick<HttpDeps, 'admin' | 'keys'>): { status: nu
       subsets: { total: subsets?.total ?? 0, usable: usable.length, available },
     };
   }
-  const status = list.length === 0 || reachable === list.length ? 'ok' : reachable > 0 ? 'degraded' : 'unavailable';
+  // Nothing is signed without its audit record: an audit log that cannot be written is no service.
+  const auditProblem = d.audit.problem();
+  const status = auditProblem !== undefined ? 'unavailable' : list.length === 0 || reachable === list.length ? 'ok' : reachable > 0 ? 'degraded' : 'unavailable';
   return {
     status: status === 'unavailable' ? 503 : 200,
     body: {
       status,
+      audit: { head: d.audit.head(), writable: auditProblem === undefined, ...(auditProblem !== undefined ? { problem: auditProblem } : {}) },
       signers: {
         up: signers.filter((s) => s.up).map((s) => s.index),
         healthy: signers.filter((s) => s.up && !s.quarantined).map((s) => s.index),

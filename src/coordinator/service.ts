@@ -145,7 +145,8 @@ export class Coordinator {
     const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
     const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
     const refiller = new Refiller(pools, (job) => presigner.run(job), log);
-    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'));
+    // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
+    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true });
     metrics.auditHeadSeq.set(audit.head().seq);
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
     const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });
@@ -178,7 +179,7 @@ export class Coordinator {
       refiller.kick();
     });
 
-    const deps = { sign, admin, keys, log, metrics };
+    const deps = { sign, admin, keys, audit, log, metrics };
     const socketPath = isAbsolute(config.coordinator.socket) ? config.coordinator.socket : resolve(dir, config.coordinator.socket || layout.socket);
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);

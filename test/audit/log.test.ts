@@ -194,13 +194,16 @@ describe('audit/log: hash-chained append-only log', function () {
     await truncate(path, size - 30);
     await assert.rejects(AuditLog.open(path), (err: AuditLogError) => err.code === 'truncated-tail');
     const log = await AuditLog.open(path, { repairTruncatedTail: true });
-    assert.equal(log.head().seq, 99);
+    // The 99 whole records stay; the repair itself is record 100.
+    assert.equal(log.head().seq, 100);
     await log.append({ resumed: true });
     await log.close();
     assert.equal((await verifyAuditLog(path)).ok, true);
     const side = (await readdir(dir)).filter((n) => n.startsWith('audit.log.partial-'));
     assert.equal(side.length, 1);
     assert.ok((await readFile(join(dir, side[0]!), 'utf8')).startsWith('{"seq":100,'));
+    const repair = JSON.parse((await lines(path))[99]!).record;
+    assert.deepEqual(repair, { event: 'audit-repaired', partial_file: side[0], bytes: (await readFile(join(dir, side[0]!))).length });
   });
 
   it('50 concurrent appends (Promise.all) produce a valid chain in call order', async () => {

@@ -11,7 +11,7 @@
  * Misbehaving signers: coordinator-faults.test.ts and malicious-signer.test.ts.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -527,6 +527,33 @@ describe('coordinator process with real signer processes', function () {
     assert.equal(auditSigned(), before, 'no signature recorded for the expired requests');
     // Still serving, with deadlines in the future.
     await signSocket(cv());
+  });
+
+  it('/healthz exports the audit head, and fails while the audit log cannot be written (nothing is signed meanwhile)', async () => {
+    const file = join(paths(cluster.dir).coordinator, 'audit.log');
+    const health = async () => httpJson(`http://${coordinator.http}/healthz`);
+    await signSocket(cv());
+    const ok = await health();
+    assert.equal(ok.status, 200);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    const last = JSON.parse(lines[lines.length - 1]!);
+    assert.deepEqual(ok.json.audit, { head: { seq: last.seq, hash: last.hash }, writable: true });
+    // Immutable (root ignores file modes; ext4 refuses even root's writes to an immutable file).
+    execFileSync('chattr', ['+i', file]);
+    try {
+      await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs: cv() }), grpc.status.INTERNAL, /audit log unavailable: signature withheld/);
+      const down = await health();
+      assert.equal(down.status, 503);
+      assert.equal(down.json.status, 'unavailable');
+      const audit = down.json.audit as { writable: boolean; problem: string; head: unknown };
+      assert.equal(audit.writable, false);
+      assert.match(audit.problem, /cannot append to .*audit\.log: EPERM/);
+      assert.deepEqual(audit.head, { seq: last.seq, hash: last.hash }, 'the head did not move');
+    } finally {
+      execFileSync('chattr', ['-i', file]);
+    }
+    await signSocket(cv());
+    assert.equal((await health()).status, 200, 'healthy again after the next durable append');
   });
 
   it('drains on SIGTERM, exits 0, and the audit log verifies with one record per signature', async () => {
