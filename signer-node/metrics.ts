@@ -24,6 +24,7 @@ export class SignerMetrics {
   readonly finishes: Counter<'result'>;
   readonly refusals: Counter<'key' | 'reason'>;
   readonly presignaturesCreated: Counter<'key'>;
+  readonly presignaturesExpired: Counter<'key'>;
   readonly rpcs: Counter<'method' | 'code'>;
   readonly peerMessages: Counter<'result'>;
   readonly peerStreamErrors: Counter<'peer'>;
@@ -134,6 +135,12 @@ export class SignerMetrics {
       name: 'quorumkey_signer_finish_total',
       help: 'Finish calls by result (ok, refused, expired, unknown-presignature, error).',
       labelNames: ['result'],
+      registers,
+    });
+    this.presignaturesExpired = new Counter({
+      name: 'quorumkey_signer_presignatures_expired_total',
+      help: 'Presignatures destroyed unused after the presignature TTL (cluster.json presignatureTtlMs), by key.',
+      labelNames: ['key'],
       registers,
     });
     this.refusals = new Counter({

@@ -72,6 +72,8 @@ export const MAX_RUNNING_SESSIONS = 128;
 /** Presignatures kept in memory per key; a presign that would exceed it is refused. */
 export const MAX_PRESIGNATURES_PER_KEY = 65_536;
 export const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+/** How long a signer keeps a presignature no Finish asked for. */
+export const DEFAULT_PRESIGNATURE_TTL_MS = 3_600_000;
 
 /** An answer with a specific gRPC status. */
 export class RpcError extends Error {
@@ -225,6 +227,7 @@ export class SignerNode {
   private readonly server: grpc.Server;
   private http: HttpServer | undefined;
   private stopping = false;
+  private readonly expiry: NodeJS.Timeout;
 
   constructor(options: SignerNodeOptions) {
     this.index = options.index;
@@ -247,6 +250,10 @@ export class SignerNode {
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
     this.gate = new SignGate(options.audit, (keyId, reason) => this.metrics.refusals.inc({ key: keyId, reason }));
     this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason));
+    const ttl = this.config.presignatureTtlMs;
+    const ttlMs = Number.isInteger(ttl) && ttl! > 0 ? ttl! : DEFAULT_PRESIGNATURE_TTL_MS;
+    this.expiry = setInterval(() => this.expirePresignatures(ttlMs), Math.min(60_000, Math.max(100, Math.floor(ttlMs / 4))));
+    this.expiry.unref();
     this.access = new SignerAccess({
       self: this.index,
       signers: this.signerIndices,
@@ -309,6 +316,7 @@ export class SignerNode {
   async stop(graceMs = 2000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.expiry);
     this.driver.close();
     await Promise.all([
       new Promise<void>((resolve) => {
@@ -539,6 +547,16 @@ export class SignerNode {
     return this.completePresign(session);
   }
 
+  /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */
+  private expirePresignatures(ttlMs: number): void {
+    const expired = this.party.expirePresignatures(Date.now() - ttlMs);
+    if (expired.length === 0) return;
+    const byKey = new Map<string, number>();
+    for (const keyId of expired) byKey.set(keyId, (byKey.get(keyId) ?? 0) + 1);
+    for (const [keyId, n] of byKey) this.metrics.presignaturesExpired.inc({ key: keyId }, n);
+    this.log.info('unused presignatures expired', { expired: expired.length, ttl_ms: ttlMs });
+  }
+
   private completePresign(session: PresignSession): PresignResponse {
     const output = session.output;
     const current = this.party.share(session.keyId).epoch;
@@ -546,7 +564,7 @@ export class SignerNode {
       this.party.reportAbort(session, new ProtocolAbort('bad-parameters', 'key refreshed while presigning'));
       throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${session.keyId}' was refreshed while this presign ran; its presignatures were discarded`);
     }
-    this.party.complete(session);
+    this.party.complete(session, Date.now());
     this.metrics.presignaturesCreated.inc({ key: session.keyId }, output.length);
     return { boot_id: this.bootId, presignatures: output.map((p) => ({ id: p.id, nonce: p.nonce })) };
   }

@@ -76,6 +76,8 @@ export interface ClusterConfig {
   sessionTimeoutMs: number;
   /** Keys each signer holds at most (KeyGen past it: RESOURCE_EXHAUSTED); default 256. */
   maxKeysPerSigner?: number;
+  /** A presignature a signer holds unused for longer is destroyed; default one hour. */
+  presignatureTtlMs?: number;
 }
 
 export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };

@@ -29,6 +29,8 @@ export class Party {
   private readonly rng: Rng;
   private readonly shares = new Map<string, KeyShare>();
   private readonly presignatures = new Map<string, Presignature>();
+  /** When each presignature was stored (ms, the caller's clock): they expire (expirePresignatures). */
+  private readonly presignedAt = new Map<string, number>();
   private readonly active = new Set<Session<unknown>>();
 
   constructor(index: number, rng: Rng = systemRng) {
@@ -47,7 +49,12 @@ export class Party {
     if (previous && previous.epoch >= share.epoch) abort('bad-parameters', `share of epoch ${share.epoch} does not supersede epoch ${previous.epoch}`);
     this.shares.set(share.keyId, share);
     // Presignatures of an older epoch are bound to the old shares: destroy them.
-    for (const [id, p] of this.presignatures) if (p.keyId === share.keyId && p.epoch !== share.epoch) this.presignatures.delete(id);
+    for (const [id, p] of this.presignatures) {
+      if (p.keyId === share.keyId && p.epoch !== share.epoch) {
+        this.presignatures.delete(id);
+        this.presignedAt.delete(id);
+      }
+    }
   }
 
   presignatureCount(keyId: string): number {
@@ -83,11 +90,14 @@ export class Party {
     return this.track(new PairSetupSession({ share: this.share(keyId), sessionId, peer, rng: this.rng }));
   }
 
-  /** Stores a finished presign, key generation or refresh session's output. */
-  complete(session: KeyDealingSession | PresignSession): void {
+  /** Stores a finished presign (stored at `now`), key generation or refresh session's output. */
+  complete(session: KeyDealingSession | PresignSession, now = 0): void {
     this.active.delete(session);
     if (session instanceof PresignSession) {
-      for (const p of session.output) this.presignatures.set(toHex(p.id), p);
+      for (const p of session.output) {
+        this.presignatures.set(toHex(p.id), p);
+        this.presignedAt.set(toHex(p.id), now);
+      }
     } else {
       this.installShare(session.output);
     }
@@ -148,7 +158,24 @@ export class Party {
     const presignature = this.presignatures.get(id);
     if (!presignature || presignature.keyId !== keyId) abort('presignature-used', `presignature ${id} is unknown or already used`);
     this.presignatures.delete(id);
+    this.presignedAt.delete(id);
     return signShare(presignature, request);
+  }
+
+  /**
+   * Destroys (wipes) every presignature stored before `before`: halves that no coordinator will
+   * ask for (it restarted, or lost its pools) must not pile up. Returns the key of each one.
+   */
+  expirePresignatures(before: number): string[] {
+    const expired: string[] = [];
+    for (const [id, p] of this.presignatures) {
+      if ((this.presignedAt.get(id) ?? 0) >= before) continue;
+      this.presignatures.delete(id);
+      this.presignedAt.delete(id);
+      wipe(p.phi, p.u, p.v);
+      expired.push(p.keyId);
+    }
+    return expired;
   }
 
   /** Destroys an unused presignature (its Finish was refused); false if there was none. */
@@ -157,6 +184,7 @@ export class Party {
     const presignature = this.presignatures.get(id);
     if (!presignature || presignature.keyId !== keyId) return false;
     this.presignatures.delete(id);
+    this.presignedAt.delete(id);
     wipe(presignature.phi, presignature.u, presignature.v);
     return true;
   }
