@@ -3,6 +3,7 @@
  * TBSCertificate, CSR CertificationRequestInfo and OCSP ResponseData cut out of openssl output,
  * an RFC 6962 precert SCT struct around that TBSCertificate, bare digests, and garbage.
  */
+import { derChildren } from '../der.js';
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
@@ -13,28 +14,6 @@ import { checkContent, type ContentVerdict, type DigestAlg, type SignContent } f
 import { classify, tls13CertificateVerifyContent, type Context } from '../../src/policy/classify.js';
 import { normaliseKeyPolicy, type KeyPolicy } from '../../src/policy/key-policy.js';
 
-/** The TLVs inside the outer TLV of `buf` (independent of the code under test). */
-function children(buf: Buffer): Buffer[] {
-  const header = (pos: number) => {
-    let len = buf[pos + 1]!;
-    let off = pos + 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let k = 0; k < n; k++) len = len * 256 + buf[off + k]!;
-      off += n;
-    }
-    return { off, end: off + len };
-  };
-  const outer = header(0);
-  const out: Buffer[] = [];
-  for (let pos = outer.off; pos < outer.end; ) {
-    const h = header(pos);
-    out.push(buf.subarray(pos, h.end));
-    pos = h.end;
-  }
-  return out;
-}
 
 const X509 = { dnsSuffixes: ['example.com'], ipRanges: [], maxValidityDays: 90, allowCa: false, extendedKeyUsages: ['serverAuth'] };
 
@@ -63,7 +42,7 @@ describe('checkContent', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'qk-check-'));
     const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    const tbsOf = (file: string) => children(Buffer.from(new X509Certificate(readFileSync(join(dir, file))).raw))[0]!;
+    const tbsOf = (file: string) => derChildren(Buffer.from(new X509Certificate(readFileSync(join(dir, file))).raw))[0]!;
     openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=Example CA', '-days', '2');
     openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr.der', '-outform', 'DER', '-subj', '/CN=www.example.com');
     writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=DNS:www.example.com\nextendedKeyUsage=serverAuth\n');
@@ -76,15 +55,15 @@ describe('checkContent', () => {
     content['x509-cert'] = tbsOf('leaf.crt');
     tbs384 = tbsOf('leaf384.crt');
     tbsEvil = tbsOf('evil.crt');
-    content['x509-csr'] = children(readFileSync(join(dir, 'leaf.csr.der')))[0]!;
+    content['x509-csr'] = derChildren(readFileSync(join(dir, 'leaf.csr.der')))[0]!;
     writeFileSync(join(dir, 'index.txt'), 'V\t301231235959Z\t\t1234ABCD\tunknown\t/CN=www.example.com\n');
     openssl('ocsp', '-issuer', 'ca.crt', '-cert', 'leaf.crt', '-no_nonce', '-reqout', 'req.der');
     openssl('ocsp', '-index', 'index.txt', '-rsigner', 'ca.crt', '-rkey', 'ca.key', '-CA', 'ca.crt', '-reqin', 'req.der', '-respout', 'resp.der', '-ndays', '1');
     // OCSPResponse → responseBytes → BasicOCSPResponse (in an OCTET STRING) → tbsResponseData.
-    const responseBytes = children(children(readFileSync(join(dir, 'resp.der')))[1]!)[0]!;
-    const octetString = children(responseBytes)[1]!;
+    const responseBytes = derChildren(derChildren(readFileSync(join(dir, 'resp.der')))[1]!)[0]!;
+    const octetString = derChildren(responseBytes)[1]!;
     const basic = octetString.subarray(octetString[1]! & 0x80 ? 2 + (octetString[1]! & 0x7f) : 2);
-    content.ocsp = children(basic)[0]!;
+    content.ocsp = derChildren(basic)[0]!;
     const u24 = (n: number) => Buffer.from([n >> 16, (n >> 8) & 0xff, n & 0xff]);
     const ts = Buffer.alloc(8);
     ts.writeBigUInt64BE(BigInt(Date.UTC(2025, 0, 2)));

@@ -4,6 +4,7 @@
  * cut out of a response made by `openssl ocsp` (responder mode), RFC 6962 SCT signed structs
  * built around the real certificate, and garbage / truncated / client-side inputs.
  */
+import { derChildren } from '../der.js';
 import { strict as assert } from 'node:assert';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -12,28 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classify, parseTbsCertificate, tls13CertificateVerifyContent } from '../../src/policy/classify.js';
 
-/** Independent minimal DER splitter: the raw TLVs inside the outer TLV of `buf`. */
-function tlvs(buf: Buffer): Buffer[] {
-  const header = (b: Buffer, pos: number) => {
-    let len = b[pos + 1]!;
-    let off = pos + 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let k = 0; k < n; k++) len = len * 256 + b[off + k]!;
-      off += n;
-    }
-    return { off, end: off + len };
-  };
-  const outer = header(buf, 0);
-  const out: Buffer[] = [];
-  for (let pos = outer.off; pos < outer.end; ) {
-    const h = header(buf, pos);
-    out.push(buf.subarray(pos, h.end));
-    pos = h.end;
-  }
-  return out;
-}
 /** Content of a primitive TLV. */
 function content(tlv: Buffer): Buffer {
   let len = tlv[1]!;
@@ -64,17 +43,17 @@ describe('coordinator content classification', () => {
     openssl(['x509', '-req', '-inform', 'DER', '-in', 'leaf.csr.der', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '0x1234abcd', '-days', '1', '-extfile', 'leaf.ext', '-out', 'leaf.crt'], dir);
     openssl(['x509', '-req', '-inform', 'DER', '-in', 'leaf.csr.der', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-set_serial', '7', '-days', '1', '-out', 'v1.crt'], dir);
     certDer = Buffer.from(new X509Certificate(readFileSync(join(dir, 'leaf.crt'))).raw);
-    tbsCert = tlvs(certDer)[0]!;
-    csrInfo = tlvs(readFileSync(join(dir, 'leaf.csr.der')))[0]!;
+    tbsCert = derChildren(certDer)[0]!;
+    csrInfo = derChildren(readFileSync(join(dir, 'leaf.csr.der')))[0]!;
     // OCSP: a request for the leaf, answered by `openssl ocsp` in responder mode from an index file.
     writeFileSync(join(dir, 'index.txt'), 'V\t301231235959Z\t\t1234ABCD\tunknown\t/CN=www.example.com\n');
     openssl(['ocsp', '-issuer', 'ca.crt', '-cert', 'leaf.crt', '-no_nonce', '-reqout', 'req.der'], dir);
     openssl(['ocsp', '-index', 'index.txt', '-rsigner', 'ca.crt', '-rkey', 'ca.key', '-CA', 'ca.crt', '-reqin', 'req.der', '-respout', 'resp.der', '-ndays', '1'], dir);
     // OCSPResponse { status, [0] { SEQUENCE { OID basic, OCTET STRING BasicOCSPResponse } } } → tbsResponseData.
     const resp = readFileSync(join(dir, 'resp.der'));
-    const responseBytes = tlvs(tlvs(resp)[1]!)[0]!;
-    const basic = content(tlvs(responseBytes)[1]!);
-    ocspResponseData = tlvs(basic)[0]!;
+    const responseBytes = derChildren(derChildren(resp)[1]!)[0]!;
+    const basic = content(derChildren(responseBytes)[1]!);
+    ocspResponseData = derChildren(basic)[0]!;
   });
 
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -116,7 +95,7 @@ describe('coordinator content classification', () => {
     assert.equal(c.detail.version, 3);
     assert.equal(c.detail.signature_algorithm, 'ecdsa-with-SHA256');
     // A v1 certificate (no [0] version, no extensions).
-    const v1 = classify(tlvs(Buffer.from(new X509Certificate(readFileSync(join(dir, 'v1.crt'))).raw))[0]!);
+    const v1 = classify(derChildren(Buffer.from(new X509Certificate(readFileSync(join(dir, 'v1.crt'))).raw))[0]!);
     assert.equal(v1.context, 'x509-cert');
     assert.equal(v1.detail.version, 1);
     assert.equal(v1.detail.serial, '07');
@@ -124,7 +103,7 @@ describe('coordinator content classification', () => {
     assert.equal(classify(certDer).context, 'unknown');
     // The cluster PKI's certificates (with extensions) too.
     const x = new X509Certificate(readFileSync(join(dir, 'ca.crt')));
-    assert.equal(classify(tlvs(Buffer.from(x.raw))[0]!).context, 'x509-cert');
+    assert.equal(classify(derChildren(Buffer.from(x.raw))[0]!).context, 'x509-cert');
   });
 
   it('recognises a real CertificationRequestInfo', () => {

@@ -10,6 +10,7 @@
  * refresh, coordinator restart, SIGTERM, and the audit log (one record per signature).
  * Misbehaving signers: coordinator-faults.test.ts and malicious-signer.test.ts.
  */
+import { derChildren } from '../der.js';
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
@@ -94,22 +95,7 @@ function kill9(p: { pid: number; proc: ChildProcess }): Promise<void> {
 }
 
 /** The TBSCertificate of a real certificate: the first element of its outer SEQUENCE. */
-function tbsOf(certPem: Buffer): Buffer {
-  const der = Buffer.from(new X509Certificate(certPem).raw);
-  const lenOf = (pos: number) => {
-    let len = der[pos + 1]!;
-    let off = pos + 2;
-    if (len & 0x80) {
-      const n = len & 0x7f;
-      len = 0;
-      for (let k = 0; k < n; k++) len = len * 256 + der[off + k]!;
-      off += n;
-    }
-    return { off, end: off + len };
-  };
-  const outer = lenOf(0);
-  return der.subarray(outer.off, lenOf(outer.off).end);
-}
+const tbsOf = (certPem: Buffer): Buffer => derChildren(Buffer.from(new X509Certificate(certPem).raw))[0]!;
 
 const cv = () => Buffer.from(tls13CertificateVerifyContent(randomBytes(32)));
 
