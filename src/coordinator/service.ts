@@ -22,6 +22,7 @@ import { PoolSet, Refiller, subsetLabel } from './pools.js';
 import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
+import { CtService } from '../ct/service.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
@@ -77,6 +78,7 @@ export class Coordinator {
     private readonly tlsServer: grpc.Server,
     private readonly httpServer: HttpServer,
     private readonly log: Logger,
+    private readonly ct: CtService,
   ) {
     this.socketInode = lstatSync(endpoints.socket).ino;
   }
@@ -183,12 +185,14 @@ export class Coordinator {
     const socketPath = isAbsolute(config.coordinator.socket) ? config.coordinator.socket : resolve(dir, config.coordinator.socket || layout.socket);
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
-    const httpServer = newHttpServer(deps, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    const ct = new CtService({ clusterDir: dir, sign, keys, log });
+    const httpServer = newHttpServer({ ...deps, ct }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
       httpServer.close();
       signers.stop();
+      await ct.close();
       await audit.close();
     };
     try {
@@ -216,7 +220,7 @@ export class Coordinator {
         http: `127.0.0.1:${httpPort}`,
         httpScheme: httpAccess.mode === 'mtls' ? 'https' : 'http',
       };
-      const c = new Coordinator(config, endpoints, metrics, keys, signers, pools, sign, admin, refiller, audit, socketServer, tlsServer, httpServer, log);
+      const c = new Coordinator(config, endpoints, metrics, keys, signers, pools, sign, admin, refiller, audit, socketServer, tlsServer, httpServer, log, ct);
       // Know the signers' state before declaring readiness (bounded: down signers fail fast).
       signers.start();
       await Promise.race([signers.probeAll(), new Promise((r) => setTimeout(r, 3000).unref())]);
@@ -252,6 +256,7 @@ export class Coordinator {
       await httpClosed;
       await Promise.race([this.refiller.stop(), new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
       this.signers.stop();
+      await this.ct.close();
       await this.audit.close();
       // Remove the socket file only if it is still ours: a successor coordinator may already
       // have bound the same path while this one drained.

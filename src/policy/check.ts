@@ -34,7 +34,7 @@ const DESCRIPTIONS: Record<Exclude<ContentClass, 'unknown'>, string> = {
   ocsp: 'an OCSP ResponseData (ocsp)',
   'x509-cert': 'a TBSCertificate (x509-cert)',
   'x509-csr': 'a CSR CertificationRequestInfo (x509-csr)',
-  sct: 'an RFC 6962 SCT (sct)',
+  sct: 'an RFC 6962 SCT or signed tree head (sct)',
 };
 
 /** The hash each ECDSA signature algorithm of a TBSCertificate needs (names as classify.ts gives them). */
@@ -84,7 +84,7 @@ export function checkContent(policy: KeyPolicy, content: SignContent): ContentVe
   if (context === 'unknown') {
     const seen = typeof detail.recognised === 'string' ? `it is a ${detail.recognised}` : `${bytes.length} bytes starting ${Buffer.from(bytes.subarray(0, PREVIEW_BYTES)).toString('hex')}`;
     const hint = policy.contexts.includes('raw-digest') ? ' (a raw-digest key is sent the digest instead)' : '';
-    return refuse('unrecognised-content', `the content is not a TLS 1.3 server CertificateVerify, TBSCertificate, CSR CertificationRequestInfo, OCSP ResponseData or SCT: ${seen}; ${signs}${hint}`, context, detail);
+    return refuse('unrecognised-content', `the content is not a TLS 1.3 server CertificateVerify, TBSCertificate, CSR CertificationRequestInfo, OCSP ResponseData, SCT or CT tree head: ${seen}; ${signs}${hint}`, context, detail);
   }
   if (!policy.contexts.includes(context)) return refuse('context-not-allowed', `the content is ${DESCRIPTIONS[context]}; ${signs}`, context, detail);
 

@@ -13,7 +13,8 @@
  * - x509-cert   DER TBSCertificate (RFC 5280 §4.1).
  * - x509-csr    DER CertificationRequestInfo (RFC 2986 §4.1).
  * - ocsp        DER OCSP ResponseData (RFC 6960 §4.2.1).
- * - sct         RFC 6962 §3.2 digitally-signed struct of a v1 certificate_timestamp.
+ * - sct         RFC 6962 digitally-signed struct of a v1 certificate_timestamp (§3.2) or of a v1
+ *               tree_hash (§3.5: a CT log's signed tree head).
  * - unknown     anything else.
  */
 
@@ -449,6 +450,21 @@ export function parseSctSignedData(buf: Uint8Array): Detail {
   return detail;
 }
 
+const TREE_HEAD_BYTES = 1 + 1 + 8 + 8 + 32;
+
+/** RFC 6962 §3.5: the digitally-signed struct of a v1 signed tree head (signature_type tree_hash). */
+export function parseTreeHeadSignedData(buf: Uint8Array): Detail {
+  if (buf.length !== TREE_HEAD_BYTES) throw new DerError(`a tree head is ${TREE_HEAD_BYTES} bytes`);
+  if (buf[0] !== 0 || buf[1] !== 1) throw new DerError('not a v1 tree_hash');
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const timestamp = view.getBigUint64(2);
+  const size = view.getBigUint64(10);
+  if (timestamp > BigInt(Number.MAX_SAFE_INTEGER) || size > BigInt(Number.MAX_SAFE_INTEGER)) throw new DerError('timestamp or tree_size out of range');
+  const date = new Date(Number(timestamp));
+  if (Number.isNaN(date.getTime())) throw new DerError('timestamp out of range');
+  return { signature_type: 'tree_hash', timestamp: date.toISOString(), tree_size: Number(size), root_hash: hex(buf.subarray(18)) };
+}
+
 // ---------------------------------------------------------------------------------------------
 // TLS 1.3 CertificateVerify (RFC 8446 §4.4.3).
 
@@ -489,7 +505,7 @@ export function classify(tbs: Uint8Array): Classification {
   if (server) return { context: 'tls-server', detail: { transcript_hash_bytes: server.length } };
   if (tls13(tbs, TLS13_CLIENT)) return { context: 'unknown', detail: { recognised: 'TLS 1.3 client CertificateVerify' } };
   if (tbs[0] === 0x00) {
-    const sct = attempt(parseSctSignedData, tbs);
+    const sct = attempt(tbs[1] === 0x01 ? parseTreeHeadSignedData : parseSctSignedData, tbs);
     return sct ? { context: 'sct', detail: sct } : { context: 'unknown', detail: {} };
   }
   if (tbs[0] === SEQUENCE) {
