@@ -14,6 +14,7 @@ import { encodeKeyPolicy, normaliseKeyPolicy } from '../policy/key-policy.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
+import { CT_USAGE, ctCommand, sctCommand } from './ct.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
@@ -48,7 +49,8 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
   audit verify [--head SEQ:HASH] [--cross]      checks the audit log's hash chain (with --head: that no record was cut
                                                 from its end since that head); --cross also checks it against
                                                 every signer's own log (<dir>/signer-*/audit.log): a share a
-                                                signer released that the coordinator did not record shows`;
+                                                signer released that the coordinator did not record shows
+${CT_USAGE}`;
 
 interface PairConflict {
   key_id: string;
@@ -161,6 +163,9 @@ async function main(argv: string[]): Promise<void> {
       'tbs-file': { type: 'string' },
       cross: { type: 'boolean', default: false },
       head: { type: 'string' },
+      root: { type: 'string', multiple: true },
+      cert: { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -321,6 +326,10 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'ct':
+      return ctCommand(dir, sub, values);
+    case 'sct':
+      return sctCommand(dir, sub, values);
     default:
       fail(`unknown command '${command}'\n${USAGE}`);
   }
