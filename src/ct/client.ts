@@ -55,6 +55,8 @@ export class CtLogClient {
           method: payload ? 'POST' : 'GET',
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
           timeout: TIMEOUT_MS,
+          // A fresh connection per call: a pooled one may be closed by the server's keep-alive timeout.
+          agent: false,
           ...(this.ca ? { ca: this.ca } : {}),
         },
         (res) => {

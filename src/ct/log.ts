@@ -4,7 +4,7 @@
  * its SCT is returned, and the tree is incorporated at once (the maximum merge delay is zero).
  * A resubmitted entry gets the SCT already issued for it, without a new signature.
  */
-import { createPublicKey, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { merkleRoot } from '../audit/merkle.js';
 import { validateChain } from './chain.js';
 import { entryIdentity, type LogStore, type StoredTreeHead } from './log-store.js';
@@ -42,7 +42,7 @@ export class CtLog {
   submit(chainDer: readonly Uint8Array[], precert: boolean): Promise<Sct> {
     const valid = validateChain(chainDer, this.o.roots, precert);
     const entry: LogEntry = precert
-      ? { type: 'precert', issuerKeyHash: issuerKeyHash(new Uint8Array(createPublicKey(valid.issuer.publicKey).export({ type: 'spki', format: 'der' }))), tbsCertificate: tbsWithoutPoison(valid.leafTbs) }
+      ? { type: 'precert', issuerKeyHash: issuerKeyHash(new Uint8Array(valid.issuer.publicKey.export({ type: 'spki', format: 'der' }))), tbsCertificate: tbsWithoutPoison(valid.leafTbs) }
       : { type: 'x509', certificate: valid.leaf };
     const identity = entryIdentity(entry);
     const issued = this.o.store.sctFor(identity);

@@ -4,7 +4,7 @@
  * against the log's key → final TBSCertificate with the SCT list → the final certificate, signed
  * with the CA key. The signing and the logs are given; this module adds no door of its own.
  */
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { TbsSigner } from './log.js';
 import { addPoison, assembleCertificate, embedScts, issuerKeyHash, tbsWithoutPoison } from './precert.js';
 import type { LogEntry, Sct } from './structures.js';
@@ -44,7 +44,7 @@ export async function issueWithEmbeddedScts(tbsDer: Uint8Array, flow: PrecertFlo
   if (!issuer) throw new RangeError('the issuer chain is empty');
   const precertTbs = addPoison(tbsDer);
   const precertificate = assembleCertificate(precertTbs, await flow.signCertificate(precertTbs));
-  const issuerSpki = new Uint8Array(createPublicKey(new X509Certificate(Buffer.from(issuer)).publicKey).export({ type: 'spki', format: 'der' }));
+  const issuerSpki = new Uint8Array(new X509Certificate(Buffer.from(issuer)).publicKey.export({ type: 'spki', format: 'der' }));
   const entry: LogEntry = { type: 'precert', issuerKeyHash: issuerKeyHash(issuerSpki), tbsCertificate: tbsWithoutPoison(precertTbs) };
   const scts = await Promise.all(
     flow.logs.map(async (log, k) => {

@@ -141,13 +141,15 @@ function stopper(child: ChildProcess, pid: () => number): () => Promise<void> {
 
 /**
  * nginx from certs/nginx.conf.template, 2 workers, `user` as given (e.g. "root root" or
- * "nobody quorumkey"), the provider through OPENSSL_CONF.
+ * "nobody quorumkey"), the provider through OPENSSL_CONF; `serverDirectives` are added to the
+ * server block after the key (e.g. "ssl_conf_command ServerInfoFile F;").
  */
-export async function startNginx(m: ServerMaterial, user: string): Promise<RunningServer> {
+export async function startNginx(m: ServerMaterial, user: string, serverDirectives: readonly string[] = []): Promise<RunningServer> {
   const prefix = mkdtempSync(join(tmpdir(), 'qk-nginx-'));
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
-  writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user }));
+  const text = fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user });
+  writeFileSync(conf, text.replace(/^(\s*)(ssl_certificate_key [^\n]*)$/m, (_, indent: string, line: string) => [line, ...serverDirectives].map((l) => indent + l).join('\n')));
   const env = { ...process.env, OPENSSL_CONF: m.opensslConf };
   const check = spawnSync('nginx', ['-t', '-p', prefix, '-c', conf], { env, encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);

@@ -1,0 +1,286 @@
+/**
+ * The CT log front end to end: `quorumkey up` (3 signers), `quorumkey ct init` (a threshold key
+ * with policy sct), the RFC 6962 API over real HTTP, a precertificate issued through the
+ * threshold CA key, and `openssl s_client -ct` against nginx. Every signature is checked here
+ * with node:crypto over RFC 6962 structures this file builds itself.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { createHash, createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { AsnConvert, AsnParser } from '@peculiar/asn1-schema';
+import { Certificate } from '@peculiar/asn1-x509';
+import { CtLogClient } from '../../src/ct/client.js';
+import { issueWithEmbeddedScts } from '../../src/ct/precert-flow.js';
+import { cli, signOverGrpc, UpProcess } from '../services/cluster-harness.js';
+import { startNginx, type RunningServer } from '../tls/servers.js';
+
+// ---- RFC 6962, written out independently of src/ct ----------------------------------------
+const u8 = (v: number) => Buffer.from([v]);
+const u16 = (v: number) => Buffer.from([v >> 8, v & 0xff]);
+const u24 = (v: number) => Buffer.from([v >> 16, (v >> 8) & 0xff, v & 0xff]);
+const u64 = (v: number) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v));
+  return b;
+};
+const sha256 = (...parts: Uint8Array[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
+/** signed_entry of an x509_entry (0) or a precert_entry (1). */
+const x509Entry = (cert: Buffer) => Buffer.concat([u16(0), u24(cert.length), cert]);
+const precertEntry = (issuerKeyHash: Buffer, tbs: Buffer) => Buffer.concat([u16(1), issuerKeyHash, u24(tbs.length), tbs]);
+/** §3.2 digitally-signed input: version v1, signature_type certificate_timestamp, no extensions. */
+const sctInput = (timestamp: number, entry: Buffer) => Buffer.concat([u8(0), u8(0), u64(timestamp), entry, u16(0)]);
+/** §3.4 MerkleTreeLeaf: v1, timestamped_entry. */
+const leaf = (timestamp: number, entry: Buffer) => Buffer.concat([u8(0), u8(0), u64(timestamp), entry, u16(0)]);
+/** §2.1 Merkle Tree Hash. */
+function mth(leaves: Buffer[]): Buffer {
+  if (leaves.length === 0) return sha256();
+  if (leaves.length === 1) return sha256(u8(0), leaves[0]!);
+  let k = 1;
+  while (k * 2 < leaves.length) k *= 2;
+  return sha256(u8(1), mth(leaves.slice(0, k)), mth(leaves.slice(k)));
+}
+/** §3.5 tree_hash input. */
+const sthInput = (timestamp: number, size: number, root: Buffer) => Buffer.concat([u8(0), u8(1), u64(timestamp), u64(size), root]);
+/** DigitallySigned: sha256 (4), ecdsa (3), opaque<2>. */
+function unwrapSignature(b64: string): Buffer {
+  const b = Buffer.from(b64, 'base64');
+  assert.equal(b[0], 4, 'hash algorithm sha256');
+  assert.equal(b[1], 3, 'signature algorithm ecdsa');
+  assert.equal(b.readUInt16BE(2), b.length - 4);
+  return b.subarray(4);
+}
+// -------------------------------------------------------------------------------------------
+
+const pemBody = (der: Uint8Array, label = 'CERTIFICATE') => `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+const derOf = (pemFile: string) => Buffer.from(new X509Certificate(readFileSync(pemFile)).raw);
+
+/**
+ * One HTTP request on a fresh connection (fetch reuses idle connections, which races the
+ * server's keep-alive timeout while a key is being generated).
+ */
+function http(method: string, url: string, body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+interface SctAnswer {
+  sct_version: number;
+  id: string;
+  timestamp: number;
+  extensions: string;
+  signature: string;
+}
+
+describe('CT log front with a threshold log key', function () {
+  this.timeout(900_000);
+  const up = new UpProcess();
+  let base: string;
+  let logKey: ReturnType<typeof createPublicKey>;
+  let logSpki: Buffer;
+  let caCert: string;
+  let serverCert: string;
+  let keyRef: string;
+  let opensslConf: string;
+  const servers: RunningServer[] = [];
+  /** The leaves the log should hold, in order, built here. */
+  const expectedLeaves: Buffer[] = [];
+
+  const post = (path: string, body: unknown, raw = false) => http('POST', `${base}/ct/v1/${path}`, raw ? (body as string) : JSON.stringify(body));
+  const get = async (path: string) => {
+    const r = await http('GET', `${base}/ct/v1/${path}`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return r.json as Record<string, number & string>;
+  };
+  const sctAudits = () => readFileSync(join(up.dir, 'coordinator', 'audit.log'), 'utf8').split('\n').filter((l) => l.includes('"context":"sct"')).length;
+  const assertSctVerifies = (sct: SctAnswer, entry: Buffer) => {
+    assert.equal(sct.sct_version, 0);
+    assert.equal(sct.id, sha256(logSpki).toString('base64'), 'the log id is the SHA-256 of the log key');
+    assert.equal(sct.extensions, '');
+    assert.ok(verify('sha256', sctInput(sct.timestamp, entry), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sct.signature)), 'the SCT signature verifies over the RFC 6962 struct');
+  };
+
+  before(async function () {
+    await up.start(['--signers', '3', '--threshold', '2']);
+    await up.line(/openssl s_client -connect/);
+    const tls = join(up.dir, 'tls');
+    caCert = join(tls, 'ca.crt');
+    serverCert = join(tls, 'tls.crt');
+    keyRef = join(tls, 'tls.key.pem');
+    opensslConf = join(tls, 'openssl.cnf');
+    base = `http://${up.config().coordinator.http}`;
+  });
+
+  after(async function () {
+    for (const s of servers) await s.stop();
+    await up.stop();
+  });
+
+  it('answers 404 on its routes until a log is configured', async function () {
+    const res = await http('GET', `${base}/ct/v1/get-sth`);
+    assert.equal(res.status, 404);
+    assert.match(String(res.json.message), /quorumkey ct init/);
+  });
+
+  it('ct init creates the threshold log key (policy sct, client ct-log) and the log serves get-roots', async function () {
+    const r = cli(up.dir, 'ct', 'init', '--root', caCert);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /CT log: key 'ct', log id [A-Za-z0-9+/=]{44}, 1 accepted root/);
+    const pem = cli(up.dir, 'key', 'show', 'ct', '--pem');
+    assert.equal(pem.status, 0, pem.stderr);
+    logKey = createPublicKey(pem.stdout);
+    logSpki = logKey.export({ type: 'spki', format: 'der' });
+    const shown = cli(up.dir, 'key', 'show', 'ct');
+    assert.match(shown.stdout, /policy sct /);
+    assert.match(shown.stdout, /clients: ct-log/);
+    const roots = (await get('get-roots')) as unknown as { certificates: string[] };
+    assert.deepEqual(roots.certificates, [derOf(caCert).toString('base64')]);
+  });
+
+  it('get-sth of the empty log: tree_size 0, the empty root, signed through the threshold', async function () {
+    const sth = await get('get-sth');
+    assert.equal(sth.tree_size, 0);
+    assert.equal(sth.sha256_root_hash, sha256().toString('base64'));
+    assert.ok(verify('sha256', sthInput(sth.timestamp, 0, sha256()), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sth.tree_head_signature)));
+  });
+
+  it('add-chain returns an SCT that verifies with the log key; a resubmission returns it again without signing', async function () {
+    const cert = derOf(serverCert);
+    const first = await post('add-chain', { chain: [cert.toString('base64')] });
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    const sct = first.json as unknown as SctAnswer;
+    assertSctVerifies(sct, x509Entry(cert));
+    expectedLeaves.push(leaf(sct.timestamp, x509Entry(cert)));
+    const audits = sctAudits();
+    const again = await post('add-chain', { chain: [cert.toString('base64'), derOf(caCert).toString('base64')] });
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.json, first.json);
+    assert.equal(sctAudits(), audits, 'no second signature for the same entry');
+  });
+
+  it('get-sth covers the entry: the root is the Merkle tree hash of the leaf, the signature verifies', async function () {
+    const sth = await get('get-sth');
+    assert.equal(sth.tree_size, 1);
+    assert.equal(sth.sha256_root_hash, mth(expectedLeaves).toString('base64'));
+    assert.ok(verify('sha256', sthInput(sth.timestamp, 1, mth(expectedLeaves)), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sth.tree_head_signature)));
+    const audits = sctAudits();
+    const again = await get('get-sth');
+    assert.deepEqual(again, sth, 'an unchanged tree is not signed again');
+    assert.equal(sctAudits(), audits);
+    const r = cli(up.dir, 'ct', 'sth');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /"tree_size":1,.*"signature":"valid"/);
+  });
+
+  it('refuses malformed submissions with 400 and a reason', async function () {
+    const cert = derOf(serverCert).toString('base64');
+    const other = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=not accepted', '-keyout', '/dev/null', '-outform', 'DER', '-days', '2'], {
+      env: { ...process.env, OPENSSL_CONF: '/dev/null' },
+    });
+    assert.equal(other.status, 0, String(other.stderr));
+    const cases: [string, unknown, RegExp, boolean?][] = [
+      ['add-chain', '{"chain": [', /not valid JSON/, true],
+      ['add-chain', [cert], /JSON object/],
+      ['add-chain', { chain: [] }, /1 to 8 certificates/],
+      ['add-chain', { chain: [cert], extra: 1 }, /unknown field 'extra'/],
+      ['add-chain', { chain: ['***'] }, /chain\[0\] is not a base64 string/],
+      ['add-chain', { chain: [Buffer.from('not a certificate').toString('base64')] }, /chain\[0\] \(the leaf\) .*(not a DER|does not parse)/],
+      ['add-chain', { chain: [other.stdout.toString('base64')] }, /does not end at an accepted root/],
+      ['add-chain', { chain: [cert, other.stdout.toString('base64')] }, /chain\[1\].*not a CA|not signed by chain\[1\]/],
+      ['add-pre-chain', { chain: [cert] }, /not a precertificate/],
+    ];
+    for (const [path, body, message, raw] of cases) {
+      const r = await post(path, body, raw);
+      assert.equal(r.status, 400, `${path} ${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error, 'invalid_input');
+      assert.match(String(r.json.message), message);
+    }
+    assert.equal((await http('POST', `${base}/ct/v1/get-sth`, '{}')).status, 405);
+    assert.equal((await http('GET', `${base}/ct/v1/add-chain`)).status, 405);
+    assert.equal((await http('GET', `${base}/ct/v1/get-entries`)).status, 404);
+  });
+
+  it('a precertificate issued through the threshold CA key yields a certificate with embedded SCTs', async function () {
+    // The TBS: the served certificate's, with a new serial (built with @peculiar/asn1-x509).
+    const template = AsnParser.parse(derOf(serverCert), Certificate).tbsCertificate;
+    const serial = randomBytes(16);
+    serial[0]! &= 0x7f;
+    template.serialNumber = serial.buffer.slice(serial.byteOffset, serial.byteOffset + serial.length);
+    const tbs = Buffer.from(AsnConvert.serialize(template));
+    const coordinator = up.coordinator();
+    const signCertificate = async (der: Uint8Array) => {
+      const r = await signOverGrpc(coordinator, 'tls-ca', Buffer.from(der));
+      assert.ok(r.ok, r.details);
+      return new Uint8Array(r.der!);
+    };
+    const client = new CtLogClient(base);
+    const issued = await issueWithEmbeddedScts(tbs, { signCertificate, issuerChain: [derOf(caCert)], logs: [{ addPreChain: (c) => client.addPreChain(c), spki: logSpki }] });
+    coordinator.close();
+    // The SCT covers the precert_entry: issuer key hash and the TBS without the poison (= ours).
+    const issuerKeyHash = sha256(new X509Certificate(readFileSync(caCert)).publicKey.export({ type: 'spki', format: 'der' }));
+    const sct = issued.scts[0]!;
+    assert.ok(verify('sha256', sctInput(sct.timestamp, precertEntry(issuerKeyHash, tbs)), { key: logKey, dsaEncoding: 'der' }, Buffer.from(sct.signature)));
+    expectedLeaves.push(leaf(sct.timestamp, precertEntry(issuerKeyHash, tbs)));
+    const file = join(up.dir, 'tls', 'precert-flow.crt');
+    writeFileSync(file, pemBody(issued.certificate));
+    const text = spawnSync('openssl', ['x509', '-in', file, '-noout', '-text'], { encoding: 'utf8', env: { ...process.env, OPENSSL_CONF: '/dev/null' } });
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /CT Precertificate SCTs:/);
+    assert.match(text.stdout, new RegExp(`Log ID\\s*: ${Buffer.from(sha256(logSpki)).toString('hex').toUpperCase().match(/../g)!.slice(0, 4).join(':')}`));
+    const ok = spawnSync('openssl', ['verify', '-CAfile', caCert, file], { encoding: 'utf8', env: { ...process.env, OPENSSL_CONF: '/dev/null' } });
+    assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+    // The log now holds both entries: the tree head says so.
+    const sth = await get('get-sth');
+    assert.equal(sth.tree_size, 2);
+    assert.equal(sth.sha256_root_hash, mth(expectedLeaves).toString('base64'));
+    assert.ok(verify('sha256', sthInput(sth.timestamp, 2, mth(expectedLeaves)), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sth.tree_head_signature)));
+    // nginx serves it: s_client -ct validates the embedded SCT against the log list.
+    const logList = join(up.dir, 'tls', 'ctlog.cnf');
+    const list = cli(up.dir, 'ct', 'loglist');
+    assert.equal(list.status, 0, list.stderr);
+    writeFileSync(logList, list.stdout);
+    const nginx = await startNginx({ opensslConf, serverCert: file, keyRef }, 'root root');
+    servers.push(nginx);
+    assertValidScts(sClientCt(nginx.port, logList), 1);
+  });
+
+  it('sct serverinfo writes a SERVERINFOV2 file; nginx sends the SCT and s_client -ct validates it', async function () {
+    const out = join(up.dir, 'tls', 'tls.sct.pem');
+    const r = cli(up.dir, 'sct', 'serverinfo', '--cert', serverCert, '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(readFileSync(out, 'utf8'), /^-----BEGIN SERVERINFOV2 FOR /);
+    const logList = join(up.dir, 'tls', 'ctlog.cnf');
+    const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', [`ssl_conf_command ServerInfoFile ${out};`]);
+    servers.push(nginx);
+    assertValidScts(sClientCt(nginx.port, logList), 1);
+  });
+});
+
+function sClientCt(port: number, logList: string): string {
+  const caCert = join(logList, '..', 'ca.crt');
+  const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', caCert, '-verify_return_error', '-tls1_3', '-ct', '-ctlogfile', logList], {
+    input: 'Q\n',
+    encoding: 'utf8',
+    env: { ...process.env, OPENSSL_CONF: '/dev/null' },
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  return r.stdout + r.stderr;
+}
+
+function assertValidScts(output: string, count: number): void {
+  assert.match(output, new RegExp(`SCTs present \\(${count}\\)`), output);
+  assert.match(output, /^    Log       : quorumkey threshold CT log \(key ct\)$/m, output);
+  const statuses = [...output.matchAll(/SCT validation status: (\w+)/g)].map((m) => m[1]);
+  assert.deepEqual(statuses, Array(count).fill('valid'), output);
+  assert.match(output, /Verify return code: 0 \(ok\)/);
+}
