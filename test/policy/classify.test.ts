@@ -152,6 +152,25 @@ describe('coordinator content classification', () => {
     for (const b of bad) assert.equal(classify(b).context, 'unknown');
   });
 
+  it('recognises RFC 6962 §3.5 tree head signed structs (a CT log\'s STH) as sct', () => {
+    const when = Date.UTC(2025, 5, 6, 7, 8, 9);
+    const head = Buffer.alloc(50);
+    head[1] = 1;
+    head.writeBigUInt64BE(BigInt(when), 2);
+    head.writeBigUInt64BE(12345n, 10);
+    const root = createHash('sha256').update('root').digest();
+    root.copy(head, 18);
+    const c = classify(head);
+    assert.equal(c.context, 'sct');
+    assert.deepEqual(c.detail, { signature_type: 'tree_hash', timestamp: new Date(when).toISOString(), tree_size: 12345, root_hash: root.toString('hex') });
+    // One byte short or long, version v2, a tree size beyond 2^53.
+    const huge = Buffer.from(head);
+    huge.writeBigUInt64BE(1n << 60n, 10);
+    const v2 = Buffer.from(head);
+    v2[0] = 1;
+    for (const b of [head.subarray(0, 49), Buffer.concat([head, Buffer.from([0])]), v2, huge]) assert.equal(classify(b).context, 'unknown');
+  });
+
   it('answers unknown for garbage, truncated DER and empty input, and never throws', () => {
     assert.equal(classify(new Uint8Array(0)).context, 'unknown');
     assert.equal(classify(Buffer.from('hello world')).context, 'unknown');
