@@ -144,6 +144,10 @@ describe('CT log front with a threshold log key', function () {
     assert.match(shown.stdout, /clients: ct-log/);
     const roots = (await get('get-roots')) as unknown as { certificates: string[] };
     assert.deepEqual(roots.certificates, [derOf(caCert).toString('base64')]);
+    // Another key is not taken as the log key.
+    const wrong = cli(up.dir, 'ct', 'init', '--key', 'tls', '--root', caCert);
+    assert.equal(wrong.status, 2);
+    assert.match(wrong.stderr, /key 'tls' has policy tls-server,x509-csr, not sct/);
   });
 
   it('get-sth of the empty log: tree_size 0, the empty root, signed through the threshold', async function () {
@@ -262,6 +266,29 @@ describe('CT log front with a threshold log key', function () {
     const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', [`ssl_conf_command ServerInfoFile ${out};`]);
     servers.push(nginx);
     assertValidScts(sClientCt(nginx.port, logList), 1);
+  });
+
+  it('after a restart the log holds its entries, serves the same tree head and issued SCTs, and keeps growing', async function () {
+    const before = await get('get-sth');
+    const cert = derOf(serverCert).toString('base64');
+    const issued = (await post('add-chain', { chain: [cert] })).json;
+    for (const s of servers.splice(0)) await s.stop();
+    assert.equal(await up.stop(), 0);
+    await up.start(['--signers', '3', '--threshold', '2']);
+    base = `http://${up.config().coordinator.http}`;
+    const audits = sctAudits();
+    assert.deepEqual(await get('get-sth'), before);
+    assert.deepEqual((await post('add-chain', { chain: [cert] })).json, issued);
+    assert.equal(sctAudits(), audits, 'nothing signed again');
+    // A new certificate: a third leaf, and a new tree head over all three.
+    const fresh = join(up.dir, 'tls', 'precert-flow.crt');
+    const added = (await post('add-chain', { chain: [derOf(fresh).toString('base64')] })).json as unknown as SctAnswer;
+    assertSctVerifies(added, x509Entry(derOf(fresh)));
+    expectedLeaves.push(leaf(added.timestamp, x509Entry(derOf(fresh))));
+    const sth = await get('get-sth');
+    assert.equal(sth.tree_size, 3);
+    assert.ok(sth.timestamp > before.timestamp);
+    assert.ok(verify('sha256', sthInput(sth.timestamp, 3, mth(expectedLeaves)), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sth.tree_head_signature)));
   });
 });
 
