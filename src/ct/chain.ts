@@ -30,12 +30,12 @@ export interface ValidChain {
 const der = (c: X509Certificate) => new Uint8Array(c.raw);
 const subjectOf = (c: X509Certificate) => c.subject.replace(/\n/g, ', ').slice(0, 200);
 
-function certificate(bytes: Uint8Array, at: number): X509Certificate {
+function certificate(bytes: Uint8Array, at: number): { cert: X509Certificate; parts: ReturnType<typeof splitCertificate> } {
   const what = at === 0 ? 'chain[0] (the leaf)' : `chain[${at}]`;
   if (bytes.length > MAX_CERTIFICATE_BYTES) throw new ChainError(`${what} is ${bytes.length} bytes; at most ${MAX_CERTIFICATE_BYTES}`);
   try {
-    splitCertificate(bytes, what);
-    return new X509Certificate(Buffer.from(bytes));
+    const parts = splitCertificate(bytes, what);
+    return { cert: new X509Certificate(Buffer.from(bytes)), parts };
   } catch (e) {
     throw new ChainError(e instanceof PrecertError ? e.message : `${what} is not a DER X.509 certificate`);
   }
@@ -52,8 +52,9 @@ function signedBy(child: X509Certificate, parent: X509Certificate): boolean {
 export function validateChain(chainDer: readonly Uint8Array[], roots: readonly X509Certificate[], precert: boolean): ValidChain {
   if (chainDer.length === 0) throw new ChainError('chain is empty: it starts with the leaf certificate');
   if (chainDer.length > MAX_CHAIN_CERTIFICATES) throw new ChainError(`chain has ${chainDer.length} certificates; at most ${MAX_CHAIN_CERTIFICATES}`);
-  const certs = chainDer.map(certificate);
-  const leaf = splitCertificate(chainDer[0]!, 'chain[0] (the leaf)');
+  const parsed = chainDer.map(certificate);
+  const certs = parsed.map((p) => p.cert);
+  const leaf = parsed[0]!.parts;
   if (precert && !leaf.precert) throw new ChainError('chain[0] is not a precertificate (no CT poison extension): submit it with add-chain');
   if (!precert && leaf.precert) throw new ChainError('chain[0] is a precertificate (it has the CT poison extension): submit it with add-pre-chain');
   for (let k = 1; k < certs.length; k++) {
@@ -70,7 +71,8 @@ export function validateChain(chainDer: readonly Uint8Array[], roots: readonly X
   }
   // A lone accepted root submitted as the leaf is its own issuer.
   const issuer = certs[1] ?? certs[0]!;
-  if (precert && splitCertificate(der(issuer), 'the issuer').ekus.includes(PRECERT_SIGNING_EKU)) {
+  const issuerEkus = parsed[1]?.parts.ekus ?? splitCertificate(der(issuer), 'the issuer').ekus;
+  if (precert && issuerEkus.includes(PRECERT_SIGNING_EKU)) {
     throw new ChainError('precertificates signed by a Precertificate Signing Certificate are not supported: the CA signs its precertificates itself');
   }
   return { leaf: chainDer[0]!, leafTbs: leaf.tbs, issuer, chain };

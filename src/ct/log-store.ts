@@ -89,7 +89,7 @@ export class LogStore {
   }
 
   /** Leaves in log order (the tree's input). */
-  leafHashInputs(size = this.leaves.length): readonly Uint8Array[] {
+  leavesUpTo(size = this.leaves.length): readonly Uint8Array[] {
     return this.leaves.slice(0, size);
   }
 

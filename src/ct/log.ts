@@ -74,7 +74,7 @@ export class CtLog {
 
   private async signHead(previous: StoredTreeHead | undefined): Promise<StoredTreeHead> {
     const treeSize = this.o.store.treeSize;
-    const rootHash = merkleRoot(this.o.store.leafHashInputs(treeSize));
+    const rootHash = merkleRoot(this.o.store.leavesUpTo(treeSize));
     // Tree head timestamps only move forward, whatever the clock does.
     const timestamp = Math.max(this.now(), (previous?.timestamp ?? 0) + 1);
     const signature = await this.o.sign(treeHeadSignatureInput({ timestamp, treeSize, rootHash }));

@@ -87,14 +87,6 @@ export function embedScts(precertTbsDer: Uint8Array, scts: readonly Sct[]): Uint
   return serialize(tbs);
 }
 
-/** The TLS-encoded SCT list embedded in a certificate, if any. */
-export function embeddedSctList(certDer: Uint8Array): Uint8Array | undefined {
-  const cert = parseDer(certDer, Certificate, 'Certificate');
-  const ext = cert.tbsCertificate.extensions?.find((e) => e.extnID === SCT_LIST_OID);
-  if (!ext) return undefined;
-  return new Uint8Array(AsnParser.parse(ext.extnValue.buffer, OctetString).buffer);
-}
-
 /** A certificate's TBSCertificate (DER) and whether it is a precertificate (has the poison). */
 export function splitCertificate(certDer: Uint8Array, what = 'certificate'): { tbs: Uint8Array; precert: boolean; ekus: string[] } {
   const cert = parseDer(certDer, Certificate, what);

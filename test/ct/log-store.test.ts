@@ -31,7 +31,7 @@ describe('CT log store', () => {
     await store.close();
     const reopened = await LogStore.open(dir);
     assert.equal(reopened.treeSize, 2);
-    assert.deepEqual(reopened.leafHashInputs().map((l) => Buffer.from(l)), [entry(1).leaf, entry(2).leaf].map((l) => Buffer.from(l)));
+    assert.deepEqual(reopened.leavesUpTo().map((l) => Buffer.from(l)), [entry(1).leaf, entry(2).leaf].map((l) => Buffer.from(l)));
     await reopened.close();
   });
 

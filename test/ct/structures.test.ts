@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateChain } from '../../src/ct/chain.js';
-import { addPoison, embedScts, embeddedSctList, POISON_OID, PrecertError, SCT_LIST_OID, splitCertificate, tbsWithoutPoison } from '../../src/ct/precert.js';
+import { addPoison, embedScts, POISON_OID, PrecertError, SCT_LIST_OID, splitCertificate, tbsWithoutPoison } from '../../src/ct/precert.js';
 import { sctServerInfo, sctServerInfoPem } from '../../src/ct/serverinfo.js';
 import { decodeSct, decodeSctList, encodeSct, encodeSctList, logIdOf, sctSignatureInput, type Sct } from '../../src/ct/structures.js';
 import { TlsDecodeError } from '../../src/ct/tls-encoding.js';
@@ -86,14 +86,6 @@ describe('CT structures (RFC 6962)', () => {
       assert.deepEqual(final.subarray(final.length - list.length - 18), Buffer.concat([Buffer.from([0x30, list.length + 16, 0x06, 0x0a]), hex('2b06010401d679020402'), Buffer.from([0x04, list.length + 2, 0x04, list.length]), list]));
       assert.equal(POISON_OID, '1.3.6.1.4.1.11129.2.4.3');
       assert.equal(SCT_LIST_OID, '1.3.6.1.4.1.11129.2.4.2');
-    });
-
-    it('reads the embedded list of a certificate, none of a plain one', () => {
-      assert.equal(embeddedSctList(leafDer), undefined);
-      const final = embedScts(addPoison(tbs), [sct]);
-      const cert = Buffer.concat([Buffer.from([0x30, 0x82, 0, 0]), final, derChildren(leafDer)[1]!, derChildren(leafDer)[2]!]);
-      cert.writeUInt16BE(cert.length - 4, 2);
-      assert.deepEqual(Buffer.from(embeddedSctList(cert)!), Buffer.from(encodeSctList([sct])));
     });
 
     it('validates chains: to an accepted root, signed link by link, poison only in add-pre-chain', () => {
