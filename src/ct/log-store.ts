@@ -48,7 +48,7 @@ const unb64 = (s: unknown, what: string): Uint8Array => {
 };
 
 export class LogStore {
-  private readonly leaves: Uint8Array[] = [];
+  private readonly entries: StoredEntry[] = [];
   private readonly scts = new Map<string, Uint8Array>();
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -85,12 +85,17 @@ export class LogStore {
   }
 
   get treeSize(): number {
-    return this.leaves.length;
+    return this.entries.length;
   }
 
   /** Leaves in log order (the tree's input). */
-  leavesUpTo(size = this.leaves.length): readonly Uint8Array[] {
-    return this.leaves.slice(0, size);
+  leavesUpTo(size = this.entries.length): readonly Uint8Array[] {
+    return this.entries.slice(0, size).map((e) => e.leaf);
+  }
+
+  /** Entries start..end (inclusive, end below treeSize), as stored. */
+  range(start: number, end: number): readonly StoredEntry[] {
+    return this.entries.slice(start, end + 1);
   }
 
   /** The SCT already issued for this entry, if any. */
@@ -100,7 +105,7 @@ export class LogStore {
   }
 
   private remember(e: StoredEntry): void {
-    this.leaves.push(e.leaf);
+    this.entries.push(e);
     this.scts.set(entryIdentity(decodeMerkleTreeLeaf(e.leaf).entry), e.sct);
   }
 
@@ -138,7 +143,7 @@ export class LogStore {
     const o = JSON.parse(text) as Record<string, unknown>;
     if (!Number.isSafeInteger(o.tree_size) || !Number.isSafeInteger(o.timestamp)) throw new LogStoreError(`${this.sthFile} is malformed`);
     const head = { treeSize: o.tree_size as number, timestamp: o.timestamp as number, rootHash: unb64(o.sha256_root_hash, 'sha256_root_hash'), signature: unb64(o.signature, 'signature') };
-    if (head.treeSize > this.leaves.length) throw new LogStoreError(`${this.sthFile} covers ${head.treeSize} entries, ${this.entriesFile} holds ${this.leaves.length}: entries were lost`);
+    if (head.treeSize > this.entries.length) throw new LogStoreError(`${this.sthFile} covers ${head.treeSize} entries, ${this.entriesFile} holds ${this.entries.length}: entries were lost`);
     return head;
   }
 

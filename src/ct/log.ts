@@ -9,7 +9,7 @@ import { merkleRoot } from '../audit/merkle.js';
 import { validateChain } from './chain.js';
 import { entryIdentity, type LogStore, type StoredTreeHead } from './log-store.js';
 import { issuerKeyHash, tbsWithoutPoison } from './precert.js';
-import { encodeSct, logIdOf, merkleTreeLeaf, sctSignatureInput, treeHeadSignatureInput, type LogEntry, type Sct } from './structures.js';
+import { decodeMerkleTreeLeaf, encodeSct, entryExtraData, logIdOf, merkleTreeLeaf, sctSignatureInput, treeHeadSignatureInput, type LogEntry, type Sct } from './structures.js';
 
 /** Signs to-be-signed bytes with the log key; resolves with the DER ECDSA signature. */
 export type TbsSigner = (tbs: Uint8Array) => Promise<Uint8Array>;
@@ -21,6 +21,16 @@ export interface CtLogOptions {
   logKeySpki: Uint8Array;
   sign: TbsSigner;
   now?: () => number;
+}
+
+/** Most entries one get-entries answer holds (a client asks again for the rest). */
+export const MAX_ENTRIES_PER_ANSWER = 256;
+
+export class CtLogRangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CtLogRangeError';
+  }
 }
 
 export class CtLog {
@@ -62,6 +72,15 @@ export class CtLog {
     const signature = await this.o.sign(sctSignatureInput(timestamp, entry, extensions));
     const sct: Sct = { logId: this.logId, timestamp, extensions, signature };
     return this.o.store.append({ leaf: merkleTreeLeaf(timestamp, entry, extensions), chain, sct: encodeSct(sct) });
+  }
+
+  /** get-entries: leaves start..end (inclusive), at most MAX_ENTRIES_PER_ANSWER of them. */
+  entries(start: number, end: number): { leafInput: Uint8Array; extraData: Uint8Array }[] {
+    const size = this.o.store.treeSize;
+    if (start > end) throw new CtLogRangeError(`start ${start} is after end ${end}`);
+    if (start >= size) throw new CtLogRangeError(`start ${start} is beyond the tree (size ${size})`);
+    const last = Math.min(end, size - 1, start + MAX_ENTRIES_PER_ANSWER - 1);
+    return this.o.store.range(start, last).map((e) => ({ leafInput: e.leaf, extraData: entryExtraData(decodeMerkleTreeLeaf(e.leaf).entry.type, e.chain) }));
   }
 
   /** get-sth: the stored head while it covers every entry, else a newly signed one. */

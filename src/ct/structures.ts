@@ -158,3 +158,15 @@ export function decodeSctList(bytes: Uint8Array): Sct[] {
   while (r.remaining > 0) out.push(decodeSct(r.vector(2, 'SerializedSCT', 1)));
   return out;
 }
+
+/**
+ * §4.6 get-entries extra_data: for an x509_entry the chain after the leaf (certificate_chain);
+ * for a precert_entry PrecertChainEntry { pre_certificate, precertificate_chain }.
+ */
+export function entryExtraData(type: LogEntry['type'], chain: readonly Uint8Array[]): Uint8Array {
+  const rest = new TlsWriter();
+  for (const c of chain.slice(1)) rest.vector(c, 3);
+  const w = new TlsWriter();
+  if (type === 'precert') w.vector(chain[0]!, 3);
+  return w.vector(rest.finish(), 3).finish();
+}

@@ -210,7 +210,7 @@ describe('CT log front with a threshold log key', function () {
     }
     assert.equal((await http('POST', `${base}/ct/v1/get-sth`, '{}')).status, 405);
     assert.equal((await http('GET', `${base}/ct/v1/add-chain`)).status, 405);
-    assert.equal((await http('GET', `${base}/ct/v1/get-entries`)).status, 404);
+    assert.equal((await http('GET', `${base}/ct/v1/get-proof-by-hash`)).status, 404);
   });
 
   it('a precertificate issued through the threshold CA key yields a certificate with embedded SCTs', async function () {
@@ -266,6 +266,44 @@ describe('CT log front with a threshold log key', function () {
     const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', [`ssl_conf_command ServerInfoFile ${out};`]);
     servers.push(nginx);
     assertValidScts(sClientCt(nginx.port, logList), 1);
+  });
+
+  it('get-entries serves the leaves and chains: a monitor recomputes the signed root from them', async function () {
+    const sth = await get('get-sth');
+    const { entries } = (await get('get-entries?start=0&end=99')) as unknown as { entries: { leaf_input: string; extra_data: string }[] };
+    assert.equal(entries.length, sth.tree_size);
+    const leaves = entries.map((e) => Buffer.from(e.leaf_input, 'base64'));
+    assert.deepEqual(leaves, expectedLeaves);
+    assert.equal(mth(leaves).toString('base64'), sth.sha256_root_hash);
+    const ca = derOf(caCert);
+    const vec3 = (b: Buffer) => Buffer.concat([u24(b.length), b]);
+    // x509_entry: certificate_chain (the root the log appended); precert_entry: PrecertChainEntry.
+    assert.deepEqual(Buffer.from(entries[0]!.extra_data, 'base64'), vec3(vec3(ca)));
+    const precert = Buffer.from(entries[1]!.extra_data, 'base64');
+    const preLen = precert.readUIntBE(0, 3);
+    assert.deepEqual(precert.subarray(3 + preLen), vec3(vec3(ca)));
+    assert.equal(new X509Certificate(precert.subarray(3, 3 + preLen)).issuer, new X509Certificate(readFileSync(caCert)).subject);
+    assert.equal(((await get('get-entries?start=1&end=1')) as unknown as { entries: unknown[] }).entries.length, 1);
+    for (const [query, message] of [
+      ['start=1&end=0', /start 1 is after end 0/],
+      ['start=5&end=9', /start 5 is beyond the tree \(size 2\)/],
+      ['start=0', /end must be a decimal entry index/],
+      ['start=-1&end=2', /start must be a decimal entry index/],
+    ] as const) {
+      const r = await http('GET', `${base}/ct/v1/get-entries?${query}`);
+      assert.equal(r.status, 400, query);
+      assert.match(String(r.json.message), message);
+    }
+  });
+
+  it("signs only while the log key's client list holds ct-log", async function () {
+    const fresh = derOf(join(up.dir, 'tls', 'precert-flow.crt')).toString('base64');
+    assert.equal(cli(up.dir, 'key', 'revoke', 'ct', 'ct-log').status, 0);
+    const refused = await post('add-chain', { chain: [fresh] });
+    assert.equal(refused.status, 403, JSON.stringify(refused.json));
+    assert.match(String(refused.json.message), /client 'ct-log' may not use key 'ct'/);
+    assert.equal(cli(up.dir, 'key', 'grant', 'ct', 'ct-log').status, 0);
+    assert.equal((await get('get-sth')).tree_size, 2, 'nothing was added');
   });
 
   it('after a restart the log holds its entries, serves the same tree head and issued SCTs, and keeps growing', async function () {
