@@ -17,6 +17,7 @@ import { CoordinatorError } from '../coordinator/errors.js';
 import { ChainError, MAX_CHAIN_CERTIFICATES } from './chain.js';
 import { CtConfigError } from './config.js';
 import { CtLogRangeError } from './log.js';
+import { LogStoreError } from './log-store.js';
 import { PrecertError } from './precert.js';
 import type { CtService } from './service.js';
 import { encodeDigitallySigned, type Sct } from './structures.js';
@@ -83,7 +84,8 @@ export async function serveCt(req: IncomingMessage, res: ServerResponse, path: s
   try {
     log = await ct.front();
   } catch (e) {
-    if (e instanceof CtConfigError) return io.sendError(res, 503, 'unavailable', e.message);
+    // A bad ct.json or a damaged entries file: the log is unavailable until the operator acts.
+    if (e instanceof CtConfigError || e instanceof LogStoreError) return io.sendError(res, 503, 'unavailable', e.message);
     throw e;
   }
   if (!log) return io.sendError(res, 404, 'not_found', "no CT log on this coordinator: configure one with 'quorumkey ct init'");
