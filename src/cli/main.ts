@@ -14,6 +14,7 @@ import { encodeKeyPolicy, normaliseKeyPolicy } from '../policy/key-policy.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
+import { CA_COMMANDS, CA_USAGE, runCaCommand } from './ca.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
@@ -48,7 +49,8 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
   audit verify [--head SEQ:HASH] [--cross]      checks the audit log's hash chain (with --head: that no record was cut
                                                 from its end since that head); --cross also checks it against
                                                 every signer's own log (<dir>/signer-*/audit.log): a share a
-                                                signer released that the coordinator did not record shows`;
+                                                signer released that the coordinator did not record shows
+${CA_USAGE}`;
 
 interface PairConflict {
   key_id: string;
@@ -139,6 +141,7 @@ function describeKey(k: KeyInfo): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (CA_COMMANDS.includes(argv[0] ?? '') && !argv.includes('--help') && !argv.includes('-h')) return runCaCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

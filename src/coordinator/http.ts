@@ -23,6 +23,7 @@
  *                   (10 s), 500 internal; 405 wrong method, 404 unknown path; 404 HTTP signing off,
  *                   421 wrong Host, 401 no or wrong token / client certificate, 403 identity not allowed,
  *                   415 Content-Type not application/json.
+ *   POST /ocsp, GET /ocsp/{req}, GET /crl   the CA's OCSP responder and CRL (pki/ocsp/http.ts).
  * Caller identity for policy and audit: "http-token" (token) or the client certificate's CN (mTLS).
  */
 import type { AuditLog } from '../audit/log.js';
@@ -37,6 +38,9 @@ import type { KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import type { CoordinatorMetrics } from './metrics.js';
 import type { DigestAlg, SignService } from './sign.js';
+import { handleCaRoute, isCaRoute } from '../pki/ocsp/http.js';
+import type { OcspResponder } from '../pki/ocsp/responder.js';
+import type { CaPaths } from '../pki/ca/store.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Bodies beyond this are not even drained: the connection is closed. */
@@ -120,6 +124,8 @@ export interface HttpDeps {
   audit: Pick<AuditLog, 'head' | 'problem'>;
   metrics: CoordinatorMetrics;
   log: Logger;
+  /** The CA's OCSP responder and CRL (absent: no such routes). */
+  ca?: { responder: OcspResponder; paths: CaPaths };
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
@@ -240,6 +246,7 @@ export function newHttpServer(d: HttpDeps, options: HttpOptions = {}): Server {
           const h = healthSummary(d);
           return send(res, h.status, h.body);
         }
+        if (d.ca && isCaRoute(url!)) return await handleCaRoute(req, res, url!, d.ca.responder, d.ca.paths);
         if (url === '/v1/sign') {
           // Off: 404 whatever the method.
           if (access.mode !== 'off' && req.method !== 'POST') return sendError(res, 405, 'method_not_allowed', 'use POST', { allow: 'POST' });

@@ -23,6 +23,7 @@ import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
+import { caResponder } from '../pki/ocsp/internal-signer.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
 
@@ -183,7 +184,7 @@ export class Coordinator {
     const socketPath = isAbsolute(config.coordinator.socket) ? config.coordinator.socket : resolve(dir, config.coordinator.socket || layout.socket);
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
-    const httpServer = newHttpServer(deps, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    const httpServer = newHttpServer({ ...deps, ca: caResponder(dir, sign, log) }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
