@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, Certificate, Extension, Name, SubjectPublicKeyInfo, TBSCertificate, Validity, Version } from '@peculiar/asn1-x509';
+import { AlgorithmIdentifier, Certificate, Extension, Extensions, Name, SubjectPublicKeyInfo, TBSCertificate, Validity, Version } from '@peculiar/asn1-x509';
 
 export const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 
@@ -47,7 +47,7 @@ export function buildTbsCertificate(f: CertificateFields): Uint8Array {
     validity: new Validity({ notBefore: f.notBefore, notAfter: f.notAfter }),
     subject: f.subject,
     subjectPublicKeyInfo: f.spki,
-    extensions: f.extensions.length ? f.extensions : undefined,
+    extensions: f.extensions.length ? new Extensions(f.extensions) : undefined,
   });
   return new Uint8Array(AsnConvert.serialize(tbs));
 }
