@@ -143,11 +143,11 @@ function stopper(child: ChildProcess, pid: () => number): () => Promise<void> {
  * nginx from certs/nginx.conf.template, 2 workers, `user` as given (e.g. "root root" or
  * "nobody quorumkey"), the provider through OPENSSL_CONF.
  */
-export async function startNginx(m: ServerMaterial, user: string): Promise<RunningServer> {
+export async function startNginx(m: ServerMaterial, user: string, serverExtra = ''): Promise<RunningServer> {
   const prefix = mkdtempSync(join(tmpdir(), 'qk-nginx-'));
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
-  writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user }));
+  writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user, SERVER_EXTRA: serverExtra }));
   const env = { ...process.env, OPENSSL_CONF: m.opensslConf };
   const check = spawnSync('nginx', ['-t', '-p', prefix, '-c', conf], { env, encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
@@ -162,12 +162,19 @@ export async function startNginx(m: ServerMaterial, user: string): Promise<Runni
   };
 }
 
-/** HAProxy 2.6 from certs/haproxy.cfg.template in master-worker mode, workers as `user`:`group`. */
-export async function startHaproxy(m: ServerMaterial, user: string, group: string): Promise<RunningServer> {
+/**
+ * HAProxy 2.6 from certs/haproxy.cfg.template in master-worker mode, workers as `user`:`group`;
+ * `stapling`: the DER OCSP response and its issuer, installed as <crt>.ocsp and <crt>.issuer.
+ */
+export async function startHaproxy(m: ServerMaterial, user: string, group: string, stapling?: { ocsp: string; issuer: string }): Promise<RunningServer> {
   const prefix = mkdtempSync(join(tmpdir(), 'qk-haproxy-'));
   const port = await freePort();
   const crt = join(prefix, 'server.pem');
   writeFileSync(crt, readFileSync(m.serverCert, 'utf8') + readFileSync(m.keyRef, 'utf8'));
+  if (stapling) {
+    writeFileSync(`${crt}.ocsp`, readFileSync(stapling.ocsp));
+    writeFileSync(`${crt}.issuer`, readFileSync(stapling.issuer));
+  }
   const cfg = join(prefix, 'haproxy.cfg');
   writeFileSync(cfg, fillTemplate('haproxy.cfg.template', { PREFIX: prefix, PORT: String(port), CRT: crt, PROVIDER_DIR: dirname(PROVIDER_MODULE), USER: user, GROUP: group }));
   const check = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8' });
