@@ -19,7 +19,7 @@ import { CA_COMMANDS, CA_USAGE, runCaCommand } from './ca.js';
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
   up [--signers N] [--threshold T] [--no-tls]   start the embedded cluster (default 5 signers, 3-of-5 key 'tls',
-      [--socket-group GROUP]                     the CA (keys 'ca', 'ocsp'), openssl s_server with TLS 1.3 + OCSP staple)
+      [--socket-group GROUP]                     the CA (keys 'embedded-ca', 'embedded-ocsp'), openssl s_server with TLS 1.3 + OCSP staple)
       [--http-sign off|token|mtls]               --socket-group: members of GROUP may connect to the unix socket
       [--http-sign-token-file FILE]                (socket 0660, its directory 0750); default: this user only
       [--http-host NAME]...                      --http-sign: POST /v1/sign off (default), with a bearer token (FILE,

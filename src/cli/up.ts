@@ -91,10 +91,14 @@ export function embeddedKeys(keyId: string): { id: string; policy: KeyPolicy }[]
   return [{ id: keyId, policy: normaliseKeyPolicy({ contexts: ['tls-server', 'x509-csr'] }) }];
 }
 
+/** The embedded CA's keys (names apart from the `ca init` defaults, which stay free for the operator). */
+export const EMBEDDED_CA_KEY = 'embedded-ca';
+export const EMBEDDED_RESPONDER_KEY = 'embedded-ocsp';
+
 /**
- * The embedded CA (`quorumkey ca init`): key `ca` certifies only localhost / 127.0.0.0/8 as TLS
- * servers and OCSP responders, CA:TRUE only for its own root, for at most ten years; key `ocsp`
- * signs the responder's answers.
+ * The embedded CA (`quorumkey ca init`): its key certifies only localhost / 127.0.0.0/8 as TLS
+ * servers and OCSP responders, CA:TRUE only for its own root, for at most ten years; the
+ * responder key signs the OCSP answers.
  */
 async function ensureEmbeddedCa(dir: string, threshold: number, signers: number): Promise<void> {
   const ca = caPaths(paths(dir).root);
@@ -104,7 +108,7 @@ async function ensureEmbeddedCa(dir: string, threshold: number, signers: number)
     if (config.ocspUrl !== here) console.error(`quorumkey: the CA's certificates name the OCSP responder ${config.ocspUrl}, but the coordinator serves ${here} now (its port was taken)`);
     return;
   }
-  await caInit({ dir, caKey: 'ca', responderKey: 'ocsp', subject: '/O=quorumkey/CN=quorumkey embedded threshold CA', dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, threshold, signers });
+  await caInit({ dir, caKey: EMBEDDED_CA_KEY, responderKey: EMBEDDED_RESPONDER_KEY, subject: '/O=quorumkey/CN=quorumkey embedded threshold CA', dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, threshold, signers });
 }
 
 export async function up(options: UpOptions): Promise<void> {

@@ -172,7 +172,7 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
     assertVerified(out, cert.file, 'good');
 
     // The responder may no longer sign: it answers tryLater, which must not become the staple.
-    assert.equal(cli(up.dir, 'key', 'revoke', 'ocsp', 'ocsp-responder').status, 0);
+    assert.equal(cli(up.dir, 'key', 'revoke', 'embedded-ocsp', 'ocsp-responder').status, 0);
     try {
       const other = issue(); // not cached: needs a signature
       const refusedOut = join(up.dir, 'refused.der');
@@ -187,7 +187,7 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
       ocsp(['-cert', other.file, '-no_nonce', '-respout', opensslOut]);
       assert.ok(existsSync(opensslOut));
     } finally {
-      assert.equal(cli(up.dir, 'key', 'grant', 'ocsp', 'ocsp-responder').status, 0);
+      assert.equal(cli(up.dir, 'key', 'grant', 'embedded-ocsp', 'ocsp-responder').status, 0);
     }
   });
 
