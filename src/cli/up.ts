@@ -196,7 +196,6 @@ export async function up(options: UpOptions): Promise<void> {
       await unary(admin, 'CreateKey', { key_id: key.id, threshold, signer_count: signers, policy_json: JSON.stringify(key.policy), clients }, 180_000);
     }
     admin.close();
-    await ensureEmbeddedCa(dir, threshold, signers);
     const scheme = httpSign === 'mtls' ? 'https' : 'http';
     console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=${scheme}://${config.coordinator.http}`);
     const door = config.coordinator.httpSign;
@@ -209,6 +208,8 @@ export async function up(options: UpOptions): Promise<void> {
     if (options.tls && !existsSync(PROVIDER_MODULE)) {
       console.error(`quorumkey: no TLS endpoint: the OpenSSL provider ${PROVIDER_MODULE} is not built (npm install builds it)`);
     } else if (options.tls) {
+      // The CA exists for the certificate it serves: --no-tls makes neither.
+      await ensureEmbeddedCa(dir, threshold, signers);
       const tls = await ensureTlsMaterial(dir, options.keyId);
       keepStapleFresh(dir, tls);
       let port = 0;
