@@ -20,7 +20,7 @@ import { rootExtensions } from '../../src/pki/ca/profiles.js';
 import { buildTbsCertList } from '../../src/pki/ca/crl.js';
 import { caPaths, normaliseSerial, CaStateError, type CaPaths } from '../../src/pki/ca/store.js';
 import { errorResponse, OCSPResponseStatus } from '../../src/pki/ocsp/messages.js';
-import { NONCE_RESPONSES_PER_SECOND, OcspResponder } from '../../src/pki/ocsp/responder.js';
+import { FRESH_RESPONSES_PER_SECOND, NONCE_RESPONSES_PER_SECOND, OcspResponder } from '../../src/pki/ocsp/responder.js';
 import { checkStaple, StapleError } from '../../src/pki/ocsp/staple.js';
 import { classify } from '../../src/policy/classify.js';
 import { checkContent } from '../../src/policy/check.js';
@@ -258,6 +258,23 @@ describe('threshold CA modules (a local signer)', function () {
       const before = responderSigner.count;
       for (let k = 0; k < NONCE_RESPONSES_PER_SECOND + 10; k++) await r.respond(request(file, false));
       assert.ok(responderSigner.count - before <= NONCE_RESPONSES_PER_SECOND, `${responderSigner.count - before} signatures for nonces in one second`);
+    });
+
+    it('new serials are signed at most FRESH_RESPONSES_PER_SECOND a second, then tryLater (unsigned)', async function () {
+      const r = responder();
+      const before = responderSigner.count;
+      const statuses: OCSPResponseStatus[] = [];
+      for (let k = 0; k < FRESH_RESPONSES_PER_SECOND + 5; k++) {
+        const file = join(work, `serial-${k}.der`);
+        assert.equal(openssl(['ocsp', '-issuer', rootFile, '-serial', `0x${(0x5000 + k).toString(16)}`, '-no_nonce', '-reqout', file]).status, 0);
+        statuses.push((await r.respond(readFileSync(file))).status);
+      }
+      assert.equal(responderSigner.count - before, FRESH_RESPONSES_PER_SECOND);
+      assert.deepEqual(statuses.slice(FRESH_RESPONSES_PER_SECOND), new Array(5).fill(OCSPResponseStatus.tryLater));
+      clock += 1000; // the next second signs again
+      const again = join(work, 'serial-again.der');
+      assert.equal(openssl(['ocsp', '-issuer', rootFile, '-serial', '0x6000', '-no_nonce', '-reqout', again]).status, 0);
+      assert.equal((await r.respond(readFileSync(again))).status, OCSPResponseStatus.successful);
     });
 
     it('malformedRequest for junk, unauthorized for another issuer, tryLater (not cached) when signing fails', async function () {

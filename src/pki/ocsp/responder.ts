@@ -9,6 +9,8 @@
  *   and concurrent queries for the same set share one signing (a burst costs one signature);
  * - a response with a nonce is signed fresh, at most NONCE_RESPONSES_PER_SECOND a second; beyond
  *   that the cached response without the nonce is served (RFC 8954 §2.1 lets a responder omit it);
+ * - a cache miss (a new set of CertIDs, e.g. random serials) is signed at most
+ *   FRESH_RESPONSES_PER_SECOND a second; beyond that the answer is tryLater, unsigned;
  * - any change of issued.json (issue, revoke) drops the cache, so a revocation shows at once.
  * respond() never throws: every failure is an unsigned OCSP error status.
  */
@@ -34,6 +36,7 @@ import {
 } from './messages.js';
 
 export const NONCE_RESPONSES_PER_SECOND = 5;
+export const FRESH_RESPONSES_PER_SECOND = 20;
 const MAX_CACHED = 10_000;
 /** A cached response is replaced this long before its nextUpdate (at most a quarter of its life). */
 const REFRESH_MARGIN_MS = 5 * 60_000;
@@ -70,6 +73,7 @@ export class OcspResponder {
   private state: CaState | undefined;
   private readonly cache = new Map<string, Cached>();
   private readonly nonceLimiter: RateLimiter;
+  private readonly freshLimiter: RateLimiter;
 
   constructor(
     private readonly paths: CaPaths,
@@ -77,7 +81,9 @@ export class OcspResponder {
     private readonly log: ResponderLog,
     private readonly now: () => number = Date.now,
   ) {
-    this.nonceLimiter = new RateLimiter({ perSecond: NONCE_RESPONSES_PER_SECOND, perHour: NONCE_RESPONSES_PER_SECOND * 3600 }, now);
+    const perSecond = (n: number) => new RateLimiter({ perSecond: n, perHour: n * 3600 }, now);
+    this.nonceLimiter = perSecond(NONCE_RESPONSES_PER_SECOND);
+    this.freshLimiter = perSecond(FRESH_RESPONSES_PER_SECOND);
   }
 
   async respond(requestDer: Uint8Array): Promise<OcspAnswer> {
@@ -101,7 +107,9 @@ export class OcspResponder {
     const entries = request.certIds.map((certId) => ({ certId, state: this.lookup(state, serialHex(certId)) }));
     try {
       if (request.nonce && this.nonceLimiter.take().ok) return { ...(await this.signed(state, entries, request.nonce)), maxAgeSeconds: 0 };
-      return await this.cached(state, entries);
+      const answer = this.cached(state, entries);
+      if (!answer) return refuse(OCSPResponseStatus.tryLater);
+      return await answer;
     } catch (e) {
       this.log.warn('ocsp: signing the response failed', { error: (e as Error).message });
       return refuse(OCSPResponseStatus.tryLater);
@@ -114,11 +122,13 @@ export class OcspResponder {
     return cert.revoked ? { status: 'revoked', revocation: cert.revoked } : { status: 'good' };
   }
 
-  private cached(state: CaState, entries: { certId: ParsedRequest['certIds'][number]; state: CertState }[]): Promise<OcspAnswer> {
+  /** The cached answer, or a new one signed and cached; undefined when too many were signed this second. */
+  private cached(state: CaState, entries: { certId: ParsedRequest['certIds'][number]; state: CertState }[]): Promise<OcspAnswer> | undefined {
     const key = entries.map((e) => certIdKey(e.certId)).join(',');
     const now = this.now();
     const hit = this.cache.get(key);
     if (hit && hit.refreshAt > now) return hit.answer.then((a) => ({ ...a, maxAgeSeconds: Math.max(0, Math.floor((hit.refreshAt - this.now()) / 1000)) }));
+    if (!this.freshLimiter.take().ok) return undefined;
     const validityMs = state.config.ocspValiditySeconds * 1000;
     const entry: Cached = { refreshAt: now + validityMs - Math.min(REFRESH_MARGIN_MS, validityMs / 4), answer: this.signed(state, entries) };
     this.cache.delete(key);
