@@ -35,6 +35,7 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
   let audit: string;
   let n = 0;
   let tlsPort: number;
+  let revokedCert: { file: string; serial: string };
 
   /** A new server certificate for the TLS key's CSR, issued through the threshold CA. */
   function issue(): { file: string; serial: string } {
@@ -88,6 +89,7 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
 
     const revoke = cli(up.dir, 'cert', 'revoke', cert.serial, '--reason', 'keyCompromise');
     assert.equal(revoke.status, 0, revoke.stderr);
+    revokedCert = cert;
     const revoked = ocsp(['-cert', cert.file]);
     assert.match(revoked.out, /Response verify OK/);
     assert.match(revoked.out, /: revoked\n/);
@@ -250,6 +252,26 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
           socket.end(`set ssl ocsp-response ${readFileSync(staple).toString('base64')}\n`);
         });
       await checkServer(haproxy.port, staple, update, cert);
+    });
+  });
+
+  describe('after a restart of up', function () {
+    it('the CA, its database and the HTTP port the certificates name survive; the endpoint staples again', async function () {
+      const http = up.config().coordinator.http;
+      const served = readFileSync(join(up.dir, 'tls', 'tls.crt'));
+      const tlsLines = () => up.lines.filter((l) => /openssl s_client -connect/.test(l));
+      const before = tlsLines().length;
+      assert.equal(await up.stop(), 0);
+      await up.start(['--signers', '3', '--threshold', '2']);
+      await eventually(async () => tlsLines().length > before, 240_000);
+      assert.equal(up.config().coordinator.http, http);
+      assert.deepEqual(readFileSync(join(up.dir, 'tls', 'tls.crt')), served, 'the served certificate was issued again');
+      const revoked = ocsp(['-cert', revokedCert.file]);
+      assert.match(revoked.out, /Response verify OK/);
+      assert.match(revoked.out, /: revoked\n/);
+      assert.match(cli(up.dir, 'cert', 'list').stdout, new RegExp(`${revokedCert.serial}  revoked`));
+      const port = Number(/-connect 127\.0\.0\.1:(\d+)/.exec(tlsLines().at(-1)!)![1]);
+      assert.match(run('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', root, '-verify_return_error', '-status', '-tls1_3'], '').out, /Cert Status: good/);
     });
   });
 });
