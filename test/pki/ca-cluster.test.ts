@@ -9,6 +9,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { cli, pool, UpProcess } from '../services/cluster-harness.js';
@@ -19,6 +20,22 @@ const NO_PROVIDER = { ...process.env, OPENSSL_CONF: '/dev/null' };
 function run(cmd: string, args: string[], input = ''): { status: number; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: NO_PROVIDER, input, timeout: 60_000 });
   return { status: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/**
+ * One HTTP exchange on its own connection (no keep-alive: a reused idle connection can race the
+ * server's keep-alive timeout and fail for reasons unrelated to the test).
+ */
+function http(target: string, body?: Buffer): Promise<{ status: number; type: string | undefined; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(target, { method: body ? 'POST' : 'GET', agent: false, headers: body ? { 'content-type': 'application/ocsp-request' } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 function records(file: string, pattern: string): number {
@@ -113,11 +130,11 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
     const cert = issue();
     const reqFile = join(up.dir, `req-${n}.der`);
     assert.equal(run('openssl', ['ocsp', '-issuer', root, '-cert', cert.file, '-no_nonce', '-reqout', reqFile]).status, 0);
-    const res = await fetch(`${url}/${encodeURIComponent(readFileSync(reqFile).toString('base64'))}`);
+    const res = await http(`${url}/${encodeURIComponent(readFileSync(reqFile).toString('base64'))}`);
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get('content-type'), 'application/ocsp-response');
+    assert.equal(res.type, 'application/ocsp-response');
     const respFile = join(up.dir, `resp-${n}.der`);
-    writeFileSync(respFile, Buffer.from(await res.arrayBuffer()));
+    writeFileSync(respFile, res.body);
     assertVerified(respFile, cert.file, 'good');
   });
 
@@ -125,12 +142,12 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
     const cert = issue();
     const reqFile = join(up.dir, `burst-req.der`);
     assert.equal(run('openssl', ['ocsp', '-issuer', root, '-cert', cert.file, '-no_nonce', '-reqout', reqFile]).status, 0);
-    const request = readFileSync(reqFile);
+    const ocspRequest = readFileSync(reqFile);
     const before = records(audit, '"context":"ocsp"');
     const answers = await pool(200, 20, async () => {
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/ocsp-request' }, body: request });
+      const res = await http(url, ocspRequest);
       assert.equal(res.status, 200);
-      return Buffer.from(await res.arrayBuffer());
+      return res.body;
     });
     const signatures = records(audit, '"context":"ocsp"') - before;
     assert.ok(signatures >= 1 && signatures <= 3, `200 queries cost ${signatures} OCSP signatures`);
@@ -149,10 +166,11 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
     assert.equal(cli(up.dir, 'cert', 'revoke', bad.serial, '--reason', 'superseded').status, 0);
     const made = cli(up.dir, 'crl');
     assert.equal(made.status, 0, made.stderr);
-    const res = await fetch(`http://${up.config().coordinator.http}/crl`);
+    const res = await http(`http://${up.config().coordinator.http}/crl`);
     assert.equal(res.status, 200);
+    assert.equal(res.type, 'application/pkix-crl');
     const der = join(up.dir, 'fetched.crl');
-    writeFileSync(der, Buffer.from(await res.arrayBuffer()));
+    writeFileSync(der, res.body);
     const pemFile = join(up.dir, 'fetched.crl.pem');
     assert.equal(run('openssl', ['crl', '-inform', 'DER', '-in', der, '-out', pemFile]).status, 0);
     const accepted = run('openssl', ['verify', '-crl_check', '-CAfile', root, '-CRLfile', pemFile, good.file]);
