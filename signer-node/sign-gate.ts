@@ -97,7 +97,7 @@ export class SignGate {
     if (!gate) {
       refusal = new FinishRefused('policy-not-sealed', `key '${share.keyId}' has no sealed policy on this signer (a share from before policies): the operator runs 'quorumkey key adopt-policy ${share.keyId}'`);
     } else {
-      const verdict = checkContent(gate.policy, content);
+      const verdict = checkContent(gate.policy, { ...content, publicKey: share.publicKey });
       context = verdict.context;
       detail = verdict.detail;
       if (verdict.allowed) {

@@ -15,11 +15,12 @@ import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
 import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
 import { CT_USAGE, ctCommand, sctCommand } from './ct.js';
+import { CA_COMMANDS, CA_USAGE, runCaCommand } from './ca.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
   up [--signers N] [--threshold T] [--no-tls]   start the embedded cluster (default 5 signers, 3-of-5 key 'tls',
-      [--socket-group GROUP]                     its CA key 'tls-ca', and openssl s_server with TLS 1.3)
+      [--socket-group GROUP]                     the CA (keys 'embedded-ca', 'embedded-ocsp'), openssl s_server with TLS 1.3 + OCSP staple)
       [--http-sign off|token|mtls]               --socket-group: members of GROUP may connect to the unix socket
       [--http-sign-token-file FILE]                (socket 0660, its directory 0750); default: this user only
       [--http-host NAME]...                      --http-sign: POST /v1/sign off (default), with a bearer token (FILE,
@@ -50,7 +51,8 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
                                                 from its end since that head); --cross also checks it against
                                                 every signer's own log (<dir>/signer-*/audit.log): a share a
                                                 signer released that the coordinator did not record shows
-${CT_USAGE}`;
+${CT_USAGE}
+${CA_USAGE}`;
 
 interface PairConflict {
   key_id: string;
@@ -141,6 +143,7 @@ function describeKey(k: KeyInfo): string {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (CA_COMMANDS.includes(argv[0] ?? '') && !argv.includes('--help') && !argv.includes('-h')) return runCaCommand(argv);
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -1,19 +1,25 @@
 /**
- * The embedded TLS 1.3 endpoint of `quorumkey up`: a threshold CA key signs (through the provider)
- * a certificate for the threshold TLS key's CSR, and `openssl s_server` serves with the key
- * reference. Everything lives in <dir>/tls and is made once.
+ * The embedded TLS 1.3 endpoint of `quorumkey up`: the threshold CA (DIR/ca, `quorumkey ca
+ * init`) issues a server certificate — with the AIA OCSP URL and CRL distribution point — for
+ * the threshold TLS key's CSR, and `openssl s_server` serves it with the key reference and
+ * staples the OCSP response that `up` keeps fresh (staple-file.ts). Everything lives in <dir>/tls.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paths } from '../cluster/config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
+import { caPaths } from '../pki/ca/store.js';
+import { refreshStaple, watchStaple } from '../pki/ocsp/staple-file.js';
+import { certIssue, stapleSource } from './ca.js';
 import { startChild, type Child } from './children.js';
 import { coordinatorClient, unary } from './clients.js';
 import { keyReferenceFor, opensslConf, PROVIDER_MODULE } from './provider-config.js';
 
 const CERTS = fileURLToPath(new URL('../../../certs/', import.meta.url));
+const SERVER_DAYS = 90;
 
 export interface TlsMaterial {
   dir: string;
@@ -21,6 +27,8 @@ export interface TlsMaterial {
   keyRef: string;
   caCert: string;
   serverCert: string;
+  /** The DER OCSP response stapled by the servers (s_server -status_file, nginx ssl_stapling_file). */
+  staple: string;
 }
 
 async function writeKeyRef(dir: string, keyId: string, file: string): Promise<void> {
@@ -30,6 +38,16 @@ async function writeKeyRef(dir: string, keyId: string, file: string): Promise<vo
     writeFileSync(file, keyReferencePem(keyReferenceFor(dir, keyId, key.spki_der, false)), { mode: 0o644 });
   } finally {
     client.close();
+  }
+}
+
+/** Whether `certFile` exists and was issued by the CA whose root is `rootPem`. */
+function issuedBy(certFile: string, rootPem: Buffer): boolean {
+  if (!existsSync(certFile)) return false;
+  try {
+    return new X509Certificate(readFileSync(certFile)).verify(new X509Certificate(rootPem).publicKey);
+  } catch {
+    return false;
   }
 }
 
@@ -46,26 +64,39 @@ export async function ensureTlsMaterial(dir: string, keyId: string): Promise<Tls
     keyRef: join(tlsDir, `${keyId}.key.pem`),
     caCert: join(tlsDir, 'ca.crt'),
     serverCert: join(tlsDir, `${keyId}.crt`),
+    staple: join(tlsDir, `${keyId}.ocsp`),
   };
   writeFileSync(m.opensslConf, opensslConf());
   await writeKeyRef(dir, keyId, m.keyRef);
-  if (existsSync(m.serverCert)) return m;
-  const caRef = join(tlsDir, `${keyId}-ca.key.pem`);
-  const csr = join(tlsDir, `${keyId}.csr`);
-  await writeKeyRef(dir, `${keyId}-ca`, caRef);
-  const env = { ...process.env, OPENSSL_CONF: m.opensslConf };
-  const run = (script: string, args: string[]) => execFileSync('bash', [join(CERTS, script), ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  run('make-ca.sh', [caRef, m.caCert, '/O=quorumkey/CN=quorumkey embedded threshold CA']);
-  run('make-csr.sh', [m.keyRef, csr, '/CN=localhost', 'DNS:localhost,IP:127.0.0.1']);
-  run('sign-csr.sh', [csr, m.caCert, caRef, m.serverCert]);
+  const root = readFileSync(caPaths(paths(dir).root).rootCert);
+  writeFileSync(m.caCert, root, { mode: 0o644 });
+  // A certificate from before the CA (or another CA) is replaced by one this CA issues.
+  if (!issuedBy(m.serverCert, root)) {
+    const csr = join(tlsDir, `${keyId}.csr`);
+    execFileSync('bash', [join(CERTS, 'make-csr.sh'), m.keyRef, csr, '/CN=localhost', 'DNS:localhost,IP:127.0.0.1'], {
+      env: { ...process.env, OPENSSL_CONF: m.opensslConf },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const issued = await certIssue(dir, readFileSync(csr), 'server', SERVER_DAYS);
+    writeFileSync(m.serverCert, new X509Certificate(Buffer.from(issued.der, 'base64')).toString(), { mode: 0o644 });
+  }
+  await refreshStaple(stapleSource(dir, m.serverCert), m.staple);
   return m;
+}
+
+/** Keeps the endpoint's staple fresh while `up` runs. */
+export function keepStapleFresh(dir: string, m: TlsMaterial): { stop(): void } {
+  return watchStaple(stapleSource(dir, m.serverCert), m.staple, {
+    written: () => undefined,
+    failed: (e) => console.error(`quorumkey: the TLS endpoint's OCSP staple was not refreshed (the last good one stays): ${e.message}`),
+  });
 }
 
 export function startTlsServer(dir: string, m: TlsMaterial, port: number): Promise<Child> {
   return startChild(
     'tls-server',
     'openssl',
-    ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', m.serverCert, '-key', m.keyRef, '-tls1_3', '-www', '-no_ticket'],
+    ['s_server', '-accept', `127.0.0.1:${port}`, '-cert', m.serverCert, '-key', m.keyRef, '-CAfile', m.caCert, '-status_file', m.staple, '-tls1_3', '-www', '-no_ticket'],
     dir,
     'ACCEPT',
     { ...process.env, OPENSSL_CONF: m.opensslConf },

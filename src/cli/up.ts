@@ -11,7 +11,9 @@ import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type Cluste
 import { ensureClusterPki, signerName } from '../pki/cluster-ca.js';
 import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { adminClient, describeError, unary } from './clients.js';
-import { ensureTlsMaterial, startTlsServer } from './tls-endpoint.js';
+import { ensureTlsMaterial, keepStapleFresh, startTlsServer } from './tls-endpoint.js';
+import { caInit, coordinatorHttpUrl } from './ca.js';
+import { caInitialised, caPaths, readCaConfig } from '../pki/ca/store.js';
 import { freePort, startChild, type Child } from './children.js';
 import { PROVIDER_MODULE } from './provider-config.js';
 import { normaliseKeyPolicy, type KeyPolicy } from '../policy/key-policy.js';
@@ -61,7 +63,11 @@ function ensureHttpToken(file: string): void {
   writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
 }
 
-async function freshConfig(dir: string, signers: number, options: UpOptions): Promise<ClusterConfig> {
+/**
+ * `reuseHttp`: keep the previous HTTP port (the CA's certificates name it in their OCSP and CRL
+ * URLs); a retry after EADDRINUSE takes a fresh one.
+ */
+async function freshConfig(dir: string, signers: number, options: UpOptions, reuseHttp = true): Promise<ClusterConfig> {
   const p = paths(dir);
   const previous = existsSync(p.config) ? readClusterConfig(dir) : undefined;
   if (previous && previous.signers.length !== signers)
@@ -69,7 +75,7 @@ async function freshConfig(dir: string, signers: number, options: UpOptions): Pr
   const endpoint = async () => `127.0.0.1:${await freePort()}`;
   const config: ClusterConfig = {
     signers: [],
-    coordinator: { grpc: await endpoint(), socket: p.socket, http: await endpoint(), ...doors(options) },
+    coordinator: { grpc: await endpoint(), socket: p.socket, http: (reuseHttp && previous?.coordinator.http) || (await endpoint()), ...doors(options) },
     pool: previous?.pool ?? DEFAULT_POOL,
     sessionTimeoutMs: previous?.sessionTimeoutMs ?? 30_000,
   };
@@ -80,22 +86,29 @@ async function freshConfig(dir: string, signers: number, options: UpOptions): Pr
   return config;
 }
 
-/**
- * The embedded keys: the TLS key (its CertificateVerify, and the CSR for its certificate) and
- * its CA key, allowed to certify only localhost / 127.0.0.0/8 as TLS servers, and — for the
- * self-signed root `up` makes once — CA:TRUE, for at most ten years.
- */
+/** The embedded TLS key: its CertificateVerify, and the CSR for its certificate. */
 export function embeddedKeys(keyId: string): { id: string; policy: KeyPolicy }[] {
-  return [
-    { id: keyId, policy: normaliseKeyPolicy({ contexts: ['tls-server', 'x509-csr'] }) },
-    {
-      id: `${keyId}-ca`,
-      policy: normaliseKeyPolicy({
-        contexts: ['x509-cert'],
-        x509: { dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, allowCa: true, extendedKeyUsages: ['serverAuth'] },
-      }),
-    },
-  ];
+  return [{ id: keyId, policy: normaliseKeyPolicy({ contexts: ['tls-server', 'x509-csr'] }) }];
+}
+
+/** The embedded CA's keys (names apart from the `ca init` defaults, which stay free for the operator). */
+export const EMBEDDED_CA_KEY = 'embedded-ca';
+export const EMBEDDED_RESPONDER_KEY = 'embedded-ocsp';
+
+/**
+ * The embedded CA (`quorumkey ca init`): its key certifies only localhost / 127.0.0.0/8 as TLS
+ * servers and OCSP responders, CA:TRUE only for its own root, for at most ten years; the
+ * responder key signs the OCSP answers.
+ */
+async function ensureEmbeddedCa(dir: string, threshold: number, signers: number): Promise<void> {
+  const ca = caPaths(paths(dir).root);
+  if (caInitialised(ca)) {
+    const config = readCaConfig(ca);
+    const here = `${coordinatorHttpUrl(dir)}/ocsp`;
+    if (config.ocspUrl !== here) console.error(`quorumkey: the CA's certificates name the OCSP responder ${config.ocspUrl}, but the coordinator serves ${here} now (its port was taken)`);
+    return;
+  }
+  await caInit({ dir, caKey: EMBEDDED_CA_KEY, responderKey: EMBEDDED_RESPONDER_KEY, subject: '/O=quorumkey/CN=quorumkey embedded threshold CA', dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, threshold, signers });
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -164,7 +177,7 @@ export async function up(options: UpOptions): Promise<void> {
         if (attempt >= 3 || !/EADDRINUSE|address already in use/i.test(String((err as Error).message))) throw err;
         await stopChildren();
         children.length = 0;
-        config = await freshConfig(dir, signers, options);
+        config = await freshConfig(dir, signers, options, false);
       }
     }
     for (const c of children) {
@@ -195,7 +208,10 @@ export async function up(options: UpOptions): Promise<void> {
     if (options.tls && !existsSync(PROVIDER_MODULE)) {
       console.error(`quorumkey: no TLS endpoint: the OpenSSL provider ${PROVIDER_MODULE} is not built (npm install builds it)`);
     } else if (options.tls) {
+      // The CA exists for the certificate it serves: --no-tls makes neither.
+      await ensureEmbeddedCa(dir, threshold, signers);
       const tls = await ensureTlsMaterial(dir, options.keyId);
+      keepStapleFresh(dir, tls);
       let port = 0;
       for (let attempt = 1; !port; attempt++) {
         const candidate = await freePort();
@@ -207,7 +223,7 @@ export async function up(options: UpOptions): Promise<void> {
         }
       }
       console.log(`quorumkey tls: openssl s_server with key '${options.keyId}' on 127.0.0.1:${port}; try:`);
-      console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -brief </dev/null`);
+      console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -brief -status </dev/null`);
     }
   } catch (err) {
     console.error(`quorumkey up failed: ${describeError(err)}`);

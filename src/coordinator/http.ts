@@ -24,6 +24,7 @@
  *                   421 wrong Host, 401 no or wrong token / client certificate, 403 identity not allowed,
  *                   415 Content-Type not application/json.
  *   /ct/v1/*        The CT log (RFC 6962), when one is configured: src/ct/http.ts.
+ *   POST /ocsp, GET /ocsp/{req}, GET /crl   the CA's OCSP responder and CRL (pki/ocsp/http.ts).
  * Caller identity for policy and audit: "http-token" (token) or the client certificate's CN (mTLS).
  */
 import type { AuditLog } from '../audit/log.js';
@@ -40,6 +41,9 @@ import type { CoordinatorMetrics } from './metrics.js';
 import type { DigestAlg, SignService } from './sign.js';
 import { CT_PREFIX, serveCt } from '../ct/http.js';
 import type { CtService } from '../ct/service.js';
+import { handleCaRoute, isCaRoute } from '../pki/ocsp/http.js';
+import type { OcspResponder } from '../pki/ocsp/responder.js';
+import type { CaPaths } from '../pki/ca/store.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Bodies beyond this are not even drained: the connection is closed. */
@@ -125,6 +129,8 @@ export interface HttpDeps {
   log: Logger;
   /** The CT log routes (absent: no /ct/v1/ routes). */
   ct?: CtService;
+  /** The CA's OCSP responder and CRL (absent: no such routes). */
+  ca?: { responder: OcspResponder; paths: CaPaths };
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
@@ -245,6 +251,7 @@ export function newHttpServer(d: HttpDeps, options: HttpOptions = {}): Server {
           const h = healthSummary(d);
           return send(res, h.status, h.body);
         }
+        if (d.ca && isCaRoute(url!)) return await handleCaRoute(req, res, url!, d.ca.responder, d.ca.paths);
         if (url === '/v1/sign') {
           // Off: 404 whatever the method.
           if (access.mode !== 'off' && req.method !== 'POST') return sendError(res, 405, 'method_not_allowed', 'use POST', { allow: 'POST' });

@@ -24,6 +24,7 @@ import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
 import { CtService } from '../ct/service.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
+import { caResponder } from '../pki/ocsp/internal-signer.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
 
@@ -186,7 +187,7 @@ export class Coordinator {
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
     const ct = new CtService({ clusterDir: dir, sign, keys, log });
-    const httpServer = newHttpServer({ ...deps, ct }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    const httpServer = newHttpServer({ ...deps, ct, ca: caResponder(dir, sign, log) }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();

@@ -178,7 +178,7 @@ export class SignService {
       keyLabel = key.id;
       const access = mayUse(key, input.caller);
       if (!access.allowed) fail('policy', access.message);
-      const verdict = checkContent(key.policy, input.digest && input.digest.length > 0 ? { digest: input.digest, digestAlg: input.digestAlg } : { tbs: input.tbs!, digestAlg: input.digestAlg });
+      const verdict = checkContent(key.policy, input.digest && input.digest.length > 0 ? { digest: input.digest, digestAlg: input.digestAlg } : { tbs: input.tbs!, digestAlg: input.digestAlg, publicKey: key.publicKey });
       contextLabel = verdict.context;
       if (input.claimedContext !== undefined && input.claimedContext !== verdict.context) {
         fail('invalid', `content is ${verdict.context === 'unknown' ? 'not a recognised structure' : verdict.context}, request says ${input.claimedContext}`);

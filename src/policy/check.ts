@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { classify, type ContentClass, type Context, type Detail } from './classify.js';
 import type { KeyPolicy } from './key-policy.js';
-import { checkCertificateConstraints, type ConstraintReason } from './x509-constraints.js';
+import { checkCertificateConstraints, checkCrlValidity, type ConstraintReason } from './x509-constraints.js';
 
 export type DigestAlg = 'sha256' | 'sha384' | 'sha512';
 export const DIGEST_BYTES: Readonly<Record<DigestAlg, number>> = { sha256: 32, sha384: 48, sha512: 64 };
@@ -23,6 +23,8 @@ export interface SignContent {
   /** A digest already made (raw-digest keys only). */
   digest?: Uint8Array;
   digestAlg: DigestAlg;
+  /** The signing key's public point (SEC1): an x509-cert key with allowCa 'self-signed' needs it. */
+  publicKey?: Uint8Array;
 }
 
 export type ContentVerdict =
@@ -32,7 +34,7 @@ export type ContentVerdict =
 const DESCRIPTIONS: Record<Exclude<ContentClass, 'unknown'>, string> = {
   'tls-server': 'a TLS 1.3 server CertificateVerify (tls-server)',
   ocsp: 'an OCSP ResponseData (ocsp)',
-  'x509-cert': 'a TBSCertificate (x509-cert)',
+  'x509-cert': 'a TBSCertificate or TBSCertList (x509-cert)',
   'x509-csr': 'a CSR CertificationRequestInfo (x509-csr)',
   sct: 'an RFC 6962 SCT or signed tree head (sct)',
 };
@@ -92,12 +94,18 @@ export function checkContent(policy: KeyPolicy, content: SignContent): ContentVe
   if (context === 'x509-cert') {
     const named = String(detail.signature_algorithm);
     const wanted = CERTIFICATE_HASHES[named];
+    const structure = detail.structure === 'TBSCertList' ? 'TBSCertList' : 'TBSCertificate';
     if (wanted !== alg) {
       const why = wanted ? `it needs ${wanted}` : 'this key signs only ecdsa-with-SHA256, -SHA384 or -SHA512';
-      return refuse('bad-digest-algorithm', `the TBSCertificate's signature algorithm is ${named.slice(0, 60)}, the request hashes with ${alg}: ${why}`, context, detail);
+      return refuse('bad-digest-algorithm', `the ${structure}'s signature algorithm is ${named.slice(0, 60)}, the request hashes with ${alg}: ${why}`, context, detail);
     }
     if (!policy.x509) return refuse('context-not-allowed', 'the policy allows x509-cert but has no x509 constraints', context, detail);
-    const constraints = checkCertificateConstraints(bytes, policy.x509);
+    if (structure === 'TBSCertList') {
+      const crl = checkCrlValidity(detail, policy.x509.maxValidityDays);
+      if (crl) return refuse(crl.reason, crl.message, context, detail);
+      return { allowed: true, context, detail, digest: new Uint8Array(createHash(alg).update(bytes).digest()) };
+    }
+    const constraints = checkCertificateConstraints(bytes, policy.x509, content.publicKey);
     if (!constraints.ok) return refuse(constraints.reason, constraints.message, context, detail);
     signed = { ...detail, names: constraints.names };
   }

@@ -10,7 +10,8 @@
  *               64 × 0x20 ‖ "TLS 1.3, server CertificateVerify" ‖ 0x00 ‖ transcript hash (32/48/64 bytes).
  *               The client variant is NOT tls-server. TLS 1.2 ServerKeyExchange params carry no
  *               domain separation and are deliberately not recognised (unknown).
- * - x509-cert   DER TBSCertificate (RFC 5280 §4.1).
+ * - x509-cert   DER TBSCertificate (RFC 5280 §4.1), or a v2 TBSCertList (RFC 5280 §5.1: a CRL,
+ *               detail.structure 'TBSCertList'): both are what an X.509 CA key signs.
  * - x509-csr    DER CertificationRequestInfo (RFC 2986 §4.1).
  * - ocsp        DER OCSP ResponseData (RFC 6960 §4.2.1).
  * - sct         RFC 6962 digitally-signed struct of a v1 certificate_timestamp (§3.2) or of a v1
@@ -325,6 +326,51 @@ export function parseCertificationRequestInfo(buf: Uint8Array): Detail {
   return { subject, key_algorithm: KEY_ALGORITHMS[keyAlg] ?? keyAlg };
 }
 
+const CRL_NUMBER = '2.5.29.20';
+
+/**
+ * A v2 TBSCertList (RFC 5280 §5.1.2): version 1 (required here, so a CRL is never read as a
+ * CSR's CertificationRequestInfo), signature, issuer, thisUpdate, nextUpdate, revoked entries,
+ * [0] extensions. Its fourth element is a time, where a TBSCertificate has a Validity SEQUENCE.
+ */
+export function parseTbsCertList(buf: Uint8Array): Detail {
+  const items = children(whole(buf, SEQUENCE));
+  let i = 0;
+  if (smallInteger(expectTag(items[i++], INTEGER, 'version'), 'version') !== 1) throw new DerError('a TBSCertList here is v2');
+  const signature = algorithmIdentifier(items[i++], 'signature AlgorithmIdentifier');
+  const issuer = parseName(items[i++], 'issuer Name');
+  const thisUpdate = parseTime(items[i++], 'thisUpdate');
+  const detail: Detail = { structure: 'TBSCertList', issuer, signature_algorithm: SIGNATURE_ALGORITHMS[signature] ?? signature, this_update: thisUpdate };
+  if (items[i]?.tag === UTC_TIME || items[i]?.tag === GENERALIZED_TIME) detail.next_update = parseTime(items[i++], 'nextUpdate');
+  let revoked = 0;
+  if (items[i]?.tag === SEQUENCE) {
+    for (const entry of children(items[i++]!)) {
+      const [serial, date, extensions, ...rest] = children(expectTag(entry, SEQUENCE, 'revoked entry'));
+      if (!serial || rest.length) throw new DerError('malformed revoked entry');
+      checkInteger(serial, 'userCertificate');
+      parseTime(date, 'revocationDate');
+      if (extensions) expectTag(extensions, SEQUENCE, 'crlEntryExtensions');
+      revoked++;
+    }
+  }
+  detail.revoked = revoked;
+  if (items[i]?.tag === 0xa0) {
+    const inner = children(items[i++]!);
+    if (inner.length !== 1) throw new DerError('malformed crlExtensions');
+    for (const ext of children(expectTag(inner[0], SEQUENCE, 'crlExtensions'))) {
+      const [oid, ...rest] = children(expectTag(ext, SEQUENCE, 'Extension'));
+      if (!oid || rest.length === 0 || rest.length > 2) throw new DerError('malformed Extension');
+      if (decodeOid(oid) !== CRL_NUMBER) continue;
+      const value = expectTag(rest[rest.length - 1], OCTET_STRING, 'extnValue');
+      const number = whole(value.bytes, INTEGER);
+      checkInteger(number, 'cRLNumber');
+      detail.crl_number = hex(number.bytes);
+    }
+  }
+  if (i !== items.length) throw new DerError('unexpected element in TBSCertList');
+  return detail;
+}
+
 const MAX_OCSP_DETAIL_RESPONSES = 16;
 
 /** OCSP ResponseData (RFC 6960 §4.2.1). */
@@ -511,6 +557,8 @@ export function classify(tbs: Uint8Array): Classification {
   if (tbs[0] === SEQUENCE) {
     const cert = attempt(parseTbsCertificate, tbs);
     if (cert) return { context: 'x509-cert', detail: cert };
+    const crl = attempt(parseTbsCertList, tbs);
+    if (crl) return { context: 'x509-cert', detail: crl };
     const csr = attempt(parseCertificationRequestInfo, tbs);
     if (csr) return { context: 'x509-csr', detail: csr };
     const ocsp = attempt(parseOcspResponseData, tbs);

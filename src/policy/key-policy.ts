@@ -25,8 +25,12 @@ export interface X509Constraints {
   ipRanges: string[];
   /** Longest notAfter − notBefore, in days. */
   maxValidityDays: number;
-  /** Whether basicConstraints cA = TRUE may be issued. */
-  allowCa: boolean;
+  /**
+   * Whether CA certificates (basicConstraints cA TRUE, keyUsage keyCertSign or cRLSign) may be
+   * signed: never (false), always (true), or 'self-signed': only the key's own root (issuer =
+   * subject, subjectPublicKeyInfo = this very key), so no other key is ever made a CA.
+   */
+  allowCa: boolean | 'self-signed';
   /** Extended key usages that may appear (names: serverAuth, clientAuth, OCSPSigning, … or dotted OIDs). */
   extendedKeyUsages: string[];
 }
@@ -152,12 +156,12 @@ function contexts(v: unknown): Context[] {
 function x509(v: unknown): X509Constraints {
   const o = object(v, 'x509');
   onlyFields(o, 'x509', ['dnsSuffixes', 'ipRanges', 'maxValidityDays', 'allowCa', 'extendedKeyUsages']);
-  if (typeof o.allowCa !== 'boolean') throw new PolicyError('x509.allowCa', 'must be true or false');
+  if (typeof o.allowCa !== 'boolean' && o.allowCa !== 'self-signed') throw new PolicyError('x509.allowCa', 'must be true or false, or "self-signed"');
   return {
     dnsSuffixes: strings(o.dnsSuffixes ?? [], 'x509.dnsSuffixes', dnsSuffix),
     ipRanges: strings(o.ipRanges ?? [], 'x509.ipRanges', cidr),
     maxValidityDays: count(o.maxValidityDays, 'x509.maxValidityDays', 36_500),
-    allowCa: o.allowCa,
+    allowCa: o.allowCa as boolean | 'self-signed',
     extendedKeyUsages: strings(o.extendedKeyUsages ?? [], 'x509.extendedKeyUsages', eku),
   };
 }

@@ -33,6 +33,7 @@ import {
   id_ce_keyUsage,
   id_ce_subjectAltName,
 } from '@peculiar/asn1-x509';
+import { p256 } from '@noble/curves/nist.js';
 import type { X509Constraints } from './key-policy.js';
 
 export type ConstraintReason =
@@ -59,6 +60,7 @@ export const EXTENDED_KEY_USAGES: Readonly<Record<string, string>> = {
 };
 
 const DAY_MS = 86_400_000;
+const EC_PUBLIC_KEY = '1.2.840.10045.2.1';
 const COMMON_NAME = '2.5.4.3';
 
 // ---------------------------------------------------------------------------------------------
@@ -339,8 +341,21 @@ function checkValidity(p: Parsed, c: X509Constraints): void {
   }
 }
 
-function checkCa(p: Parsed, c: X509Constraints): void {
-  if (c.allowCa) return;
+/** Whether the certificate is the signing key's own self-signed one: issuer = subject, and its key is `signerKey`. */
+function selfSigned(p: Parsed, signerKey: Uint8Array | undefined): boolean {
+  if (!signerKey) return false;
+  const sameName = Buffer.from(AsnConvert.serialize(p.tbs.issuer)).equals(Buffer.from(AsnConvert.serialize(p.tbs.subject)));
+  if (!sameName || p.tbs.subjectPublicKeyInfo.algorithm.algorithm !== EC_PUBLIC_KEY) return false;
+  try {
+    const point = (bytes: Uint8Array) => Buffer.from(p256.Point.fromBytes(bytes).toBytes(true));
+    return point(new Uint8Array(p.tbs.subjectPublicKeyInfo.subjectPublicKey)).equals(point(signerKey));
+  } catch {
+    return false;
+  }
+}
+
+function checkCa(p: Parsed, c: X509Constraints, signerKey: Uint8Array | undefined): void {
+  if (c.allowCa === true) return;
   const why = p.ca
     ? 'basicConstraints has cA TRUE'
     : p.keyUsage && hasBit(p.keyUsage, KEY_CERT_SIGN_BIT)
@@ -348,7 +363,9 @@ function checkCa(p: Parsed, c: X509Constraints): void {
       : p.keyUsage && hasBit(p.keyUsage, CRL_SIGN_BIT)
         ? 'keyUsage has cRLSign'
         : undefined;
-  if (why) refuse('ca-not-allowed', `${why}; this key may not issue CA certificates (allowCa is false)`);
+  if (!why) return;
+  if (c.allowCa === false) refuse('ca-not-allowed', `${why}; this key may not issue CA certificates (allowCa is false)`);
+  if (!selfSigned(p, signerKey)) refuse('ca-not-allowed', `${why}; this key signs a CA certificate only for itself (allowCa is self-signed: issuer = subject and the certificate's key is this key)`);
 }
 
 function checkEku(p: Parsed, c: X509Constraints): void {
@@ -399,12 +416,27 @@ function checkNames(p: Parsed, c: X509Constraints): string[] {
   return [...new Set(names)];
 }
 
-/** Applies `c` to the DER TBSCertificate `tbs`. Never throws. */
-export function checkCertificateConstraints(tbs: Uint8Array, c: X509Constraints): ConstraintResult {
+/**
+ * A CRL (classify.ts TBSCertList detail) must say when the next one comes, and promise no more
+ * than a certificate may last: nextUpdate − thisUpdate within maxValidityDays. Undefined: fine.
+ */
+export function checkCrlValidity(detail: Record<string, unknown>, maxValidityDays: number): { reason: ConstraintReason; message: string } | undefined {
+  if (typeof detail.next_update !== 'string') return { reason: 'malformed-certificate', message: 'the CRL has no nextUpdate (RFC 5280 §5.1.2.5: conforming CAs include it)' };
+  const span = Date.parse(detail.next_update) - Date.parse(String(detail.this_update));
+  if (!(span >= 0)) return { reason: 'malformed-certificate', message: `the CRL's nextUpdate ${detail.next_update} is before its thisUpdate ${String(detail.this_update)}` };
+  if (span > maxValidityDays * DAY_MS) return { reason: 'validity-too-long', message: `the CRL is valid ${(span / DAY_MS).toFixed(2)} days; this key allows at most ${maxValidityDays} days` };
+  return undefined;
+}
+
+/**
+ * Applies `c` to the DER TBSCertificate `tbs`; `signerKey` is the signing key's public point
+ * (SEC1), which allowCa 'self-signed' needs. Never throws.
+ */
+export function checkCertificateConstraints(tbs: Uint8Array, c: X509Constraints, signerKey?: Uint8Array): ConstraintResult {
   try {
     const p = parse(tbs);
     checkValidity(p, c);
-    checkCa(p, c);
+    checkCa(p, c, signerKey);
     checkEku(p, c);
     return { ok: true, names: checkNames(p, c) };
   } catch (e) {

@@ -263,7 +263,7 @@ describe('CT log front with a threshold log key', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.match(readFileSync(out, 'utf8'), /^-----BEGIN SERVERINFOV2 FOR /);
     const logList = join(up.dir, 'tls', 'ctlog.cnf');
-    const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', [`ssl_conf_command ServerInfoFile ${out};`]);
+    const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', `ssl_conf_command ServerInfoFile ${out};`);
     servers.push(nginx);
     assertValidScts(sClientCt(nginx.port, logList), 1);
   });

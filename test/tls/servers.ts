@@ -144,12 +144,11 @@ function stopper(child: ChildProcess, pid: () => number): () => Promise<void> {
  * "nobody quorumkey"), the provider through OPENSSL_CONF; `serverDirectives` are added to the
  * server block after the key (e.g. "ssl_conf_command ServerInfoFile F;").
  */
-export async function startNginx(m: ServerMaterial, user: string, serverDirectives: readonly string[] = []): Promise<RunningServer> {
+export async function startNginx(m: ServerMaterial, user: string, serverExtra = ''): Promise<RunningServer> {
   const prefix = mkdtempSync(join(tmpdir(), 'qk-nginx-'));
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
-  const text = fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user });
-  writeFileSync(conf, text.replace(/^(\s*)(ssl_certificate_key [^\n]*)$/m, (_, indent: string, line: string) => [line, ...serverDirectives].map((l) => indent + l).join('\n')));
+  writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: prefix, PORT: String(port), CERT: m.serverCert, KEY_REF: m.keyRef, USER: user, SERVER_EXTRA: serverExtra }));
   const env = { ...process.env, OPENSSL_CONF: m.opensslConf };
   const check = spawnSync('nginx', ['-t', '-p', prefix, '-c', conf], { env, encoding: 'utf8' });
   assert.equal(check.status, 0, check.stderr);
@@ -164,12 +163,19 @@ export async function startNginx(m: ServerMaterial, user: string, serverDirectiv
   };
 }
 
-/** HAProxy 2.6 from certs/haproxy.cfg.template in master-worker mode, workers as `user`:`group`. */
-export async function startHaproxy(m: ServerMaterial, user: string, group: string): Promise<RunningServer> {
+/**
+ * HAProxy 2.6 from certs/haproxy.cfg.template in master-worker mode, workers as `user`:`group`;
+ * `stapling`: the DER OCSP response and its issuer, installed as <crt>.ocsp and <crt>.issuer.
+ */
+export async function startHaproxy(m: ServerMaterial, user: string, group: string, stapling?: { ocsp: string; issuer: string }): Promise<RunningServer> {
   const prefix = mkdtempSync(join(tmpdir(), 'qk-haproxy-'));
   const port = await freePort();
   const crt = join(prefix, 'server.pem');
   writeFileSync(crt, readFileSync(m.serverCert, 'utf8') + readFileSync(m.keyRef, 'utf8'));
+  if (stapling) {
+    writeFileSync(`${crt}.ocsp`, readFileSync(stapling.ocsp));
+    writeFileSync(`${crt}.issuer`, readFileSync(stapling.issuer));
+  }
   const cfg = join(prefix, 'haproxy.cfg');
   writeFileSync(cfg, fillTemplate('haproxy.cfg.template', { PREFIX: prefix, PORT: String(port), CRT: crt, PROVIDER_DIR: dirname(PROVIDER_MODULE), USER: user, GROUP: group }));
   const check = spawnSync('haproxy', ['-c', '-f', cfg], { encoding: 'utf8' });
