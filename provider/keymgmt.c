@@ -4,7 +4,7 @@
  *
  * - has/match/import/export work on the public part, so libssl's X509_check_private_key and
  *   SSL_CTX_check_private_key (EVP_PKEY_eq) can compare a certificate's key with ours, and
- *   encoders of other providers can write the public key (openssl pkey -pubout).
+ *   other providers can take the public key (verification, their encoders).
  * - export of any private selection of a key reference fails: libssl first tries the default
  *   provider's ECDSA with an exported copy and falls back to our ECDSA only when that export
  *   fails; and no private key can be written out (openssl pkey -out). A public-only object (a

@@ -7,7 +7,8 @@
  *  - PEM_read_bio_PrivateKey, and the store expecting a private key, give a key that signs
  *    (through the cluster), and the public-only key verifies that signature;
  *  - PEM_read_bio_PrivateKey on a file holding a certificate and then the key reference (what
- *    nginx does with ssl_certificate_key) finds the key and signs.
+ *    nginx does with ssl_certificate_key) finds the key and signs;
+ *  - the keymgmt takes NULL parameter arrays (EVP_PKEY_get_params / set_params pass them on).
  *
  * The key's policy must allow raw-digest (prehashed EVP_PKEY_sign). One line per check; exit 0
  * and "OK" when all are as expected.
@@ -168,6 +169,8 @@ int main(int argc, char **argv)
     check_signs(store_priv, store_pub, "store expecting PKEY");
     combined = read_pem(argv[2], 0);
     check_signs(combined, pub, "PEM_read_bio_PrivateKey, certificate first");
+    check(priv != NULL && pub != NULL && EVP_PKEY_get_params(priv, NULL) == 1 && EVP_PKEY_set_params(pub, NULL) == 1,
+          "NULL params", "get_params and set_params accept them");
 
     EVP_PKEY_free(pub);
     EVP_PKEY_free(priv);

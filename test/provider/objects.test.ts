@@ -163,7 +163,7 @@ describe('OpenSSL provider: multi-object PEM files, public-key loads, encoders (
   });
 
   for (const asanBuild of [false, true]) {
-    it(`gives a key that cannot sign to every public-key load, and a signing key to private-key loads (qk-load-check${asanBuild ? ', ASan build' : ''})`, function () {
+    it(`gives a key that cannot sign to every public-key load, a signing key to private-key loads, takes NULL params (qk-load-check${asanBuild ? ', ASan build' : ''})`, function () {
       const before = signatures('raw');
       const r = spawnSync(join(asanBuild ? ASAN_BUILD_DIR : BUILD_DIR, 'qk-load-check'), [join(work, 'raw.pem'), 'raw-after-cert.pem'], {
         cwd: work,
@@ -180,6 +180,7 @@ describe('OpenSSL provider: multi-object PEM files, public-key loads, encoders (
       assert.match(r.stdout, /^PEM_read_bio_PrivateKey: ok, signed, verified/m);
       assert.match(r.stdout, /^store expecting PKEY: info type: ok, Pkey$/m);
       assert.match(r.stdout, /^PEM_read_bio_PrivateKey, certificate first: ok, signed, verified/m);
+      assert.match(r.stdout, /^NULL params: ok/m);
       assert.match(r.stdout, /\nOK\n/);
       // Three signing loads, three threshold signatures; the public-only ones asked for none.
       assert.equal(signatures('raw'), before + 3);
