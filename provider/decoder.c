@@ -3,12 +3,18 @@
  * `openssl ... -key key.pem` read it through OSSL_DECODER (PEM_read_bio_PrivateKey) or the
  * file: OSSL_STORE.
  *
- *  "DER" input=pem          -----BEGIN QUORUMKEY KEY----- → DER. Silent on any other PEM (so
- *                           other decoders carry on); a broken QUORUMKEY KEY block is an error
- *                           that names what is wrong.
- *  "EC"  input=der,         DER key reference → key object, handed over as an OSSL_OBJECT
+ *  "DER" input=pem          the one PEM block at the input's position, if its label is
+ *                           QUORUMKEY KEY → DER (structure "quorumkey"). Any other block is left
+ *                           alone, so a file holding a certificate and a key reference works with
+ *                           every command; a broken QUORUMKEY KEY block is an error that names
+ *                           what is wrong.
+ *  "EC"  input=der,         one DER key reference → key object, handed over as an OSSL_OBJECT
  *        structure=quorumkey  reference to our keymgmt's load(). Silent on DER that is not
- *                           shaped like a key reference.
+ *                           shaped like a key reference. A selection without the private key
+ *                           (PEM_read_bio_PUBKEY, -pubin) gets the public key only: it cannot sign.
+ *
+ * Each reads exactly one object, no further: the file: store decodes the next object from where
+ * the previous one ended, and OpenSSL rewinds the input after a decoder that found nothing.
  */
 #include <string.h>
 
@@ -21,6 +27,9 @@
 
 /* A key reference is a few hundred bytes (with mTLS paths a little more). */
 #define QK_MAX_DECODE_INPUT (64 * 1024)
+#define PEM_BEGIN_ANY "-----BEGIN "
+#define PEM_END_ANY "-----END "
+#define PEM_BEGIN_OURS "-----BEGIN " QK_PEM_LABEL "-----"
 
 static OSSL_FUNC_decoder_newctx_fn dec_newctx;
 static OSSL_FUNC_decoder_freectx_fn dec_freectx;
@@ -55,45 +64,154 @@ static int dec_does_selection(void *provctx, int selection)
     return 1;
 }
 
+/* Does `line` (one line, maybe with its line ending) say exactly "-----BEGIN QUORUMKEY KEY-----"? */
+static int is_our_begin_line(const char *line)
+{
+    size_t n = strlen(line), want = strlen(PEM_BEGIN_OURS);
+
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+        n--;
+    return n == want && memcmp(line, PEM_BEGIN_OURS, want) == 0;
+}
+
+/* Appends to a growing buffer capped at QK_MAX_DECODE_INPUT; 0 when the cap is passed. */
+static int append(unsigned char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    unsigned char *tmp;
+
+    if (*len + n > QK_MAX_DECODE_INPUT)
+        return 0;
+    if (*len + n + 1 > *cap) {
+        size_t want = *cap == 0 ? 1024 : *cap;
+
+        while (want < *len + n + 1)
+            want *= 2;
+        if ((tmp = OPENSSL_realloc(*buf, want)) == NULL)
+            return 0;
+        *buf = tmp;
+        *cap = want;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+    return 1;
+}
+
+/*
+ * Reads the first PEM block from the input's position, line by line (as PEM_read_bio does: text
+ * before it is skipped). 0: no block, or another label (nothing taken; OpenSSL rewinds the input);
+ * 1: our block up to its END line in *text; -1: error raised.
+ */
+static int read_our_pem_block(QK_PROVCTX *pc, OSSL_CORE_BIO *cin, unsigned char **text, size_t *textlen)
+{
+    char line[256];
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int n, line_start = 1;
+
+    *text = NULL;
+    *textlen = 0;
+    for (;;) {
+        if ((n = qk_core_bio_gets(pc, cin, line, sizeof(line))) <= 0)
+            return 0;
+        if (line_start && strncmp(line, PEM_BEGIN_ANY, strlen(PEM_BEGIN_ANY)) == 0)
+            break;
+        line_start = line[n - 1] == '\n';
+    }
+    if (!is_our_begin_line(line))
+        return 0;
+    /* Our block: everything up to the first END line (qk_keyref_pem_to_der checks its label). */
+    line_start = 1;
+    do {
+        if (!append(&buf, &len, &cap, line, (size_t)n)) {
+            OPENSSL_free(buf);
+            QK_RAISE(pc, QK_R_BAD_KEY_REFERENCE, "key reference PEM: block larger than %d bytes",
+                     QK_MAX_DECODE_INPUT);
+            return -1;
+        }
+        if (line_start && strncmp(line, PEM_END_ANY, strlen(PEM_END_ANY)) == 0)
+            break;
+        line_start = line[n - 1] == '\n';
+    } while ((n = qk_core_bio_gets(pc, cin, line, sizeof(line))) > 0);
+    *text = buf;
+    *textlen = len;
+    return 1;
+}
+
 static int dec_pem_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb, void *data_cbarg,
                           OSSL_PASSPHRASE_CALLBACK *pw_cb, void *pw_cbarg)
 {
     QK_DECCTX *c = vctx;
     unsigned char *text = NULL, *der = NULL;
     size_t len = 0, derlen = 0;
-    int r, ok;
-    OSSL_PARAM params[2];
+    QK_KEY *key;
+    int r, ok, objtype = OSSL_OBJECT_PKEY;
+    OSSL_PARAM params[4];
 
     (void)selection;
     (void)pw_cb;
     (void)pw_cbarg;
-    if (!qk_core_bio_read_all(c->provctx, cin, &text, &len, QK_MAX_DECODE_INPUT))
-        return 0;
-    r = qk_keyref_pem_to_der(c->provctx, text, len, "key reference PEM", &der, &derlen);
-    OPENSSL_free(text);
+    r = read_our_pem_block(c->provctx, cin, &text, &len);
     if (r == 0)
         return 1; /* not ours: empty-handed, not an error */
     if (r < 0)
         return 0;
+    r = qk_keyref_pem_to_der(c->provctx, text, len, "key reference PEM", &der, &derlen);
+    OPENSSL_free(text);
+    if (r <= 0)
+        return 0; /* it started like ours: its error is the one to report */
     /*
      * Validate it all here, where an error still reaches the caller: later steps (the file:
      * store's DER-to-object hand-over) try several decoders and drop their errors.
      */
-    {
-        QK_KEY *key = qk_keyref_from_der(c->provctx, der, derlen, "key reference");
-
-        if (key == NULL) {
-            OPENSSL_free(der);
-            return 0;
-        }
-        qk_key_free(key);
+    if ((key = qk_keyref_from_der(c->provctx, der, derlen, "key reference")) == NULL) {
+        OPENSSL_free(der);
+        return 0;
     }
-    /* No data type or structure: OpenSSL's generic DER steps (file: store) must be able to take it. */
+    qk_key_free(key);
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_DATA, der, derlen);
-    params[1] = OSSL_PARAM_construct_end();
+    params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_STRUCTURE, (char *)QK_DER_STRUCTURE, 0);
+    params[2] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
+    params[3] = OSSL_PARAM_construct_end();
     ok = data_cb(params, data_cbarg);
     OPENSSL_free(der);
     return ok;
+}
+
+/*
+ * Reads one DER SEQUENCE (header, then exactly its length) if the input starts with one of at
+ * most QK_MAX_DECODE_INPUT bytes. 1 with it in *der; 0: not a key reference (nothing kept).
+ */
+static int read_one_sequence(QK_PROVCTX *pc, OSSL_CORE_BIO *cin, unsigned char **der, size_t *derlen)
+{
+    unsigned char hdr[4];
+    size_t hdrlen = 2, bodylen, i;
+    unsigned char *buf;
+
+    *der = NULL;
+    if (!qk_core_bio_read(pc, cin, hdr, 2) || hdr[0] != 0x30)
+        return 0;
+    if (hdr[1] < 0x80) {
+        bodylen = hdr[1];
+    } else {
+        size_t n = hdr[1] & 0x7f;
+
+        if (n < 1 || n > 2 || !qk_core_bio_read(pc, cin, hdr + 2, n))
+            return 0;
+        hdrlen += n;
+        for (bodylen = 0, i = 0; i < n; i++)
+            bodylen = (bodylen << 8) | hdr[2 + i];
+    }
+    if (hdrlen + bodylen > QK_MAX_DECODE_INPUT || (buf = OPENSSL_malloc(hdrlen + bodylen)) == NULL)
+        return 0;
+    memcpy(buf, hdr, hdrlen);
+    if (!qk_core_bio_read(pc, cin, buf + hdrlen, bodylen)) {
+        OPENSSL_free(buf);
+        return 0;
+    }
+    *der = buf;
+    *derlen = hdrlen + bodylen;
+    return 1;
 }
 
 static int dec_der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CALLBACK *data_cb, void *data_cbarg,
@@ -107,18 +225,20 @@ static int dec_der_decode(void *vctx, OSSL_CORE_BIO *cin, int selection, OSSL_CA
     int objtype = OSSL_OBJECT_PKEY, ok;
     OSSL_PARAM params[4];
 
-    (void)selection;
     (void)pw_cb;
     (void)pw_cbarg;
-    if (!qk_core_bio_read_all(c->provctx, cin, &der, &len, QK_MAX_DECODE_INPUT))
-        return 0;
+    if (!read_one_sequence(c->provctx, cin, &der, &len))
+        return 1; /* some other input: not ours */
     if (!qk_keyref_looks_like(der, len)) {
         OPENSSL_free(der);
-        return 1; /* some other DER: not ours */
+        return 1;
     }
     key = qk_keyref_from_der(c->provctx, der, len, "key reference");
     OPENSSL_free(der);
     if (key == NULL)
+        return 0;
+    /* Asked for the public key (and parameters) only: a copy without the reference, which cannot sign. */
+    if (selection != 0 && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 && (key = qk_key_to_public(key)) == NULL)
         return 0;
     memset(&ref, 0, sizeof(ref));
     ref.magic = QK_OBJREF_MAGIC;

@@ -4,10 +4,12 @@
  *
  * - has/match/import/export work on the public part, so libssl's X509_check_private_key and
  *   SSL_CTX_check_private_key (EVP_PKEY_eq) can compare a certificate's key with ours, and
- *   encoders of other providers can write the public key (openssl pkey -pubout).
- * - export of any private selection fails: libssl first tries the default provider's ECDSA with
- *   an exported copy and falls back to our ECDSA only when that export fails; and no private key
- *   can be written out (openssl pkey -out).
+ *   other providers can take the public key (verification, their encoders).
+ * - export of any private selection of a key reference fails: libssl first tries the default
+ *   provider's ECDSA with an exported copy and falls back to our ECDSA only when that export
+ *   fails; and no private key can be written out (openssl pkey -out). A public-only object (a
+ *   certificate's key, a reference loaded with -pubin) exports its public key whatever is asked,
+ *   as the default provider's keys do, so other providers can verify with it.
  * - get_params answers locally everything libssl, x509, req and ocsp ask (DESIGN §8).
  */
 #include <string.h>
@@ -102,6 +104,8 @@ static int km_match(const void *keydata1, const void *keydata2, int selection)
 {
     const QK_KEY *a = keydata1, *b = keydata2;
 
+    if (a == NULL || b == NULL)
+        return 0;
     /* OSSL_KEYMGMT_SELECT_ALL_PARAMETERS: both are P-256 by construction. */
     if (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) {
         if (!a->has_pub || !b->has_pub)
@@ -134,7 +138,7 @@ static int km_import(void *keydata, int selection, const OSSL_PARAM params[])
     size_t publen = 0;
     int ok;
 
-    if (key == NULL || key->key_id != NULL)
+    if (key == NULL || key->key_id != NULL || params == NULL)
         return 0;
     if ((selection & (OSSL_KEYMGMT_SELECT_ALL_PARAMETERS | OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) == 0)
         return 0;
@@ -184,12 +188,14 @@ static int km_export(void *keydata, int selection, OSSL_CALLBACK *cb, void *cbar
 
     if (key == NULL)
         return 0;
-    if (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) {
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) && key->key_id != NULL) {
         QK_RAISE(key->provctx, QK_R_PRIVATE_KEY_NOT_EXPORTABLE,
                  "key '%s' is held by the quorumkey threshold signers; only its public key can be exported",
-                 key->key_id != NULL ? key->key_id : "(public)");
+                 key->key_id);
         return 0;
     }
+    if (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY)
+        selection |= OSSL_KEYMGMT_SELECT_PUBLIC_KEY; /* a public-only object: what it has */
     if ((selection & (OSSL_KEYMGMT_SELECT_ALL_PARAMETERS | OSSL_KEYMGMT_SELECT_PUBLIC_KEY)) == 0)
         return 0;
     return qk_key_export_public(key, selection, cb, cbarg);
@@ -247,9 +253,15 @@ static int set_bn_bytes(OSSL_PARAM *p, const unsigned char *be, size_t len)
 
 typedef enum { CURVE_P, CURVE_A, CURVE_B, CURVE_ORDER, CURVE_COFACTOR } CURVE_PART;
 
-static int set_curve_bn(OSSL_PARAM *p, CURVE_PART part)
+static EC_GROUP *p256(const QK_KEY *key)
 {
-    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    return EC_GROUP_new_by_curve_name_ex(key->provctx != NULL ? key->provctx->libctx : NULL, NULL,
+                                         NID_X9_62_prime256v1);
+}
+
+static int set_curve_bn(const QK_KEY *key, OSSL_PARAM *p, CURVE_PART part)
+{
+    EC_GROUP *group = p256(key);
     BIGNUM *pp = BN_new(), *a = BN_new(), *b = BN_new();
     const BIGNUM *v = NULL;
     int ok = 0;
@@ -282,9 +294,9 @@ end:
     return ok;
 }
 
-static int set_generator(OSSL_PARAM *p)
+static int set_generator(const QK_KEY *key, OSSL_PARAM *p)
 {
-    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    EC_GROUP *group = p256(key);
     unsigned char buf[QK_POINT_LEN];
     int ok = group != NULL
              && EC_POINT_point2oct(group, EC_GROUP_get0_generator(group), POINT_CONVERSION_UNCOMPRESSED, buf,
@@ -302,6 +314,8 @@ static int km_get_params(void *keydata, OSSL_PARAM params[])
 
     if (key == NULL)
         return 0;
+    if (params == NULL)
+        return 1;
     for (p = params; p->key != NULL; p++) {
         const char *k = p->key;
         int ok = 1;
@@ -325,17 +339,17 @@ static int km_get_params(void *keydata, OSSL_PARAM params[])
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_FIELD_TYPE) == 0)
             ok = OSSL_PARAM_set_utf8_string(p, SN_X9_62_prime_field);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_P) == 0)
-            ok = set_curve_bn(p, CURVE_P);
+            ok = set_curve_bn(key, p, CURVE_P);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_A) == 0)
-            ok = set_curve_bn(p, CURVE_A);
+            ok = set_curve_bn(key, p, CURVE_A);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_B) == 0)
-            ok = set_curve_bn(p, CURVE_B);
+            ok = set_curve_bn(key, p, CURVE_B);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_ORDER) == 0)
-            ok = set_curve_bn(p, CURVE_ORDER);
+            ok = set_curve_bn(key, p, CURVE_ORDER);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_COFACTOR) == 0)
-            ok = set_curve_bn(p, CURVE_COFACTOR);
+            ok = set_curve_bn(key, p, CURVE_COFACTOR);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_GENERATOR) == 0)
-            ok = set_generator(p);
+            ok = set_generator(key, p);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_DECODED_FROM_EXPLICIT_PARAMS) == 0)
             ok = OSSL_PARAM_set_int(p, 0);
         else if (strcmp(k, OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC) == 0)
@@ -372,11 +386,13 @@ static const OSSL_PARAM *km_settable_params(void *provctx)
 static int km_set_params(void *keydata, const OSSL_PARAM params[])
 {
     QK_KEY *key = keydata;
-    const OSSL_PARAM *p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY);
+    const OSSL_PARAM *p;
     const void *pub = NULL;
     size_t publen = 0;
 
-    if (p == NULL)
+    if (key == NULL)
+        return 0;
+    if (params == NULL || (p = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY)) == NULL)
         return 1;
     if (key->key_id != NULL) {
         QK_RAISE(key->provctx, QK_R_BAD_PARAMETER, "the public key of quorumkey key '%s' cannot be changed",

@@ -87,9 +87,11 @@ static int dup_mem(unsigned char **dst, size_t *dstlen, const unsigned char *src
 
 QK_KEY *qk_key_dup(const QK_KEY *src, int with_reference)
 {
-    QK_KEY *key = qk_key_new(src->provctx);
+    QK_KEY *key;
 
-    if (key == NULL)
+    if (src == NULL)
+        return NULL;
+    if ((key = qk_key_new(src->provctx)) == NULL)
         return NULL;
     key->has_pub = src->has_pub;
     memcpy(key->pub, src->pub, sizeof(key->pub));
@@ -107,10 +109,18 @@ QK_KEY *qk_key_dup(const QK_KEY *src, int with_reference)
     return key;
 }
 
+QK_KEY *qk_key_to_public(QK_KEY *key)
+{
+    QK_KEY *pub = qk_key_dup(key, 0);
+
+    qk_key_free(key);
+    return pub;
+}
+
 /* Validates a P-256 point (any SEC1 encoding) and stores it uncompressed. */
 int qk_key_set_pub(QK_PROVCTX *ctx, QK_KEY *key, const unsigned char *point, size_t len)
 {
-    EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    EC_GROUP *group = EC_GROUP_new_by_curve_name_ex(ctx != NULL ? ctx->libctx : NULL, NULL, NID_X9_62_prime256v1);
     EC_POINT *pt = NULL;
     int ok = 0;
 

@@ -31,6 +31,8 @@ static OSSL_FUNC_core_new_error_fn *c_new_error;
 static OSSL_FUNC_core_set_error_debug_fn *c_set_error_debug;
 static OSSL_FUNC_core_vset_error_fn *c_vset_error;
 static OSSL_FUNC_BIO_read_ex_fn *c_bio_read_ex;
+static OSSL_FUNC_BIO_gets_fn *c_bio_gets;
+static OSSL_FUNC_BIO_write_ex_fn *c_bio_write_ex;
 static OSSL_FUNC_core_get_libctx_fn *c_get_libctx;
 static int g_debug;
 
@@ -42,13 +44,15 @@ static int g_debug;
 void qk_raise(const QK_PROVCTX *ctx, const char *file, int line, const char *func, uint32_t reason,
               const char *fmt, ...)
 {
+    const char *base = strrchr(file, '/');
     va_list ap;
 
     if (ctx == NULL || c_new_error == NULL || c_vset_error == NULL)
         return;
     c_new_error(ctx->handle);
+    /* The file's name only: __FILE__ is the build machine's absolute path. */
     if (c_set_error_debug != NULL)
-        c_set_error_debug(ctx->handle, file, line, func);
+        c_set_error_debug(ctx->handle, base != NULL ? base + 1 : file, line, func);
     va_start(ap, fmt);
     c_vset_error(ctx->handle, reason, fmt, ap);
     va_end(ap);
@@ -81,48 +85,48 @@ int qk_debug_enabled(void)
     return g_debug;
 }
 
-int qk_core_bio_read_all(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, unsigned char **out, size_t *outlen,
-                         size_t max)
+int qk_core_bio_gets(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, char *buf, int size)
 {
-    unsigned char *buf = NULL, *tmp;
-    size_t len = 0, cap = 0, got;
+    if (c_bio_gets == NULL) {
+        QK_RAISE(ctx, QK_R_INTERNAL, "the core offers no BIO gets function");
+        return -1;
+    }
+    return c_bio_gets(cin, buf, size);
+}
 
-    *out = NULL;
-    *outlen = 0;
+int qk_core_bio_read(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, unsigned char *buf, size_t len)
+{
+    size_t done = 0, got;
+
     if (c_bio_read_ex == NULL) {
         QK_RAISE(ctx, QK_R_INTERNAL, "the core offers no BIO read function");
         return 0;
     }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= max) {
-                /* Larger than any key reference: not ours. Report what we have. */
-                break;
-            }
-            cap = cap == 0 ? 4096 : cap * 2;
-            if (cap > max)
-                cap = max;
-            tmp = OPENSSL_realloc(buf, cap + 1);
-            if (tmp == NULL) {
-                OPENSSL_free(buf);
-                QK_RAISE(ctx, QK_R_INTERNAL, "out of memory");
-                return 0;
-            }
-            buf = tmp;
-        }
+    while (done < len) {
         got = 0;
-        if (!c_bio_read_ex(cin, buf + len, cap - len, &got) || got == 0)
-            break;
-        len += got;
-    }
-    if (buf == NULL) {
-        buf = OPENSSL_malloc(1);
-        if (buf == NULL)
+        if (!c_bio_read_ex(cin, buf + done, len - done, &got) || got == 0)
             return 0;
+        done += got;
     }
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
+    return 1;
+}
+
+int qk_core_bio_write(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cout, const void *buf, size_t len)
+{
+    size_t done = 0, put;
+
+    if (c_bio_write_ex == NULL) {
+        QK_RAISE(ctx, QK_R_INTERNAL, "the core offers no BIO write function");
+        return 0;
+    }
+    while (done < len) {
+        put = 0;
+        if (!c_bio_write_ex(cout, (const unsigned char *)buf + done, len - done, &put) || put == 0) {
+            QK_RAISE(ctx, QK_R_INTERNAL, "cannot write the encoded key");
+            return 0;
+        }
+        done += put;
+    }
     return 1;
 }
 
@@ -148,6 +152,8 @@ static int qk_get_params(void *provctx, OSSL_PARAM params[])
     OSSL_PARAM *p;
 
     (void)provctx;
+    if (params == NULL)
+        return 1;
     p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
     if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "quorumkey (threshold-protected keys)"))
         return 0;
@@ -179,14 +185,23 @@ static const OSSL_ALGORITHM qk_signature[] = {
 
 /*
  * Two decoders: the key-reference PEM (named "DER" like OpenSSL's own PEM-to-DER decoder, so the
- * file: store and PEM_read_bio_PrivateKey chain it in) and the DER key reference to an EC key
- * object reference. Neither sets a data structure on its output, so OpenSSL's generic
- * DER-to-object step of the file: store can carry it.
+ * file: store and PEM_read_bio_PrivateKey chain it in), which hands on DER of structure
+ * "quorumkey", and that DER to an EC key object reference.
  */
 static const OSSL_ALGORITHM qk_decoder[] = {
     { "DER", QK_PROPS ",input=pem", qk_decoder_pem_functions, "quorumkey key reference PEM to DER" },
-    { QK_EC_NAMES, QK_PROPS ",input=der,structure=quorumkey", qk_decoder_der_functions,
+    { QK_EC_NAMES, QK_PROPS ",input=der,structure=" QK_DER_STRUCTURE, qk_decoder_der_functions,
       "quorumkey key reference DER to key" },
+    { NULL, NULL, NULL, NULL }
+};
+
+/* Text (openssl pkey -text) and the public key as SubjectPublicKeyInfo (-pubout, X509_PUBKEY). */
+static const OSSL_ALGORITHM qk_encoder[] = {
+    { QK_EC_NAMES, QK_PROPS ",output=text", qk_encoder_text_functions, "quorumkey key as text" },
+    { QK_EC_NAMES, QK_PROPS ",output=der,structure=SubjectPublicKeyInfo", qk_encoder_spki_der_functions,
+      "quorumkey public key as SubjectPublicKeyInfo DER" },
+    { QK_EC_NAMES, QK_PROPS ",output=pem,structure=SubjectPublicKeyInfo", qk_encoder_spki_pem_functions,
+      "quorumkey public key as SubjectPublicKeyInfo PEM" },
     { NULL, NULL, NULL, NULL }
 };
 
@@ -207,6 +222,8 @@ static const OSSL_ALGORITHM *qk_query_operation(void *provctx, int operation_id,
         return qk_signature;
     case OSSL_OP_DECODER:
         return qk_decoder;
+    case OSSL_OP_ENCODER:
+        return qk_encoder;
     case OSSL_OP_STORE:
         return qk_store;
     }
@@ -325,6 +342,12 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in, 
             break;
         case OSSL_FUNC_BIO_READ_EX:
             c_bio_read_ex = OSSL_FUNC_BIO_read_ex(in);
+            break;
+        case OSSL_FUNC_BIO_GETS:
+            c_bio_gets = OSSL_FUNC_BIO_gets(in);
+            break;
+        case OSSL_FUNC_BIO_WRITE_EX:
+            c_bio_write_ex = OSSL_FUNC_BIO_write_ex(in);
             break;
         default:
             break;

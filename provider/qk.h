@@ -20,6 +20,7 @@
 #define QK_PROPS "provider=quorumkey"
 #define QK_EC_NAMES "EC:id-ecPublicKey:1.2.840.10045.2.1"
 #define QK_PEM_LABEL "QUORUMKEY KEY"
+#define QK_DER_STRUCTURE "quorumkey"   /* the DER of a key reference, between our two decoders */
 #define QK_GROUP_NAME "prime256v1"
 #define QK_POINT_LEN 65       /* uncompressed P-256 point */
 #define QK_MAX_SIG_LEN 72     /* longest DER ECDSA-Sig-Value for P-256 */
@@ -88,8 +89,10 @@ void qk_log(const QK_PROVCTX *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-int qk_core_bio_read_all(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, unsigned char **out, size_t *outlen,
-                         size_t max);
+/* The core's BIO functions: gets as BIO_gets; read and write all `len` bytes or fail (0). */
+int qk_core_bio_gets(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, char *buf, int size);
+int qk_core_bio_read(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cin, unsigned char *buf, size_t len);
+int qk_core_bio_write(const QK_PROVCTX *ctx, OSSL_CORE_BIO *cout, const void *buf, size_t len);
 int qk_debug_enabled(void);
 
 /* keyref.c */
@@ -97,6 +100,8 @@ QK_KEY *qk_key_new(QK_PROVCTX *ctx);
 QK_KEY *qk_key_up_ref(QK_KEY *key);
 void qk_key_free(QK_KEY *key);
 QK_KEY *qk_key_dup(const QK_KEY *key, int with_reference);
+/* Takes `key` and gives back a copy with its public key only (no reference: it cannot sign). */
+QK_KEY *qk_key_to_public(QK_KEY *key);
 int qk_key_set_pub(QK_PROVCTX *ctx, QK_KEY *key, const unsigned char *point, size_t len);
 /* Parses a key reference (DER); returns NULL with an error raised. `origin` names it in errors. */
 QK_KEY *qk_keyref_from_der(QK_PROVCTX *ctx, const unsigned char *der, size_t len, const char *origin);
@@ -139,5 +144,8 @@ extern const OSSL_DISPATCH qk_signature_functions[];
 extern const OSSL_DISPATCH qk_decoder_pem_functions[];
 extern const OSSL_DISPATCH qk_decoder_der_functions[];
 extern const OSSL_DISPATCH qk_store_functions[];
+extern const OSSL_DISPATCH qk_encoder_text_functions[];
+extern const OSSL_DISPATCH qk_encoder_spki_der_functions[];
+extern const OSSL_DISPATCH qk_encoder_spki_pem_functions[];
 
 #endif

@@ -4,8 +4,9 @@
  *   quorumkey:ref=/absolute/path/to/key.pem
  *
  * names a key reference file (PEM "QUORUMKEY KEY" or its DER); %XX escapes are decoded in the
- * path. The store yields one object, the key (OSSL_STORE_INFO_PKEY; its public key for
- * OSSL_STORE_INFO_PUBKEY). No network is involved: the coordinator is asked only to sign.
+ * path. The store yields one object: the key (OSSL_STORE_INFO_PKEY), or, when the caller expects
+ * a public key (OSSL_STORE_INFO_PUBKEY: -pubin, load_pubkey), a copy with the public key only,
+ * which cannot sign. No network is involved: the coordinator is asked only to sign.
  * Example: openssl pkey -provider default -provider quorumkey -in quorumkey:ref=/etc/qk/tls.pem -pubout
  */
 #include <errno.h>
@@ -188,11 +189,14 @@ static int st_load(void *vctx, OSSL_CALLBACK *object_cb, void *object_cbarg, OSS
                 : qk_keyref_from_der(c->provctx, text, len, c->path);
     if (key == NULL)
         goto end;
+    snprintf(desc, sizeof(desc), "quorumkey key '%s' via %s%s", key->key_id, key->endpoint,
+             c->expect == OSSL_STORE_INFO_PUBKEY ? " (public key)" : "");
+    if (c->expect == OSSL_STORE_INFO_PUBKEY && (key = qk_key_to_public(key)) == NULL)
+        goto end;
     memset(&ref, 0, sizeof(ref));
     ref.magic = QK_OBJREF_MAGIC;
     ref.version = 1;
     ref.key = key;
-    snprintf(desc, sizeof(desc), "quorumkey key '%s' via %s", key->key_id, key->endpoint);
     params[0] = OSSL_PARAM_construct_int(OSSL_OBJECT_PARAM_TYPE, &objtype);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_OBJECT_PARAM_DATA_TYPE, (char *)"EC", 0);
     params[2] = OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &ref, sizeof(ref));
