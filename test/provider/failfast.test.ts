@@ -52,6 +52,8 @@ describe('provider failure modes: fail fast, no retry of answers, availability-o
 
   before(async function () {
     await up.start(['--signers', '3', '--threshold', '2']);
+    // The TLS material (CA, certificate of key 'tls') is ready once up prints the s_client line.
+    await up.line(/openssl s_client -connect/);
     tls = join(up.dir, 'tls');
     caCert = join(tls, 'ca.crt');
     opensslConf = join(tls, 'openssl.cnf');
