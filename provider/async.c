@@ -147,14 +147,17 @@ static void drain(int fd)
         ;
 }
 
-QK_ASYNC *qk_async_start(void (*run)(void *), void *arg, void (*release)(void *))
+QK_ASYNC *qk_async_start(void (*run)(void *), void *arg, void (*release)(void *), int *in_job)
 {
     ASYNC_JOB *job = ASYNC_get_current_job();
     ASYNC_WAIT_CTX *wctx = job != NULL ? ASYNC_get_wait_ctx(job) : NULL;
     WAITER *w;
     QK_ASYNC *op;
 
-    if (wctx == NULL || (w = waiter_of(wctx)) == NULL || (op = OPENSSL_zalloc(sizeof(*op))) == NULL)
+    *in_job = wctx != NULL;
+    if (wctx == NULL || (w = waiter_of(wctx)) == NULL)
+        return NULL;
+    if ((op = OPENSSL_zalloc(sizeof(*op))) == NULL)
         return NULL;
     op->run = run;
     op->arg = arg;
@@ -171,8 +174,7 @@ QK_ASYNC *qk_async_start(void (*run)(void *), void *arg, void (*release)(void *)
         pthread_mutex_lock(&w->mu);
         w->pending = NULL;
         pthread_mutex_unlock(&w->mu);
-        /* Not started: the caller keeps its argument and runs it itself. */
-        op->release = NULL;
+        /* Not started: the caller keeps its argument. */
         waiter_unref(w);
         OPENSSL_free(op);
         return NULL;

@@ -486,10 +486,12 @@ static SIGN_OP *sign_op_new(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const 
     if (digest != NULL) {
         memcpy(op->digest, digest, digestlen);
         op->digestlen = digestlen;
-    } else if ((op->tbs = OPENSSL_memdup(tbs, tbslen > 0 ? tbslen : 1)) == NULL) {
+    } else if ((op->tbs = OPENSSL_zalloc(tbslen > 0 ? tbslen : 1)) == NULL) {
         sign_op_free(op);
         return NULL;
     } else {
+        if (tbslen > 0)
+            memcpy(op->tbs, tbs, tbslen);
         op->tbslen = tbslen;
     }
     return op;
@@ -512,7 +514,7 @@ int qk_client_sign(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const unsigned 
 {
     SIGN_OP *op;
     QK_ASYNC *pending;
-    int ok;
+    int ok, in_job;
 
     if (key->key_id == NULL) {
         QK_RAISE(ctx, QK_R_PUBLIC_KEY_ONLY, "no key reference to sign with");
@@ -526,7 +528,16 @@ int qk_client_sign(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const unsigned 
         QK_RAISE(ctx, QK_R_INTERNAL, "out of memory");
         return 0;
     }
-    if ((pending = qk_async_start(sign_run, op, sign_op_free)) != NULL) {
+    pending = qk_async_start(sign_run, op, sign_op_free, &in_job);
+    if (pending == NULL && in_job) {
+        /* The blocking path would run gRPC on the job's small stack: refuse instead. */
+        sign_op_free(op);
+        QK_RAISE(ctx, QK_R_INTERNAL,
+                 "cannot hand the signature to a provider thread inside the OpenSSL ASYNC job (out of memory or "
+                 "threads; HAProxy workers that do not run as root need insecure-fork-wanted)");
+        return 0;
+    }
+    if (pending != NULL) {
         const SIGN_OP *done = qk_async_wait(pending);
 
         if (done == NULL) {
