@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path';
 import { keyReferencePem } from '../../src/keyref/keyref.js';
 import { cli, UpProcess } from '../services/cluster-harness.js';
-import { ASAN_MODULE, buildProvider, freePort, MODULE, sanitizerPreload, writeConf } from '../provider/openssl.js';
+import { ASAN_MODULE, buildProvider, freePort, MODULE, sanitizerPreload, SServer, writeConf } from '../provider/openssl.js';
 import { SignGate } from './sign-gate.js';
 import { assertAllGood, eventually, handshake, waitForPort } from './servers.js';
 
@@ -70,7 +70,8 @@ frontend short
   child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await Promise.race([waitForPort(ports.main), exited.then(() => assert.fail(`haproxy exited:\n${log}`))]);
+  // ASan with full unwinding starts slowly on a busy machine.
+  await Promise.race([waitForPort(ports.main, 180_000), exited.then(() => assert.fail(`haproxy exited:\n${log}`))]);
   return {
     child,
     ports,
@@ -120,6 +121,7 @@ describe('HAProxy with ssl-mode-async and nbthread 1: asynchronous signing', fun
   let gate: SignGate;
   let caCert: string;
   let crt: string;
+  let gatedKey: string;
   let base: string;
 
   before(async function () {
@@ -135,8 +137,10 @@ describe('HAProxy with ssl-mode-async and nbthread 1: asynchronous signing', fun
     const show = cli(up.dir, 'key', 'show', 'tls', '--pem');
     assert.equal(show.status, 0, show.stderr);
     const spki = Buffer.from(show.stdout.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    gatedKey = join(up.dir, 'gated.key.pem');
+    writeFileSync(gatedKey, keyReferencePem({ keyId: 'tls', endpoint: `unix:${gate.socket}`, spki }));
     crt = join(up.dir, 'gated.pem');
-    writeFileSync(crt, readFileSync(join(tls, 'tls.crt'), 'utf8') + keyReferencePem({ keyId: 'tls', endpoint: `unix:${gate.socket}`, spki }));
+    writeFileSync(crt, readFileSync(join(tls, 'tls.crt'), 'utf8') + readFileSync(gatedKey, 'utf8'));
     const conf = cli(up.dir, 'openssl-conf');
     assert.equal(conf.status, 0, conf.stderr);
     base = conf.stdout;
@@ -152,7 +156,12 @@ describe('HAProxy with ssl-mode-async and nbthread 1: asynchronous signing', fun
     try {
       gate.holdUntil(CONCURRENT);
       const first = gate.events.length;
-      const results = await Promise.all(Array.from({ length: CONCURRENT }, () => handshake(haproxy.ports.main, caCert)));
+      const arrivedBefore = gate.arrived;
+      const pending = Promise.all(Array.from({ length: CONCURRENT }, () => handshake(haproxy.ports.main, caCert)));
+      // A server signing one handshake at a time never gets CONCURRENT requests to the gate: fail
+      // then instead of waiting for every deadline.
+      await gate.waitForArrivals(arrivedBefore + CONCURRENT, 180_000);
+      const results = await pending;
       assertAllGood(results, CONCURRENT, haproxy.log);
       // The gate lets requests through only once CONCURRENT wait at once: a server that signs one
       // handshake after the other would never get there. So every request arrived before the first
@@ -164,6 +173,19 @@ describe('HAProxy with ssl-mode-async and nbthread 1: asynchronous signing', fun
     } finally {
       gate.release();
       await haproxy.stop();
+    }
+  });
+
+  it('signs in openssl s_server -async too (its handshakes run in ASYNC jobs)', async function () {
+    const port = await freePort();
+    const server = new SServer(port, ['-async', '-tls1_3', '-cert', join(up.dir, 'tls', 'tls.crt'), '-key', gatedKey, '-www'], writeConf(join(up.dir, 'sserver.cnf'), base, MODULE, DEADLINE_MS), up.dir);
+    await server.start();
+    try {
+      const arrived = gate.arrived;
+      assertAllGood([await handshake(port, caCert), await handshake(port, caCert), await handshake(port, caCert)], 3, () => server.stderr);
+      assert.equal(gate.arrived - arrived, 3);
+    } finally {
+      await server.stop();
     }
   });
 
