@@ -415,7 +415,9 @@ static int take_answer(SIGN_OP *op, const QK_CALL_RESULT *r, int retried, double
         fail(op, QK_R_POLICY_REFUSED, "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
         break;
     case GRPC_STATUS_RESOURCE_EXHAUSTED:
-        fail(op, QK_R_POOL_EXHAUSTED, "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
+        /* The key's rate limit is a policy decision; anything else is the presignature pool. */
+        fail(op, strcmp(r->kind, "rate_limited") == 0 ? QK_R_POLICY_REFUSED : QK_R_POOL_EXHAUSTED, "key '%s' via %s: %s",
+             key->key_id, key->endpoint, r->details);
         break;
     case GRPC_STATUS_INVALID_ARGUMENT:
         fail(op, QK_R_REQUEST_REJECTED, "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
