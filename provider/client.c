@@ -1,6 +1,7 @@
 /*
- * gRPC client of quorumkey.v1.Coordinator/Sign (gRPC C core, protobuf-c messages in raw byte
- * buffers).
+ * Client of quorumkey.v1.Coordinator/Sign (gRPC C core, protobuf-c messages in raw byte buffers):
+ * channels, the circuit breaker, the log state, and the classification of answers. One call is
+ * made by call.c (blocking) or async.c (inside an OpenSSL ASYNC job).
  *
  * Fork safety (DESIGN §8, measured with Debian's libgrpc 1.51): nginx and HAProxy load keys in
  * the master and fork workers; gRPC survives a fork only if the parent never called any gRPC
@@ -9,42 +10,49 @@
  * process forked from one that had already used gRPC gets a clear error instead of a hang.
  *
  * One channel per (endpoint, TLS identity) per process, with a local subchannel pool and short
- * reconnect backoff so a restarted coordinator is found again quickly. Each call has its own
- * completion queue, drained to GRPC_QUEUE_SHUTDOWN; every slice, byte buffer, reader, metadata
- * array and status string is released.
+ * reconnect backoff, so gRPC finds a restarted coordinator again on its own.
  *
- * Retry: an UNAVAILABLE that comes from the transport (no connection) is retried once with
- * wait-for-ready for at most 1 s within the deadline: a coordinator that was just restarted
- * answers the first handshake instead of failing it. "quorum insufficient" is never retried.
+ * Transport failures and coordinator answers are told apart by the metadata the coordinator puts
+ * on each status it sends (call.h): an UNAVAILABLE "quorum insufficient" is an answer.
+ * - Retry: only a transport failure on a connection that was established (READY) before the call
+ *   (the coordinator restarted since), once, with wait-for-ready, for at most 1 s of the deadline.
+ * - Circuit: a transport failure marks the endpoint down. While it is down, a signature fails at
+ *   once (no call, no connection attempt of its own: "coordinator unavailable (circuit open)")
+ *   unless gRPC's background reconnection has made the channel READY again; that call is the probe
+ *   and closes the circuit when the coordinator answers.
+ * - Log: "signing failed" / "signing works again" flips on availability only (transport, deadline,
+ *   quorum, presignatures); a policy refusal or a rejected request is the caller's, not an outage.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
 #include <openssl/crypto.h>
 
+#include "async.h"
+#include "call.h"
 #include "qk.h"
 #include "quorumkey.pb-c.h"
 
-#define SIGN_METHOD "/quorumkey.v1.Coordinator/Sign"
 #define RETRY_WINDOW_MS 1000
-#define DETAILS_MAX 480
+#define DOWN_REASON_MAX 200
 
 typedef struct chan_st {
     struct chan_st *next;
     char *endpoint;
     char *identity;          /* "" for unix sockets, else "ca|cert|key" paths */
     grpc_channel *channel;
+    /* Circuit: down since a transport failure, until the coordinator answers again (g_mu). */
+    int down;
+    double down_since_ms;
+    char down_reason[DOWN_REASON_MAX];
 } CHAN;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -90,7 +98,7 @@ static grpc_channel *create_channel(const QK_KEY *key)
     args[1].value.integer = 200;
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
-    args[2].value.integer = 2000;
+    args[2].value.integer = 1000;
     args[3].type = GRPC_ARG_STRING;
     args[3].key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING;
     args[3].value.string = (char *)"quorumkey-provider/" QK_VERSION;
@@ -113,25 +121,59 @@ static grpc_channel *create_channel(const QK_KEY *key)
     return ch;
 }
 
-/* The channel for this key in this process; the first call in a process initialises gRPC. */
-static grpc_channel *get_channel(QK_PROVCTX *ctx, const QK_KEY *key)
+typedef struct {
+    QK_PROVCTX *ctx;
+    QK_KEY *key;                 /* a reference */
+    QK_MD md;
+    unsigned char *tbs;          /* a copy; or the digest: */
+    size_t tbslen;
+    unsigned char digest[64];
+    size_t digestlen;
+    size_t sigsize;
+    /* The outcome: raised into the caller's error queue by the caller's thread. */
+    int ok;
+    unsigned char sig[QK_MAX_SIG_LEN];
+    size_t siglen;
+    uint32_t reason;
+    char what[QK_DETAILS_MAX + 240];
+} SIGN_OP;
+
+static void fail(SIGN_OP *op, uint32_t reason, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static void fail(SIGN_OP *op, uint32_t reason, const char *fmt, ...)
 {
+    va_list ap;
+
+    op->reason = reason;
+    va_start(ap, fmt);
+    vsnprintf(op->what, sizeof(op->what), fmt, ap);
+    va_end(ap);
+}
+
+/* The channel for this key in this process; the first call in a process initialises gRPC.
+ * Channels live as long as the process. */
+static CHAN *get_channel(SIGN_OP *op)
+{
+    const QK_KEY *key = op->key;
     pid_t pid = getpid();
     char *identity = identity_of(key);
     CHAN *c;
-    grpc_channel *ch = NULL;
 
     if (identity == NULL) {
-        QK_RAISE(ctx, QK_R_INTERNAL, "out of memory");
+        fail(op, QK_R_INTERNAL, "out of memory");
         return NULL;
     }
     pthread_mutex_lock(&g_mu);
     if (g_grpc_pid != 0 && g_grpc_pid != pid) {
         pthread_mutex_unlock(&g_mu);
-        QK_RAISE(ctx, QK_R_FORKED_AFTER_GRPC,
-                 "pid %ld was forked from pid %ld after that process had signed through gRPC; gRPC cannot be used "
-                 "across such a fork. Load keys before forking, but sign only in the forked processes",
-                 (long)pid, (long)g_grpc_pid);
+        fail(op, QK_R_FORKED_AFTER_GRPC,
+             "pid %ld was forked from pid %ld after that process had signed through gRPC; gRPC cannot be used "
+             "across such a fork. Load keys before forking, but sign only in the forked processes",
+             (long)pid, (long)g_grpc_pid);
         OPENSSL_free(identity);
         return NULL;
     }
@@ -160,156 +202,11 @@ static grpc_channel *get_channel(QK_PROVCTX *ctx, const QK_KEY *key)
                 grpc_channel_destroy(created);
         }
     }
-    if (c != NULL)
-        ch = c->channel;
     pthread_mutex_unlock(&g_mu);
     OPENSSL_free(identity);
-    if (ch == NULL)
-        QK_RAISE(ctx, QK_R_COORDINATOR_UNREACHABLE, "cannot create a gRPC channel to %s", key->endpoint);
-    return ch;
-}
-
-typedef struct {
-    grpc_status_code status;
-    char details[DETAILS_MAX];
-    unsigned char *response;  /* serialized SignResponse (OPENSSL_free) */
-    size_t response_len;
-} CALL_RESULT;
-
-static void set_details(CALL_RESULT *r, const char *s)
-{
-    snprintf(r->details, sizeof(r->details), "%s", s != NULL ? s : "");
-}
-
-/* One unary call. Returns 0 only if the call could not even be made (local failure). */
-static int unary_call(grpc_channel *ch, const unsigned char *req, size_t reqlen, gpr_timespec deadline,
-                      int wait_for_ready, CALL_RESULT *r)
-{
-    grpc_completion_queue *cq;
-    grpc_call *call;
-    grpc_slice method, req_slice, details = grpc_empty_slice();
-    grpc_byte_buffer *req_bb, *resp_bb = NULL;
-    grpc_metadata_array initial_md, trailing_md;
-    const char *error_string = NULL;
-    grpc_op ops[6];
-    grpc_call_error err;
-    grpc_event ev;
-    void *tag = (void *)r;
-
-    memset(r, 0, sizeof(*r));
-    r->status = GRPC_STATUS_UNKNOWN;
-    cq = grpc_completion_queue_create_for_pluck(NULL);
-    if (cq == NULL) {
-        set_details(r, "cannot create a completion queue");
-        return 0;
-    }
-    method = grpc_slice_from_static_string(SIGN_METHOD);
-    call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method, NULL, deadline, NULL);
-    grpc_slice_unref(method);
-    if (call == NULL) {
-        grpc_completion_queue_shutdown(cq);
-        while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
-               != GRPC_QUEUE_SHUTDOWN)
-            ;
-        grpc_completion_queue_destroy(cq);
-        set_details(r, "cannot create a gRPC call");
-        return 0;
-    }
-    req_slice = grpc_slice_from_copied_buffer((const char *)req, reqlen);
-    req_bb = grpc_raw_byte_buffer_create(&req_slice, 1);
-    grpc_slice_unref(req_slice);
-    grpc_metadata_array_init(&initial_md);
-    grpc_metadata_array_init(&trailing_md);
-
-    memset(ops, 0, sizeof(ops));
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[0].data.send_initial_metadata.count = 0;
-    ops[0].flags = wait_for_ready
-                       ? GRPC_INITIAL_METADATA_WAIT_FOR_READY | GRPC_INITIAL_METADATA_WAIT_FOR_READY_EXPLICITLY_SET
-                       : 0;
-    ops[1].op = GRPC_OP_SEND_MESSAGE;
-    ops[1].data.send_message.send_message = req_bb;
-    ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[3].data.recv_initial_metadata.recv_initial_metadata = &initial_md;
-    ops[4].op = GRPC_OP_RECV_MESSAGE;
-    ops[4].data.recv_message.recv_message = &resp_bb;
-    ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
-    ops[5].data.recv_status_on_client.status = &r->status;
-    ops[5].data.recv_status_on_client.status_details = &details;
-    ops[5].data.recv_status_on_client.error_string = &error_string;
-
-    err = grpc_call_start_batch(call, ops, 6, tag, NULL);
-    if (err != GRPC_CALL_OK) {
-        snprintf(r->details, sizeof(r->details), "grpc_call_start_batch: error %d", (int)err);
-        r->status = GRPC_STATUS_INTERNAL;
-    } else {
-        /* The call's deadline completes the batch; the margin only guards against a stuck library. */
-        gpr_timespec guard = gpr_time_add(gpr_convert_clock_type(deadline, GPR_CLOCK_MONOTONIC),
-                                          gpr_time_from_millis(5000, GPR_TIMESPAN));
-
-        ev = grpc_completion_queue_pluck(cq, tag, guard, NULL);
-        if (ev.type == GRPC_QUEUE_TIMEOUT) {
-            grpc_call_cancel(call, NULL);
-            ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-        }
-        if (ev.type != GRPC_OP_COMPLETE) {
-            r->status = GRPC_STATUS_INTERNAL;
-            set_details(r, "the gRPC call did not complete");
-        } else {
-            char *d = grpc_slice_to_c_string(details);
-
-            set_details(r, d != NULL && *d != '\0' ? d : error_string);
-            gpr_free(d);
-            if (r->status == GRPC_STATUS_OK) {
-                if (resp_bb == NULL) {
-                    r->status = GRPC_STATUS_INTERNAL;
-                    set_details(r, "OK without a response message");
-                } else {
-                    grpc_byte_buffer_reader reader;
-
-                    if (grpc_byte_buffer_reader_init(&reader, resp_bb)) {
-                        grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
-                        size_t n = GRPC_SLICE_LENGTH(all);
-
-                        r->response = OPENSSL_malloc(n > 0 ? n : 1);
-                        if (r->response != NULL) {
-                            if (n > 0)
-                                memcpy(r->response, GRPC_SLICE_START_PTR(all), n);
-                            r->response_len = n;
-                        }
-                        grpc_slice_unref(all);
-                        grpc_byte_buffer_reader_destroy(&reader);
-                    }
-                    if (r->response == NULL) {
-                        r->status = GRPC_STATUS_INTERNAL;
-                        set_details(r, "cannot read the response message");
-                    }
-                }
-            }
-        }
-    }
-
-    if (resp_bb != NULL)
-        grpc_byte_buffer_destroy(resp_bb);
-    grpc_byte_buffer_destroy(req_bb);
-    grpc_slice_unref(details);
-    gpr_free((void *)error_string);
-    grpc_metadata_array_destroy(&initial_md);
-    grpc_metadata_array_destroy(&trailing_md);
-    grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type
-           != GRPC_QUEUE_SHUTDOWN)
-        ;
-    grpc_completion_queue_destroy(cq);
-    return 1;
-}
-
-static int is_quorum(const CALL_RESULT *r)
-{
-    return strncmp(r->details, "quorum insufficient", 19) == 0;
+    if (c == NULL)
+        fail(op, QK_R_COORDINATOR_UNREACHABLE, "cannot create a gRPC channel to %s", key->endpoint);
+    return c;
 }
 
 static const char *status_name(grpc_status_code s)
@@ -322,179 +219,339 @@ static const char *status_name(grpc_status_code s)
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
-static void log_outcome(QK_PROVCTX *ctx, const QK_KEY *key, int ok, double ms, const char *what)
+static const char *connectivity_name(grpc_connectivity_state st)
+{
+    switch (st) {
+    case GRPC_CHANNEL_IDLE:
+        return "idle";
+    case GRPC_CHANNEL_CONNECTING:
+        return "connecting";
+    case GRPC_CHANNEL_READY:
+        return "ready";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+        return "transient failure";
+    case GRPC_CHANNEL_SHUTDOWN:
+        return "shut down";
+    }
+    return "?";
+}
+
+/* Circuit open: fail at once, unless gRPC reconnected in the background (then this call probes). */
+static int circuit_allows(CHAN *c, SIGN_OP *op)
+{
+    char reason[DOWN_REASON_MAX];
+    double since;
+    grpc_connectivity_state st;
+
+    pthread_mutex_lock(&g_mu);
+    if (!c->down) {
+        pthread_mutex_unlock(&g_mu);
+        return 1;
+    }
+    since = c->down_since_ms;
+    snprintf(reason, sizeof(reason), "%s", c->down_reason);
+    pthread_mutex_unlock(&g_mu);
+    /* try_to_connect: an idle channel starts reconnecting; this call does not wait for it. */
+    st = grpc_channel_check_connectivity_state(c->channel, 1);
+    if (st == GRPC_CHANNEL_READY)
+        return 1;
+    fail(op, QK_R_CIRCUIT_OPEN,
+         "%s (key '%s') unreachable for %.0f ms (%s); failing at once until gRPC has reconnected in the "
+         "background (channel %s)",
+         op->key->endpoint, op->key->key_id, now_ms() - since, reason, connectivity_name(st));
+    return 0;
+}
+
+/* A transport failure opens the circuit; any answer of the coordinator closes it. */
+static void circuit_update(CHAN *c, const QK_CALL_RESULT *r)
+{
+    pthread_mutex_lock(&g_mu);
+    if (r->from_coordinator) {
+        c->down = 0;
+    } else if (r->status == GRPC_STATUS_UNAVAILABLE) {
+        if (!c->down)
+            c->down_since_ms = now_ms();
+        c->down = 1;
+        snprintf(c->down_reason, sizeof(c->down_reason), "%.*s", DOWN_REASON_MAX - 1, r->details);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* Refusals that say something about the request, not about the service being available. */
+static int callers_error(const QK_CALL_RESULT *r)
+{
+    static const char *const kinds[] = { "invalid_input", "not_found", "policy_refused", "forbidden",
+                                         "rate_limited", "failed_precondition", "already_exists" };
+    size_t i;
+
+    if (!r->from_coordinator)
+        return 0;
+    for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(r->kind, kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* outcome: 1 signed, -1 an availability failure, 0 a refusal of this request (no state change). */
+static void log_outcome(const SIGN_OP *op, int outcome, double ms)
 {
     pid_t pid = getpid();
     int prev;
 
+    if (outcome == 0)
+        return;
     pthread_mutex_lock(&g_mu);
     if (g_log_pid != pid) {
         g_log_pid = pid;
         g_log_state = 0;
     }
     prev = g_log_state;
-    g_log_state = ok ? 1 : -1;
+    g_log_state = outcome;
     pthread_mutex_unlock(&g_mu);
-    if (ok && prev == 0)
-        qk_log(ctx, "first signature: key '%s' via %s in %.1f ms (deadline %ld ms)", key->key_id, key->endpoint, ms,
-               ctx->deadline_ms);
-    else if (ok && prev < 0)
-        qk_log(ctx, "signing works again: key '%s' via %s in %.1f ms", key->key_id, key->endpoint, ms);
-    else if (!ok && prev >= 0)
-        qk_log(ctx, "signing failed (further failures are not logged until it works again): %s", what);
+    if (outcome > 0 && prev == 0)
+        qk_log(op->ctx, "first signature: key '%s' via %s in %.1f ms (deadline %ld ms)", op->key->key_id,
+               op->key->endpoint, ms, op->ctx->deadline_ms);
+    else if (outcome > 0 && prev < 0)
+        qk_log(op->ctx, "signing works again: key '%s' via %s in %.1f ms", op->key->key_id, op->key->endpoint, ms);
+    else if (outcome < 0 && prev >= 0)
+        qk_log(op->ctx, "signing failed (further failures are not logged until it works again): %s", op->what);
+}
+
+static unsigned char *pack_request(const SIGN_OP *op, size_t *len)
+{
+    Quorumkey__V1__SignRequest req = QUORUMKEY__V1__SIGN_REQUEST__INIT;
+    gpr_timespec wall = gpr_now(GPR_CLOCK_REALTIME);
+    unsigned char *packed;
+
+    req.key_id = op->key->key_id;
+    req.digest_alg = op->md == QK_MD_SHA384   ? QUORUMKEY__V1__DIGEST_ALGORITHM__SHA384
+                     : op->md == QK_MD_SHA512 ? QUORUMKEY__V1__DIGEST_ALGORITHM__SHA512
+                                              : QUORUMKEY__V1__DIGEST_ALGORITHM__SHA256;
+    if (op->tbs == NULL) {
+        req.digest.data = (uint8_t *)op->digest;
+        req.digest.len = op->digestlen;
+    } else {
+        req.tbs.data = op->tbs;
+        req.tbs.len = op->tbslen;
+    }
+    /* The absolute deadline travels with the request (a retry keeps it): a coordinator that reads
+     * the request late, stalled or swapped out, still knows when this caller gives up. */
+    req.deadline_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + op->ctx->deadline_ms;
+    *len = quorumkey__v1__sign_request__get_packed_size(&req);
+    if ((packed = OPENSSL_malloc(*len > 0 ? *len : 1)) != NULL)
+        quorumkey__v1__sign_request__pack(&req, packed);
+    return packed;
+}
+
+static gpr_timespec in_ms(double ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
+}
+
+/* The call, and its one retry when an established connection broke (the coordinator restarted). */
+static void call_with_retry(CHAN *c, SIGN_OP *op, const unsigned char *msg, size_t len, double start,
+                            QK_CALL_RESULT *r, int *retried)
+{
+    grpc_connectivity_state before = grpc_channel_check_connectivity_state(c->channel, 0);
+    double left;
+
+    qk_call(c->channel, msg, len, in_ms((double)op->ctx->deadline_ms), 0, r);
+    left = start + (double)op->ctx->deadline_ms - now_ms();
+    if (r->status == GRPC_STATUS_UNAVAILABLE && !r->from_coordinator && before == GRPC_CHANNEL_READY && left > 1.0) {
+        QK_CALL_RESULT again;
+
+        *retried = 1;
+        qk_call(c->channel, msg, len, in_ms(left < RETRY_WINDOW_MS ? left : RETRY_WINDOW_MS), 1, &again);
+        if (again.status == GRPC_STATUS_DEADLINE_EXCEEDED && !again.from_coordinator) {
+            /* Still no connection after the retry window: report the transport's reason. */
+            OPENSSL_free(again.response);
+        } else {
+            OPENSSL_free(r->response);
+            *r = again;
+        }
+    }
+}
+
+/* The answer as the signature or a reason; returns the outcome for log_outcome. */
+static int take_answer(SIGN_OP *op, const QK_CALL_RESULT *r, int retried, double elapsed)
+{
+    const QK_KEY *key = op->key;
+    Quorumkey__V1__SignResponse *resp;
+
+    switch (r->status) {
+    case GRPC_STATUS_OK:
+        resp = quorumkey__v1__sign_response__unpack(NULL, r->response_len, r->response);
+        if (resp == NULL || resp->signature_der.len == 0 || resp->signature_der.len > QK_MAX_SIG_LEN) {
+            fail(op, QK_R_BAD_RESPONSE, "key '%s' via %s: the response has no valid signature_der", key->key_id,
+                 key->endpoint);
+        } else if (resp->signature_der.len > op->sigsize) {
+            fail(op, QK_R_BUFFER_TOO_SMALL, "signature of %zu bytes, buffer of %zu", resp->signature_der.len,
+                 op->sigsize);
+        } else {
+            memcpy(op->sig, resp->signature_der.data, resp->signature_der.len);
+            op->siglen = resp->signature_der.len;
+            op->ok = 1;
+        }
+        if (resp != NULL)
+            quorumkey__v1__sign_response__free_unpacked(resp, NULL);
+        return op->ok ? 1 : -1;
+    case GRPC_STATUS_UNAVAILABLE:
+        if (!r->from_coordinator)
+            fail(op, QK_R_COORDINATOR_UNREACHABLE, "%s (key '%s'; %s%.0f ms): %s", key->endpoint, key->key_id,
+                 retried ? "retried, " : "", elapsed, r->details);
+        else
+            fail(op, strcmp(r->kind, "quorum_insufficient") == 0 ? QK_R_QUORUM_INSUFFICIENT : QK_R_SIGN_FAILED,
+                 "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
+        break;
+    case GRPC_STATUS_DEADLINE_EXCEEDED:
+        fail(op, QK_R_DEADLINE_EXCEEDED, "no signature from %s for key '%s' within deadline_ms=%ld (%.0f ms): %s",
+             key->endpoint, key->key_id, op->ctx->deadline_ms, elapsed, r->details);
+        break;
+    case GRPC_STATUS_NOT_FOUND:
+        fail(op, QK_R_KEY_NOT_FOUND, "the coordinator at %s does not know key '%s': %s", key->endpoint, key->key_id,
+             r->details);
+        break;
+    case GRPC_STATUS_PERMISSION_DENIED:
+        fail(op, QK_R_POLICY_REFUSED, "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
+        break;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED:
+        /* The key's rate limit is a policy decision; anything else is the presignature pool. */
+        fail(op, strcmp(r->kind, "rate_limited") == 0 ? QK_R_POLICY_REFUSED : QK_R_POOL_EXHAUSTED, "key '%s' via %s: %s",
+             key->key_id, key->endpoint, r->details);
+        break;
+    case GRPC_STATUS_INVALID_ARGUMENT:
+        fail(op, QK_R_REQUEST_REJECTED, "key '%s' via %s: %s", key->key_id, key->endpoint, r->details);
+        break;
+    case GRPC_STATUS_INTERNAL:
+        fail(op, r->from_coordinator ? QK_R_COORDINATOR_INTERNAL : QK_R_SIGN_FAILED, "key '%s' via %s: %s",
+             key->key_id, key->endpoint, r->details);
+        break;
+    default:
+        fail(op, QK_R_SIGN_FAILED, "key '%s' via %s: status %s: %s", key->key_id, key->endpoint,
+             status_name(r->status), r->details);
+        break;
+    }
+    return callers_error(r) ? 0 : -1;
+}
+
+/* The whole request, blocking; on a provider thread when the caller runs in an ASYNC job. */
+static void sign_run(void *arg)
+{
+    SIGN_OP *op = arg;
+    double start = now_ms();
+    unsigned char *packed;
+    size_t packed_len;
+    CHAN *c;
+    QK_CALL_RESULT r;
+    int retried = 0;
+
+    if ((c = get_channel(op)) == NULL)
+        return;
+    if (!circuit_allows(c, op)) {
+        log_outcome(op, -1, now_ms() - start);
+        return;
+    }
+    if ((packed = pack_request(op, &packed_len)) == NULL) {
+        fail(op, QK_R_INTERNAL, "out of memory");
+        return;
+    }
+    call_with_retry(c, op, packed, packed_len, start, &r, &retried);
+    OPENSSL_free(packed);
+    circuit_update(c, &r);
+    log_outcome(op, take_answer(op, &r, retried, now_ms() - start), now_ms() - start);
+    OPENSSL_free(r.response);
+}
+
+static void sign_op_free(void *arg)
+{
+    SIGN_OP *op = arg;
+
+    if (op == NULL)
+        return;
+    qk_key_free(op->key);
+    OPENSSL_free(op->tbs);
+    OPENSSL_cleanse(op->sig, sizeof(op->sig));
+    OPENSSL_free(op);
+}
+
+static SIGN_OP *sign_op_new(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const unsigned char *tbs, size_t tbslen,
+                            const unsigned char *digest, size_t digestlen, size_t sigsize)
+{
+    SIGN_OP *op = OPENSSL_zalloc(sizeof(*op));
+
+    if (op == NULL)
+        return NULL;
+    op->ctx = ctx;
+    op->key = qk_key_up_ref((QK_KEY *)key);
+    op->md = md;
+    op->sigsize = sigsize;
+    if (digest != NULL) {
+        memcpy(op->digest, digest, digestlen);
+        op->digestlen = digestlen;
+    } else if ((op->tbs = OPENSSL_zalloc(tbslen > 0 ? tbslen : 1)) == NULL) {
+        sign_op_free(op);
+        return NULL;
+    } else {
+        if (tbslen > 0)
+            memcpy(op->tbs, tbs, tbslen);
+        op->tbslen = tbslen;
+    }
+    return op;
+}
+
+/* The outcome into the caller's buffer or its error queue. */
+static int deliver(const SIGN_OP *op, unsigned char *sig, size_t *siglen)
+{
+    if (!op->ok) {
+        QK_RAISE(op->ctx, op->reason, "%s", op->what);
+        return 0;
+    }
+    memcpy(sig, op->sig, op->siglen);
+    *siglen = op->siglen;
+    return 1;
 }
 
 int qk_client_sign(QK_PROVCTX *ctx, const QK_KEY *key, QK_MD md, const unsigned char *tbs, size_t tbslen,
                    const unsigned char *digest, size_t digestlen, unsigned char *sig, size_t *siglen, size_t sigsize)
 {
-    Quorumkey__V1__SignRequest req = QUORUMKEY__V1__SIGN_REQUEST__INIT;
-    Quorumkey__V1__SignResponse *resp = NULL;
-    unsigned char *packed = NULL;
-    size_t packed_len;
-    grpc_channel *ch;
-    CALL_RESULT r, first;
-    double start = now_ms(), end_ms, elapsed;
-    uint32_t reason = 0;
-    char what[DETAILS_MAX + 200];
-    int ok = 0, retried = 0;
+    SIGN_OP *op;
+    QK_ASYNC *pending;
+    int ok, in_job;
 
     if (key->key_id == NULL) {
         QK_RAISE(ctx, QK_R_PUBLIC_KEY_ONLY, "no key reference to sign with");
         return 0;
     }
-    req.key_id = key->key_id;
-    switch (md) {
-    case QK_MD_SHA384:
-        req.digest_alg = QUORUMKEY__V1__DIGEST_ALGORITHM__SHA384;
-        break;
-    case QK_MD_SHA512:
-        req.digest_alg = QUORUMKEY__V1__DIGEST_ALGORITHM__SHA512;
-        break;
-    default:
-        req.digest_alg = QUORUMKEY__V1__DIGEST_ALGORITHM__SHA256;
-        break;
+    if ((digest == NULL && tbs == NULL) || (digest != NULL && digestlen > sizeof(op->digest))) {
+        QK_RAISE(ctx, QK_R_BAD_PARAMETER, "nothing to sign, or a digest longer than 64 bytes");
+        return 0;
     }
-    if (digest != NULL) {
-        req.digest.data = (uint8_t *)digest;
-        req.digest.len = digestlen;
-    } else {
-        req.tbs.data = (uint8_t *)tbs;
-        req.tbs.len = tbslen;
-    }
-    {
-        /* The absolute deadline travels with the request (a retry keeps it): a coordinator that
-         * reads the request late, stalled or swapped out, still knows when this caller gives up. */
-        gpr_timespec wall = gpr_now(GPR_CLOCK_REALTIME);
-
-        req.deadline_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 + ctx->deadline_ms;
-    }
-    packed_len = quorumkey__v1__sign_request__get_packed_size(&req);
-    if ((packed = OPENSSL_malloc(packed_len > 0 ? packed_len : 1)) == NULL) {
+    if ((op = sign_op_new(ctx, key, md, tbs, tbslen, digest, digestlen, sigsize)) == NULL) {
         QK_RAISE(ctx, QK_R_INTERNAL, "out of memory");
         return 0;
     }
-    quorumkey__v1__sign_request__pack(&req, packed);
-
-    if ((ch = get_channel(ctx, key)) == NULL) {
-        OPENSSL_free(packed);
+    pending = qk_async_start(sign_run, op, sign_op_free, &in_job);
+    if (pending == NULL && in_job) {
+        /* The blocking path would run gRPC on the job's small stack: refuse instead. */
+        sign_op_free(op);
+        QK_RAISE(ctx, QK_R_INTERNAL,
+                 "cannot hand the signature to a provider thread inside the OpenSSL ASYNC job (out of memory or "
+                 "threads; HAProxy workers that do not run as root need insecure-fork-wanted)");
         return 0;
     }
-    end_ms = start + (double)ctx->deadline_ms;
-    {
-        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                             gpr_time_from_millis(ctx->deadline_ms, GPR_TIMESPAN));
+    if (pending != NULL) {
+        const SIGN_OP *done = qk_async_wait(pending);
 
-        if (!unary_call(ch, packed, packed_len, deadline, 0, &r)) {
-            OPENSSL_free(packed);
-            QK_RAISE(ctx, QK_R_INTERNAL, "%s", r.details);
+        if (done == NULL) {
+            QK_RAISE(ctx, QK_R_INTERNAL, "the ASYNC job's wait context was freed while its signature was pending");
             return 0;
         }
+        ok = deliver(done, sig, siglen);
+        qk_async_finish(pending);
+        return ok;
     }
-    if (r.status == GRPC_STATUS_UNAVAILABLE && !is_quorum(&r)) {
-        double left = end_ms - now_ms();
-
-        if (left > 1.0) {
-            long window = (long)(left < RETRY_WINDOW_MS ? left : RETRY_WINDOW_MS);
-            gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                                 gpr_time_from_millis(window, GPR_TIMESPAN));
-
-            first = r;
-            retried = 1;
-            if (!unary_call(ch, packed, packed_len, deadline, 1, &r)) {
-                r = first;
-            } else if (r.status == GRPC_STATUS_DEADLINE_EXCEEDED) {
-                /* Still no connection after the retry window: report the transport's reason. */
-                OPENSSL_free(r.response);
-                r = first;
-            }
-        }
-    }
-    OPENSSL_free(packed);
-    elapsed = now_ms() - start;
-
-    switch (r.status) {
-    case GRPC_STATUS_OK:
-        resp = quorumkey__v1__sign_response__unpack(NULL, r.response_len, r.response);
-        if (resp == NULL || resp->signature_der.len == 0 || resp->signature_der.len > QK_MAX_SIG_LEN) {
-            reason = QK_R_BAD_RESPONSE;
-            snprintf(what, sizeof(what), "key '%s' via %s: the response has no valid signature_der", key->key_id,
-                     key->endpoint);
-        } else if (resp->signature_der.len > sigsize) {
-            reason = QK_R_BUFFER_TOO_SMALL;
-            snprintf(what, sizeof(what), "signature of %zu bytes, buffer of %zu", resp->signature_der.len, sigsize);
-        } else {
-            memcpy(sig, resp->signature_der.data, resp->signature_der.len);
-            *siglen = resp->signature_der.len;
-            ok = 1;
-        }
-        break;
-    case GRPC_STATUS_UNAVAILABLE:
-        if (is_quorum(&r)) {
-            reason = QK_R_QUORUM_INSUFFICIENT;
-            snprintf(what, sizeof(what), "key '%s' via %s: %s", key->key_id, key->endpoint, r.details);
-        } else {
-            reason = QK_R_COORDINATOR_UNREACHABLE;
-            snprintf(what, sizeof(what), "%s (key '%s'; %s%.0f ms): %s", key->endpoint, key->key_id,
-                     retried ? "retried, " : "", elapsed, r.details);
-        }
-        break;
-    case GRPC_STATUS_DEADLINE_EXCEEDED:
-        reason = QK_R_DEADLINE_EXCEEDED;
-        snprintf(what, sizeof(what), "no signature from %s for key '%s' within deadline_ms=%ld (%.0f ms): %s",
-                 key->endpoint, key->key_id, ctx->deadline_ms, elapsed, r.details);
-        break;
-    case GRPC_STATUS_NOT_FOUND:
-        reason = QK_R_KEY_NOT_FOUND;
-        snprintf(what, sizeof(what), "the coordinator at %s does not know key '%s': %s", key->endpoint, key->key_id,
-                 r.details);
-        break;
-    case GRPC_STATUS_PERMISSION_DENIED:
-        reason = QK_R_POLICY_REFUSED;
-        snprintf(what, sizeof(what), "key '%s' via %s: %s", key->key_id, key->endpoint, r.details);
-        break;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED:
-        reason = QK_R_POOL_EXHAUSTED;
-        snprintf(what, sizeof(what), "key '%s' via %s: %s", key->key_id, key->endpoint, r.details);
-        break;
-    case GRPC_STATUS_INVALID_ARGUMENT:
-        reason = QK_R_REQUEST_REJECTED;
-        snprintf(what, sizeof(what), "key '%s' via %s: %s", key->key_id, key->endpoint, r.details);
-        break;
-    case GRPC_STATUS_INTERNAL:
-        reason = QK_R_COORDINATOR_INTERNAL;
-        snprintf(what, sizeof(what), "key '%s' via %s: %s", key->key_id, key->endpoint, r.details);
-        break;
-    default:
-        reason = QK_R_SIGN_FAILED;
-        snprintf(what, sizeof(what), "key '%s' via %s: status %s: %s", key->key_id, key->endpoint,
-                 status_name(r.status), r.details);
-        break;
-    }
-    if (resp != NULL)
-        quorumkey__v1__sign_response__free_unpacked(resp, NULL);
-    OPENSSL_free(r.response);
-    log_outcome(ctx, key, ok, elapsed, ok ? "" : what);
-    if (!ok)
-        QK_RAISE(ctx, reason, "%s", what);
+    sign_run(op);
+    ok = deliver(op, sig, siglen);
+    sign_op_free(op);
     return ok;
 }

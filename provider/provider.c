@@ -256,6 +256,8 @@ static const OSSL_ITEM qk_reason_strings[] = {
     { QK_R_VERIFY_NOT_SUPPORTED, "verification is not offered by the quorumkey provider" },
     { QK_R_BAD_PARAMETER, "invalid parameter" },
     { QK_R_INTERNAL, "internal error" },
+    { QK_R_CIRCUIT_OPEN, "coordinator unavailable (circuit open)" },
+    { QK_R_TLS12_REFUSED, "TLS 1.2 ServerKeyExchange refused: allow only TLS 1.3" },
     { 0, NULL }
 };
 

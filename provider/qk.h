@@ -53,6 +53,8 @@ enum {
     QK_R_VERIFY_NOT_SUPPORTED,
     QK_R_BAD_PARAMETER,
     QK_R_INTERNAL,
+    QK_R_CIRCUIT_OPEN,
+    QK_R_TLS12_REFUSED,
 };
 
 typedef struct qk_provctx_st {

@@ -14,8 +14,9 @@
  * - Verification is local and uses the public key only (libcrypto EC arithmetic), so a process
  *   that happens to pick this ECDSA for an ordinary public key still verifies correctly.
  * - Every signature the coordinator returns is checked against the key before it is handed out.
+ * - A TLS 1.2 ServerKeyExchange is refused locally, with the setting that avoids it (TLS 1.3 only).
+ * - Digests and curve arithmetic come from the provider's library context.
  */
-#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -86,20 +87,11 @@ size_t qk_md_size(QK_MD md)
     return md >= QK_MD_SHA256 && md <= QK_MD_SHA512 ? md_table[md - 1].size : 0;
 }
 
-/* Fetched once per process, shared (EVP_MD objects are immutable and thread-safe). */
-static pthread_mutex_t md_mu = PTHREAD_MUTEX_INITIALIZER;
-static EVP_MD *md_cache[4];
-
-static const EVP_MD *fetch_md(QK_PROVCTX *ctx, QK_MD md)
+/* From the provider's library context (the core's), not the process default one. */
+static EVP_MD *fetch_md(QK_PROVCTX *ctx, QK_MD md)
 {
-    EVP_MD *m;
+    EVP_MD *m = EVP_MD_fetch(ctx->libctx, qk_md_name(md), NULL);
 
-    pthread_mutex_lock(&md_mu);
-    m = md_cache[md];
-    if (m == NULL) {
-        m = md_cache[md] = EVP_MD_fetch(NULL, qk_md_name(md), NULL);
-    }
-    pthread_mutex_unlock(&md_mu);
     if (m == NULL)
         QK_RAISE(ctx, QK_R_INTERNAL, "cannot fetch %s (is the default provider active?)", qk_md_name(md));
     return m;
@@ -107,14 +99,41 @@ static const EVP_MD *fetch_md(QK_PROVCTX *ctx, QK_MD md)
 
 static int hash(QK_PROVCTX *ctx, QK_MD md, const unsigned char *data, size_t len, unsigned char *out)
 {
-    const EVP_MD *m = fetch_md(ctx, md);
+    EVP_MD *m = fetch_md(ctx, md);
     unsigned int outl = 0;
+    int ok = m != NULL && EVP_Digest(data, len, out, &outl, m, NULL);
 
-    if (m == NULL || !EVP_Digest(data, len, out, &outl, m, NULL)) {
+    EVP_MD_free(m);
+    if (!ok)
         QK_RAISE(ctx, QK_R_INTERNAL, "%s failed", qk_md_name(md));
+    return ok;
+}
+
+/*
+ * The signed parameters of a TLS 1.2 ServerKeyExchange (RFC 8422 §5.4): client_random(32) ‖
+ * server_random(32) ‖ ECParameters{named_curve(3), NamedCurve(2)} ‖ ECPoint{length(1), point}.
+ * They carry no domain separation, so the signers cannot tell them from other data and the
+ * coordinator refuses them; saying so here spares the round trip and names the fix.
+ */
+static int is_tls12_server_key_exchange(const unsigned char *tbs, size_t len)
+{
+    static const struct {
+        unsigned group;
+        size_t point;
+        int uncompressed;         /* the point starts with 0x04 */
+    } groups[] = {
+        { 23, 65, 1 }, { 24, 97, 1 }, { 25, 133, 1 },   /* secp256r1, secp384r1, secp521r1 */
+        { 26, 65, 1 }, { 27, 97, 1 }, { 28, 129, 1 },   /* brainpoolP256r1, P384r1, P512r1 */
+        { 29, 32, 0 }, { 30, 56, 0 },                   /* x25519, x448 */
+    };
+    size_t i;
+
+    if (len < 69 || tbs[64] != 3 || len != 68 + (size_t)tbs[67])
         return 0;
-    }
-    return 1;
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        if (groups[i].group == ((unsigned)tbs[65] << 8 | tbs[66]) && groups[i].point == tbs[67])
+            return !groups[i].uncompressed || tbs[68] == 0x04;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -134,9 +153,10 @@ int qk_ecdsa_verify(const QK_KEY *key, const unsigned char *dgst, size_t dlen, c
     const BIGNUM *r, *sv, *n;
     const unsigned char *p = sig;
     unsigned char *der = NULL;
+    OSSL_LIB_CTX *libctx;
     int derlen, ret = -1;
 
-    if (!key->has_pub)
+    if (key == NULL || !key->has_pub || dgst == NULL || sig == NULL)
         return -1;
     ERR_set_mark();
     s = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
@@ -150,7 +170,9 @@ int qk_ecdsa_verify(const QK_KEY *key, const unsigned char *dgst, size_t dlen, c
         ret = 0;
         goto end;
     }
-    if ((group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL || (bn = BN_CTX_new()) == NULL)
+    libctx = key->provctx != NULL ? key->provctx->libctx : NULL;
+    if ((group = EC_GROUP_new_by_curve_name_ex(libctx, NULL, NID_X9_62_prime256v1)) == NULL
+        || (bn = BN_CTX_new_ex(libctx)) == NULL)
         goto end;
     BN_CTX_start(bn);
     e = BN_CTX_get(bn);
@@ -251,20 +273,30 @@ static void sig_freectx(void *vctx)
     OPENSSL_free(c);
 }
 
+/* Field by field into a zeroed context: nothing uninitialised (padding, unused capacity) is copied. */
 static void *sig_dupctx(void *vctx)
 {
     QK_SIGCTX *src = vctx, *c;
 
-    c = OPENSSL_memdup(src, sizeof(*src));
-    if (c == NULL) {
+    if (src == NULL)
+        return NULL;
+    if ((c = OPENSSL_zalloc(sizeof(*c))) == NULL) {
         QK_RAISE(src->provctx, QK_R_INTERNAL, "out of memory");
         return NULL;
     }
-    c->buf = NULL;
-    c->mdctx = NULL;
-    qk_key_up_ref(c->key);
-    if (src->buf != NULL && (c->buf = OPENSSL_memdup(src->buf, src->cap)) == NULL)
-        goto err;
+    c->provctx = src->provctx;
+    c->key = src->key != NULL ? qk_key_up_ref(src->key) : NULL;
+    c->op = src->op;
+    c->md = src->md;
+    c->send_digest = src->send_digest;
+    c->data_started = src->data_started;
+    if (src->len > 0) {
+        if ((c->buf = OPENSSL_malloc(src->cap)) == NULL)
+            goto err;
+        memcpy(c->buf, src->buf, src->len);
+        c->len = src->len;
+        c->cap = src->cap;
+    }
     if (src->mdctx != NULL
         && ((c->mdctx = EVP_MD_CTX_new()) == NULL || !EVP_MD_CTX_copy_ex(c->mdctx, src->mdctx)))
         goto err;
@@ -375,6 +407,14 @@ static int remote_sign(QK_SIGCTX *c, QK_MD md, const unsigned char *tbs, size_t 
                  QK_MAX_SIG_LEN);
         return 0;
     }
+    if (tbs != NULL && is_tls12_server_key_exchange(tbs, tbslen)) {
+        QK_RAISE(c->provctx, QK_R_TLS12_REFUSED,
+                 "key '%s' signs the TLS 1.3 CertificateVerify, not a TLS 1.2 ServerKeyExchange (no domain "
+                 "separation: the signers refuse it). Configure TLS 1.3 only: nginx 'ssl_protocols TLSv1.3;', "
+                 "HAProxy 'ssl-min-ver TLSv1.3' (bind line or ssl-default-bind-options), openssl s_server -tls1_3",
+                 c->key->key_id);
+        return 0;
+    }
     if (!qk_client_sign(c->provctx, c->key, md, tbs, tbslen, dgst, dlen, sig, siglen, sigsize))
         return 0;
     if (dgst == NULL) {
@@ -469,8 +509,11 @@ static int sig_digest_update(void *vctx, const unsigned char *data, size_t datal
     }
     if (use_mdctx(c)) {
         if (c->mdctx == NULL) {
-            const EVP_MD *m = fetch_md(c->provctx, c->md);
-            if (m == NULL || (c->mdctx = EVP_MD_CTX_new()) == NULL || !EVP_DigestInit_ex2(c->mdctx, m, NULL)) {
+            EVP_MD *m = fetch_md(c->provctx, c->md);
+            int ok = m != NULL && (c->mdctx = EVP_MD_CTX_new()) != NULL && EVP_DigestInit_ex2(c->mdctx, m, NULL);
+
+            EVP_MD_free(m);   /* the context keeps its own reference */
+            if (!ok) {
                 QK_RAISE(c->provctx, QK_R_INTERNAL, "cannot start %s", qk_md_name(c->md));
                 return 0;
             }
@@ -617,6 +660,8 @@ static int sig_get_ctx_params(void *vctx, OSSL_PARAM params[])
     QK_SIGCTX *c = vctx;
     OSSL_PARAM *p;
 
+    if (params == NULL)
+        return 1;
     for (p = params; p->key != NULL; p++) {
         int ok = 1;
 

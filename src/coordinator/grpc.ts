@@ -11,15 +11,17 @@
  *
  * Sign statuses: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAVAILABLE ("quorum
  * insufficient: …"), RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL (see proto/quorumkey.proto).
+ * Every status the coordinator answers carries COORDINATOR_STATUS_METADATA: the provider retries
+ * and opens its circuit only on failures without it (the transport's).
  */
 import * as grpc from '@grpc/grpc-js';
 import { canonicalJson } from '../audit/canonical.js';
 import { publicKeySpki } from '../protocol/ecdsa.js';
 import type { OperatorApproval } from '../pki/operator-approval.js';
 import { callerName } from '../transport/tls.js';
-import { digestAlgFromWire, services } from '../transport/proto.js';
+import { COORDINATOR_STATUS_METADATA, digestAlgFromWire, services } from '../transport/proto.js';
 import type { AdminService, ClusterStatusView } from './admin.js';
-import { asCoordinatorError, CoordinatorError, grpcStatus } from './errors.js';
+import { asCoordinatorError, CoordinatorError, errorName, grpcStatus } from './errors.js';
 import type { KeyRecord, KeyStore } from './keys.js';
 import type { Logger } from './log.js';
 import { KEY_ID_PATTERN } from './policy.js';
@@ -67,7 +69,9 @@ export function clusterStatus(s: ClusterStatusView) {
 
 function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   const err = asCoordinatorError(e);
-  return { code: grpcStatus(err.kind), details: err.message, message: err.message };
+  const metadata = new grpc.Metadata();
+  metadata.set(COORDINATOR_STATUS_METADATA, errorName(err.kind));
+  return { code: grpcStatus(err.kind), details: err.message, message: err.message, metadata };
 }
 
 export interface GrpcDeps {

@@ -83,3 +83,8 @@ export const ABORT_METADATA = { reason: 'qk-abort-reason', culprit: 'qk-culprit'
  * (e.g. context-not-allowed, rate-limited), an operator approval (approval-*), a limit (key-limit).
  */
 export const REFUSAL_METADATA = 'qk-refusal';
+/**
+ * Trailing metadata on every status the coordinator itself answers (value: the error name), so a
+ * client tells "the coordinator said UNAVAILABLE (no usable signer subset)" from "no connection".
+ */
+export const COORDINATOR_STATUS_METADATA = 'qk-coordinator-status';

@@ -85,9 +85,9 @@ export function assertAllGood(results: Handshake[], count: number, serverLog?: (
   }
 }
 
-export async function waitForPort(port: number): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
   const { connect } = await import('node:net');
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = connect(port, '127.0.0.1');
