@@ -24,7 +24,7 @@ import { SESSION_ID_BYTES, toHex, type ProtocolMessage, type ProtocolName } from
 import type { Session } from '../src/protocol/session.js';
 import { fromEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import { SessionHost, type Step } from './compute/host.js';
-import { decodeError, decodeOutput, type SessionSpec } from './compute/specs.js';
+import { decodeError, decodeOutput, discardOutput, type SessionSpec } from './compute/specs.js';
 import { ComputeThread, type ComputeOptions } from './compute/thread.js';
 import type { Logger } from './log.js';
 import type { SignerMetrics } from './metrics.js';
@@ -217,7 +217,11 @@ export class SessionDriver {
     this.local = new LocalRunner((hex, step) => this.onStep(hex, step));
     this.thread = new ComputeThread(compute.niceIncrement, compute.options, log, (hex, reply) => {
       const run = this.running.get(hex);
-      if (run) this.metrics.computeStepDuration.observe({ protocol: run.protocol }, reply.seconds);
+      if (!run) {
+        if (reply.end?.ok) discardOutput(reply.end.output);
+        return;
+      }
+      this.metrics.computeStepDuration.observe({ protocol: run.protocol }, reply.seconds);
       const end = reply.end && (reply.end.ok ? { ok: true as const, output: decodeOutput(reply.end.output) } : { ok: false as const, error: decodeError(reply.end.error) });
       this.onStep(hex, end ? { messages: reply.messages, end } : { messages: reply.messages });
     });

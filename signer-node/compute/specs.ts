@@ -77,6 +77,11 @@ export function encodeOutput(output: unknown): { wire: OutputWire; transfer: Arr
   return { wire: { kind: 'presignatures', items, secrets: secrets.buffer }, transfer: [secrets.buffer] };
 }
 
+/** Wipes an output nobody will take (its session was ended here while the thread finished it). */
+export function discardOutput(wire: OutputWire): void {
+  new Uint8Array(wire.secrets).fill(0);
+}
+
 export function decodeOutput(wire: OutputWire): Presignature[] {
   return wire.items.map((p, i) => {
     const at = (k: number) => new Uint8Array(wire.secrets, i * HALF_BYTES + k * SCALAR_BYTES, SCALAR_BYTES);
