@@ -594,6 +594,17 @@ describe('signer node: real processes, sockets and mTLS', function () {
       rmSync(bogus);
     }
 
+    const configured: ClusterConfig = readClusterConfig(cluster.dir);
+    writeClusterConfig(cluster.dir, { ...configured, signerCompute: { niceIncrement: 25 } });
+    try {
+      const r = await runSignerToExit(cluster, 1);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr.length, 1, r.stderr.join('\n'));
+      assert.match(r.stderr[0]!, /signerCompute\.niceIncrement must be an integer in \[0, 19\], got 25/);
+    } finally {
+      writeClusterConfig(cluster.dir, configured);
+    }
+
     const runArgs = (args: string[]) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
         const p = spawn(process.execPath, [SIGNER_MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
