@@ -21,7 +21,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { format } from 'node:util';
-import { paths, readClusterConfig, type ClusterConfig } from '../src/cluster/config.js';
+import { paths, readClusterConfig, signerCompute, type ClusterConfig } from '../src/cluster/config.js';
 import { loadIdentity, signerName } from '../src/pki/cluster-ca.js';
 import { nativeKernelsProblem } from '../src/protocol/math/kernels.js';
 // Every module with a secret-handling kernel, so that each has registered before the check.
@@ -78,6 +78,11 @@ function checkConfig(config: ClusterConfig, index: number): void {
     if (typeof s.endpoint !== 'string' || typeof s.http !== 'string') throw new StartupError(`cluster.json: signer ${s.index} needs "endpoint" and "http" (host:port)`);
   }
   if (!seen.has(index)) throw new StartupError(`signer ${index} is not in the cluster configuration (signers: ${[...seen].join(',') || 'none'})`);
+  try {
+    signerCompute(config);
+  } catch (e) {
+    throw new StartupError((e as Error).message);
+  }
 }
 
 async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup }> {

@@ -12,6 +12,8 @@ export interface KeyGaugeSource {
   retiredPairs(): { keyId: string; peer: number }[];
   pendingMessages(): number;
   runningSessions(): number;
+  /** Operations posted to the compute thread and not answered yet. */
+  computeBacklog(): number;
 }
 
 export class SignerMetrics {
@@ -19,6 +21,7 @@ export class SignerMetrics {
   readonly sessions: Counter<'protocol' | 'result'>;
   readonly sessionAborts: Counter<'protocol' | 'reason'>;
   readonly sessionDuration: Histogram<'protocol'>;
+  readonly computeStepDuration: Histogram<'protocol'>;
   readonly blames: Counter<'peer'>;
   readonly finishDuration: Histogram;
   readonly finishes: Counter<'result'>;
@@ -98,6 +101,22 @@ export class SignerMetrics {
       collect() {
         this.set(source.runningSessions());
       },
+    });
+
+    new Gauge({
+      name: 'quorumkey_signer_compute_backlog',
+      help: 'Session steps posted to the compute thread (presign) and not answered yet.',
+      registers,
+      collect() {
+        this.set(source.computeBacklog());
+      },
+    });
+    this.computeStepDuration = new Histogram({
+      name: 'quorumkey_signer_compute_step_seconds',
+      help: 'Time the compute thread spent on one session step (a round or the output), by protocol.',
+      labelNames: ['protocol'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
     });
 
     this.sessions = new Counter({

@@ -36,7 +36,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ClusterConfig } from '../src/cluster/config.js';
+import { signerCompute, type ClusterConfig } from '../src/cluster/config.js';
 import type { TlsIdentity } from '../src/pki/cluster-ca.js';
 import type { OperatorApproval } from '../src/pki/operator-approval.js';
 import { ProtocolAbort } from '../src/protocol/errors.js';
@@ -46,7 +46,8 @@ import { SESSION_ID_BYTES, toHex } from '../src/protocol/message.js';
 import { TWEAK_SEED_BYTES } from '../src/protocol/online.js';
 import { Party } from '../src/protocol/party.js';
 import type { PairSetupSession } from '../src/protocol/pair-setup.js';
-import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
+import type { Presignature } from '../src/protocol/presign.js';
+import { wipe } from '../src/protocol/math/secret-scalar.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
 import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
@@ -58,6 +59,8 @@ import type { Logger } from './log.js';
 import { AccessError, COORDINATOR_IDENTITY, SignerAccess } from './access.js';
 import { SignerMetrics } from './metrics.js';
 import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, retirePairHandler, sendRetirePair, type PeerAddress, type RetirePairNotice } from './peers.js';
+import { presignSpec } from './compute/specs.js';
+import type { ComputeOptions } from './compute/thread.js';
 import { SessionDriver, ShuttingDown } from './sessions.js';
 import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
 
@@ -178,6 +181,11 @@ export interface SignerNodeOptions {
    * variable or configuration of the product reaches it.
    */
   createPeerTransport?: PeerTransportFactory;
+  /**
+   * The compute thread's entry module and its data; default: the product's (compute/worker.ts).
+   * The same kind of seam, for a test harness's own sessions (test/services/malicious-compute.ts).
+   */
+  compute?: ComputeOptions;
 }
 
 export type PeerTransportFactory = (identity: TlsIdentity, self: number, peers: readonly PeerAddress[], log: Logger) => PeerTransport;
@@ -228,6 +236,8 @@ export class SignerNode {
   private http: HttpServer | undefined;
   private stopping = false;
   private readonly expiry: NodeJS.Timeout;
+  /** Largest presign batch accepted (cluster.json signerCompute.maxPresignBatch). */
+  private readonly maxPresignBatch: number;
 
   constructor(options: SignerNodeOptions) {
     this.index = options.index;
@@ -245,11 +255,17 @@ export class SignerNode {
       retiredPairs: () => this.keySummaries().flatMap((k) => k.retired_peers.map((peer) => ({ keyId: k.key_id, peer }))),
       pendingMessages: () => this.driver.pending.size,
       runningSessions: () => this.driver.runningCount,
+      computeBacklog: () => this.driver.computeBacklog,
     });
     const createTransport: PeerTransportFactory = options.createPeerTransport ?? ((id, self, peers, log) => new PeerTransport(id, self, peers, log));
     this.transport = createTransport(this.identity, this.index, this.config.signers, this.log);
     this.gate = new SignGate(options.audit, (keyId, reason) => this.metrics.refusals.inc({ key: keyId, reason }));
-    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason));
+    const compute = signerCompute(this.config);
+    this.maxPresignBatch = compute.maxPresignBatch;
+    this.driver = new SessionDriver(this.party, this.transport, timeoutMs, this.log, this.metrics, (share, peer, reason) => this.pairRetired(share, peer, reason), {
+      niceIncrement: compute.niceIncrement,
+      options: options.compute ?? {},
+    });
     const ttl = this.config.presignatureTtlMs;
     const ttlMs = Number.isInteger(ttl) && ttl! > 0 ? ttl! : DEFAULT_PRESIGNATURE_TTL_MS;
     this.expiry = setInterval(() => this.expirePresignatures(ttlMs), Math.min(60_000, Math.max(100, Math.floor(ttlMs / 4))));
@@ -293,6 +309,7 @@ export class SignerNode {
 
   /** Binds gRPC (config endpoint) and HTTP (config http); returns the bound addresses. */
   async listen(): Promise<Addresses> {
+    await this.driver.ready(); // a compute thread without native kernels stops the start here
     const me = this.config.signers.find((s) => s.index === this.index)!;
     const g = splitHostPort(me.endpoint, `signer ${this.index} endpoint`);
     const h = splitHostPort(me.http, `signer ${this.index} http`);
@@ -317,8 +334,8 @@ export class SignerNode {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.expiry);
-    this.driver.close();
     await Promise.all([
+      this.driver.close(),
       new Promise<void>((resolve) => {
         const force = setTimeout(() => {
           this.server.forceShutdown();
@@ -533,7 +550,7 @@ export class SignerNode {
     const sessionId = this.sessionId(req.session_id);
     const subset = this.indices(req.subset, 'subset', 2, MAX_PARTIES);
     const count = req.count;
-    if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) throw invalid(`count must be between 1 and ${MAX_BATCH}, got ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > this.maxPresignBatch) throw invalid(`count must be between 1 and ${this.maxPresignBatch}, got ${count} (cluster.json signerCompute.maxPresignBatch)`);
     const share = this.party.share(keyId);
     if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
     const outsider = subset.find((p) => !share.parties.includes(p));
@@ -542,9 +559,10 @@ export class SignerNode {
       throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `signer ${this.index} already holds ${this.party.presignatureCount(keyId)} presignatures of '${keyId}' (limit ${MAX_PRESIGNATURES_PER_KEY})`);
     }
     this.checkCapacity();
-    const session = this.create(sessionId, () => this.party.startPresign(keyId, sessionId, subset, count));
-    await this.driver.run(session);
-    return this.completePresign(session);
+    // Computed on the compute thread: this thread goes on answering Finish and Health meanwhile.
+    const spec = this.create(sessionId, () => presignSpec(this.party.presignParams(keyId, sessionId, subset, count)));
+    const output = (await this.driver.compute(spec)) as Presignature[];
+    return this.completePresign(keyId, output);
   }
 
   /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */
@@ -557,15 +575,14 @@ export class SignerNode {
     this.log.info('unused presignatures expired', { expired: expired.length, ttl_ms: ttlMs });
   }
 
-  private completePresign(session: PresignSession): PresignResponse {
-    const output = session.output;
-    const current = this.party.share(session.keyId).epoch;
+  private completePresign(keyId: string, output: Presignature[]): PresignResponse {
+    const current = this.keys.has(keyId) ? this.party.share(keyId).epoch : undefined;
     if (output.some((p) => p.epoch !== current)) {
-      this.party.reportAbort(session, new ProtocolAbort('bad-parameters', 'key refreshed while presigning'));
-      throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${session.keyId}' was refreshed while this presign ran; its presignatures were discarded`);
+      for (const p of output) wipe(p.phi, p.u, p.v);
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${keyId}' was refreshed or removed while this presign ran; its presignatures were discarded`);
     }
-    this.party.complete(session, Date.now());
-    this.metrics.presignaturesCreated.inc({ key: session.keyId }, output.length);
+    this.party.storePresignatures(output, Date.now());
+    this.metrics.presignaturesCreated.inc({ key: keyId }, output.length);
     return { boot_id: this.bootId, presignatures: output.map((p) => ({ id: p.id, nonce: p.nonce })) };
   }
 
@@ -730,6 +747,7 @@ export class SignerNode {
     const share = this.party.share(keyId);
     if (notice.epoch !== share.epoch) return peerStatus(grpc.status.FAILED_PRECONDITION, `key '${keyId}' is at epoch ${share.epoch} here, not ${notice.epoch}`);
     const updated = this.party.retirePair(keyId, sender);
+    this.driver.pairRetired(keyId, sender);
     if (updated) {
       this.log.error('peer retired our pair after a failed check; retired here too', { key: keyId, peer: sender, reason: String(notice.reason ?? '').slice(0, 64) });
       await this.persist(keyId);

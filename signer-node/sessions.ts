@@ -1,23 +1,31 @@
 /**
- * Drives protocol sessions of the Party over the peer transport. No protocol logic lives here:
- * the session checks every message; this file only routes them, in order, at the right time.
+ * Drives protocol sessions of the Party over the peer transport: the routing half of session
+ * handling. The session checks every message; compute/host.ts advances it; this file routes
+ * messages, in order, at the right time, and decides how a session ends.
  *
+ * - Where a session computes: a presign runs on the compute thread (compute/thread.ts,
+ *   `compute(spec)`), so the main thread, which answers Finish and Health, never waits behind it;
+ *   key generation, refresh and pair re-setup still run here (`run(session)`), on a host of
+ *   their own. Both go through the same host logic and the same routing below.
  * - Incoming messages are routed by session id. A message for a session that has not started
  *   here yet (the coordinator calls the signers concurrently) waits in a bounded buffer (per
  *   peer and in total, at most two per session and peer) and expires after the session timeout.
- * - A peer may be one round ahead (it got everybody's messages before we got the last one):
- *   its next-round message is held until this session reaches that round.
  * - A message from a party that is not a peer of the session is dropped, not delivered: a third
  *   signer must not be able to abort a session it has no part in.
  * - A session that has not finished within the timeout is advanced anyway, which aborts it with
  *   'missing-message' naming the silent peer.
+ * - A blame retires the pair (the Party, durably through `onPairRetired`) and stops every other
+ *   presign of the key with the culprit, wherever it computes.
  */
 import { ProtocolAbort } from '../src/protocol/errors.js';
 import type { KeyShare } from '../src/protocol/keyshare.js';
 import type { Party } from '../src/protocol/party.js';
-import { SESSION_ID_BYTES, toHex, type ProtocolMessage } from '../src/protocol/message.js';
+import { SESSION_ID_BYTES, toHex, type ProtocolMessage, type ProtocolName } from '../src/protocol/message.js';
 import type { Session } from '../src/protocol/session.js';
 import { fromEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { SessionHost, type Step } from './compute/host.js';
+import { decodeError, decodeOutput, discardOutput, type SessionSpec } from './compute/specs.js';
+import { ComputeThread, type ComputeOptions } from './compute/thread.js';
 import type { Logger } from './log.js';
 import type { SignerMetrics } from './metrics.js';
 import type { PeerTransport, SessionStreams } from './peers.js';
@@ -116,17 +124,48 @@ export class PendingBuffer {
   }
 }
 
+
+/** Where a session computes; each step it produces comes back through the driver. */
+interface Runner {
+  deliver(hex: string, sender: number, message: ProtocolMessage): void;
+  timeout(hex: string, timeoutMs: number): void;
+  close(hex: string): void;
+}
+
+/** Sessions built on this thread (by the Party), computed here. */
+class LocalRunner implements Runner {
+  private readonly host = new SessionHost();
+
+  constructor(private readonly onStep: (hex: string, step: Step) => void) {}
+
+  open(hex: string, session: Session<unknown>): void {
+    this.onStep(hex, this.host.open(hex, session));
+  }
+  deliver(hex: string, sender: number, message: ProtocolMessage): void {
+    this.onStep(hex, this.host.deliver(hex, sender, message));
+  }
+  timeout(hex: string, timeoutMs: number): void {
+    this.onStep(hex, this.host.timeout(hex, timeoutMs));
+  }
+  close(hex: string): void {
+    this.host.close(hex);
+  }
+}
+
 interface Run {
-  session: Session<unknown>;
   hex: string;
   label: string;
+  protocol: ProtocolName;
+  keyId: string;
+  peers: readonly number[];
+  runner: Runner;
+  /** A session built on this thread: the Party tracks it and hears how it ended. */
+  session: Session<unknown> | undefined;
   streams: SessionStreams;
-  /** Messages of the next round, by sender, that arrived before this session got there. */
-  held: Map<number, ProtocolMessage>;
   timer: NodeJS.Timeout | undefined;
   started: number;
   settled: boolean;
-  resolve: () => void;
+  resolve: (output: unknown) => void;
   reject: (err: unknown) => void;
 }
 
@@ -143,6 +182,12 @@ function messageBytes(m: ProtocolMessage): number {
   return n;
 }
 
+export interface ComputeSettings {
+  /** Added to the compute thread's nice value. */
+  niceIncrement: number;
+  options: ComputeOptions;
+}
+
 export class SessionDriver {
   private readonly running = new Map<string, Run>();
   /** Session ids that ended here recently: late messages for them are dropped, not buffered. */
@@ -150,6 +195,8 @@ export class SessionDriver {
   readonly pending: PendingBuffer;
   private readonly sweeper: NodeJS.Timeout;
   private readonly lastDropLog = new Map<string, number>();
+  private readonly local: LocalRunner;
+  private readonly thread: ComputeThread;
   private closed = false;
 
   constructor(
@@ -163,9 +210,21 @@ export class SessionDriver {
      * failed and is being retried). The failing session is answered only then.
      */
     private readonly onPairRetired: (share: KeyShare, peer: number, reason: string) => Promise<void>,
+    compute: ComputeSettings,
     limits: BufferLimits = DEFAULT_BUFFER_LIMITS,
   ) {
     this.pending = new PendingBuffer(limits, timeoutMs);
+    this.local = new LocalRunner((hex, step) => this.onStep(hex, step));
+    this.thread = new ComputeThread(compute.niceIncrement, compute.options, log, (hex, reply) => {
+      const run = this.running.get(hex);
+      if (!run) {
+        if (reply.end?.ok) discardOutput(reply.end.output);
+        return;
+      }
+      this.metrics.computeStepDuration.observe({ protocol: run.protocol }, reply.seconds);
+      const end = reply.end && (reply.end.ok ? { ok: true as const, output: decodeOutput(reply.end.output) } : { ok: false as const, error: decodeError(reply.end.error) });
+      this.onStep(hex, end ? { messages: reply.messages, end } : { messages: reply.messages });
+    });
     this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(5000, Math.floor(timeoutMs / 4))));
     this.sweeper.unref();
   }
@@ -174,43 +233,30 @@ export class SessionDriver {
     return this.running.size;
   }
 
+  /** Operations waiting for the compute thread. */
+  get computeBacklog(): number {
+    return this.thread.backlog;
+  }
+
+  /** Resolves with the compute thread's nice value once it is ready; rejects with its refusal. */
+  ready(): Promise<number> {
+    return this.thread.ready();
+  }
+
   /**
-   * Runs a session created by the Party (not started yet) until it has its output. Rejects with
-   * the ProtocolAbort (after reporting it to the Party) or another Error; never leaves the
-   * session running.
+   * Runs a session created by the Party (not started yet) on this thread until it has its
+   * output (then in `session.output`). Rejects with the ProtocolAbort (after reporting it to the
+   * Party) or another Error; never leaves the session running.
    */
-  run(session: Session<unknown>): Promise<void> {
-    const hex = toHex(session.sessionId);
-    const label = hex.slice(0, 16);
-    return new Promise<void>((resolve, reject) => {
-      if (this.closed) return reject(new ShuttingDown());
-      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
-      const run: Run = {
-        session,
-        hex,
-        label,
-        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
-          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
-        ),
-        held: new Map(),
-        timer: undefined,
-        started: performance.now(),
-        settled: false,
-        resolve,
-        reject,
-      };
-      this.running.set(hex, run);
-      this.finished.delete(hex);
-      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
-      this.log.debug('session started', { protocol: session.protocol, key: session.keyId, session: label, parties: session.parties });
-      this.step(run, () => {
-        run.streams.send(session.start());
-        for (const item of this.pending.take(hex)) {
-          if (run.settled) break;
-          this.accept(run, item.sender, item.message);
-        }
-      });
-    });
+  async run(session: Session<unknown>): Promise<void> {
+    await this.begin(session.protocol, session.keyId, session.sessionId, session.peers, this.local, session, (hex) => this.local.open(hex, session));
+  }
+
+  /** Runs the session `spec` describes on the compute thread; resolves with its output. */
+  compute(spec: SessionSpec): Promise<unknown> {
+    const { share, sessionId, subset } = spec;
+    const peers = subset.filter((p) => p !== share.self);
+    return this.begin(spec.protocol, share.keyId, sessionId, peers, this.thread, undefined, (hex) => this.thread.start(hex, spec));
   }
 
   /** An envelope from the Peer service, with the sender index from the peer's certificate. */
@@ -224,7 +270,7 @@ export class SessionDriver {
     const run = this.running.get(hex);
     if (run) {
       this.metrics.peerMessages.inc({ result: 'delivered' });
-      this.step(run, () => this.accept(run, sender, message));
+      this.accept(run, sender, message);
       return;
     }
     if (this.finished.has(hex)) {
@@ -242,96 +288,121 @@ export class SessionDriver {
     this.pending.take(toHex(sessionId));
   }
 
-  /** Stops every running session (shutdown). */
-  close(): void {
+  /** The pair (key, peer) was retired (here or by the peer): stops every presign of the key with the peer. */
+  pairRetired(keyId: string, peer: number): void {
+    for (const other of [...this.running.values()]) {
+      if (other.protocol === 'presign' && other.keyId === keyId && other.peers.includes(peer)) {
+        this.settle(other, new ProtocolAbort('pair-retired', 'session stopped: the OT correlation with the peer was retired', peer));
+      }
+    }
+  }
+
+  /** Stops every running session and the compute thread (shutdown). */
+  async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const run of [...this.running.values()]) this.settle(run, new ShuttingDown());
+    await this.thread.stop();
+  }
+
+  private begin(
+    protocol: ProtocolName,
+    keyId: string,
+    sessionId: Uint8Array,
+    peers: readonly number[],
+    runner: Runner,
+    session: Session<unknown> | undefined,
+    open: (hex: string) => void,
+  ): Promise<unknown> {
+    const hex = toHex(sessionId);
+    const label = hex.slice(0, 16);
+    return new Promise<unknown>((resolve, reject) => {
+      if (this.closed) return reject(new ShuttingDown());
+      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
+      const run: Run = {
+        hex,
+        label,
+        protocol,
+        keyId,
+        peers,
+        runner,
+        session,
+        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
+          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
+        ),
+        timer: undefined,
+        started: performance.now(),
+        settled: false,
+        resolve,
+        reject,
+      };
+      this.running.set(hex, run);
+      this.finished.delete(hex);
+      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
+      this.log.debug('session started', { protocol, key: keyId, session: label, peers: [...peers], thread: runner === this.local ? 'main' : 'compute' });
+      open(hex);
+      for (const item of this.pending.take(hex)) {
+        if (run.settled) break;
+        this.accept(run, item.sender, item.message);
+      }
+    });
   }
 
   private accept(run: Run, sender: number, message: ProtocolMessage): void {
-    const { session } = run;
-    if (!session.peers.includes(sender)) {
+    if (run.settled) return;
+    if (!run.peers.includes(sender)) {
       this.drop('dropped-not-a-peer', sender, `party ${sender} is not a peer of session ${run.label}…`);
       return;
     }
-    if (message.round === session.currentRound + 1 && !run.held.has(sender)) {
-      run.held.set(sender, message);
-      return;
-    }
-    session.receive(message, sender);
-    this.pump(run);
+    run.runner.deliver(run.hex, sender, message);
   }
 
-  /** Advances the session as long as its round is complete. */
-  private pump(run: Run): void {
-    const { session } = run;
-    while (!run.settled && session.ready) {
-      run.streams.send(session.advance());
-      if (session.done) {
-        this.settle(run);
-        return;
-      }
-      for (const [sender, message] of [...run.held]) {
-        if (message.round !== session.currentRound) continue;
-        run.held.delete(sender);
-        session.receive(message, sender);
-      }
-    }
-    if (!run.settled && session.aborted) this.settle(run, session.aborted);
-  }
-
-  private step(run: Run, fn: () => void): void {
-    if (run.settled) return;
-    try {
-      fn();
-    } catch (err) {
-      this.settle(run, err);
-    }
+  private onStep(hex: string, step: Step): void {
+    const run = this.running.get(hex);
+    if (!run || run.settled) return;
+    run.streams.send(step.messages);
+    if (!step.end) return;
+    if (step.end.ok) this.settle(run, undefined, step.end.output);
+    else this.settle(run, step.end.error ?? new Error('session failed'));
   }
 
   private onTimeout(run: Run): void {
     run.timer = undefined;
-    if (run.settled) return;
-    this.step(run, () => {
-      // Every message arrived would have made the round complete already: this names the silent peer.
-      run.streams.send(run.session.advance());
-      this.pump(run);
-      if (!run.settled) throw new ProtocolAbort('missing-message', `session did not finish within ${this.timeoutMs} ms`);
-    });
+    if (!run.settled) run.runner.timeout(run.hex, this.timeoutMs);
   }
 
-  private settle(run: Run, err?: unknown): void {
+  private settle(run: Run, err?: unknown, output?: unknown): void {
     if (run.settled) return;
     run.settled = true;
     if (run.timer) clearTimeout(run.timer);
+    run.runner.close(run.hex);
     run.streams.end();
-    run.held.clear();
     this.running.delete(run.hex);
     this.finished.set(run.hex, Date.now() + 2 * this.timeoutMs);
-    const { session } = run;
+    const { protocol, keyId } = run;
     const seconds = (performance.now() - run.started) / 1000;
-    this.metrics.sessionDuration.observe({ protocol: session.protocol }, seconds);
-    const context = { protocol: session.protocol, key: session.keyId, session: run.label, seconds: Number(seconds.toFixed(3)) };
+    this.metrics.sessionDuration.observe({ protocol }, seconds);
+    const context = { protocol, key: keyId, session: run.label, seconds: Number(seconds.toFixed(3)) };
     if (err === undefined) {
-      this.metrics.sessions.inc({ protocol: session.protocol, result: 'ok' });
+      this.metrics.sessions.inc({ protocol, result: 'ok' });
       this.log.info('session finished', context);
-      run.resolve();
+      run.resolve(output);
       return;
     }
     if (err instanceof ProtocolAbort) {
-      const retired = this.party.reportAbort(session, err);
-      this.metrics.sessions.inc({ protocol: session.protocol, result: 'aborted' });
-      this.metrics.sessionAborts.inc({ protocol: session.protocol, reason: err.reason });
-      if (err.isBlame && err.culprit !== undefined) this.metrics.blames.inc({ peer: String(err.culprit) });
+      const blamed = err.isBlame ? err.culprit : undefined;
+      const retired = run.session ? this.party.reportAbort(run.session, err) : blamed !== undefined ? this.party.retirePair(keyId, blamed) : undefined;
+      this.metrics.sessions.inc({ protocol, result: 'aborted' });
+      this.metrics.sessionAborts.inc({ protocol, reason: err.reason });
+      if (blamed !== undefined) this.metrics.blames.inc({ peer: String(blamed) });
       const durable = retired && err.culprit !== undefined ? this.onPairRetired(retired, err.culprit, err.reason) : Promise.resolve();
       this.log.warn('session aborted', { ...context, reason: err.reason, culprit: err.culprit, detail: err.message });
       void durable.finally(() => run.reject(err));
-      // A retired pair stops the Party's other sessions of the key with the culprit: settle them too.
-      for (const other of [...this.running.values()]) if (other.session.aborted) this.settle(other, other.session.aborted);
+      // A blame retires the pair: every other presign of the key with the culprit stops too.
+      if (blamed !== undefined) this.pairRetired(keyId, blamed);
       return;
     }
-    this.metrics.sessions.inc({ protocol: session.protocol, result: 'error' });
+    this.metrics.sessions.inc({ protocol, result: 'error' });
     if (err instanceof ShuttingDown) this.log.info('session stopped: shutting down', context);
     else this.log.error('session failed', { ...context, error: (err as Error)?.message ?? String(err) });
     run.reject(err);

@@ -78,6 +78,29 @@ export interface ClusterConfig {
   maxKeysPerSigner?: number;
   /** A presignature a signer holds unused for longer is destroyed; default one hour. */
   presignatureTtlMs?: number;
+  /** The signers' compute thread (docs/signer-threads.md); defaults: DEFAULT_SIGNER_COMPUTE. */
+  signerCompute?: Partial<SignerComputeConfig>;
+}
+
+export interface SignerComputeConfig {
+  /** Added to the compute thread's nice value (0–19): refill yields the CPU to Finish and Health. */
+  niceIncrement: number;
+  /** Largest presign batch a signer accepts (1–256): bounds the length of one compute step. */
+  maxPresignBatch: number;
+}
+
+export const DEFAULT_SIGNER_COMPUTE: SignerComputeConfig = { niceIncrement: 10, maxPresignBatch: 64 };
+
+/** The signers' compute settings with defaults filled in; throws naming a bad value. */
+export function signerCompute(config: ClusterConfig): SignerComputeConfig {
+  const out = { ...DEFAULT_SIGNER_COMPUTE, ...config.signerCompute };
+  const check = (name: keyof SignerComputeConfig, min: number, max: number) => {
+    const v = out[name];
+    if (!Number.isInteger(v) || v < min || v > max) throw new Error(`cluster.json: signerCompute.${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  };
+  check('niceIncrement', 0, 19);
+  check('maxPresignBatch', 1, 256);
+  return out;
 }
 
 export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };

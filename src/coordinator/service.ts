@@ -7,7 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuditLog } from '../audit/log.js';
-import { DEFAULT_POOL, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
+import { DEFAULT_POOL, paths, readClusterConfig, signerCompute, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
@@ -56,6 +56,8 @@ export function poolConfig(config: ClusterConfig): PoolConfig {
     if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
   }
   if (pool.batch < 1 || pool.batch > 256) throw new Error('cluster.json: pool.batch must be in [1, 256]');
+  const { maxPresignBatch } = signerCompute(config);
+  if (pool.batch > maxPresignBatch) throw new Error(`cluster.json: pool.batch ${pool.batch} is above what the signers accept (signerCompute.maxPresignBatch ${maxPresignBatch})`);
   return pool;
 }
 

@@ -19,7 +19,7 @@ import { toHex } from './message.js';
 import { signShare, type SignRequest } from './online.js';
 import { wipe } from './math/secret-scalar.js';
 import { PairSetupSession, withPairState } from './pair-setup.js';
-import { PresignSession, type Presignature } from './presign.js';
+import { PresignSession, type PresignParams, type Presignature } from './presign.js';
 import { systemRng, type Rng } from './rng.js';
 import type { Session } from './session.js';
 import type { ProtocolMessage } from './message.js';
@@ -81,10 +81,18 @@ export class Party {
     return updated;
   }
   startPresign(keyId: string, sessionId: Uint8Array, subset: readonly number[], count: number): PresignSession {
+    return this.track(new PresignSession({ ...this.presignParams(keyId, sessionId, subset, count), rng: this.rng }));
+  }
+  /**
+   * The parameters of a presign this party may start now (refused while a pair of the subset is
+   * retired), for a session built elsewhere: a signer's compute thread (signer-node/compute/).
+   * Such a session is not tracked here; its caller stores its output (storePresignatures).
+   */
+  presignParams(keyId: string, sessionId: Uint8Array, subset: readonly number[], count: number): PresignParams {
     const share = this.share(keyId);
     const retired = subset.find((p) => share.retiredPeers.has(p));
     if (retired !== undefined) abort('pair-retired', `the OT correlation with this peer is retired for key '${keyId}' after a failed check; run the pair re-setup first`, retired);
-    return this.track(new PresignSession({ share, sessionId, subset, count, rng: this.rng }));
+    return { share, sessionId, subset, count };
   }
   startPairSetup(keyId: string, sessionId: Uint8Array, peer: number): PairSetupSession {
     return this.track(new PairSetupSession({ share: this.share(keyId), sessionId, peer, rng: this.rng }));
@@ -94,12 +102,17 @@ export class Party {
   complete(session: KeyDealingSession | PresignSession, now = 0): void {
     this.active.delete(session);
     if (session instanceof PresignSession) {
-      for (const p of session.output) {
-        this.presignatures.set(toHex(p.id), p);
-        this.presignedAt.set(toHex(p.id), now);
-      }
+      this.storePresignatures(session.output, now);
     } else {
       this.installShare(session.output);
+    }
+  }
+
+  /** Stores the halves a presign produced (at `now`); each is used at most once (sign). */
+  storePresignatures(presignatures: readonly Presignature[], now: number): void {
+    for (const p of presignatures) {
+      this.presignatures.set(toHex(p.id), p);
+      this.presignedAt.set(toHex(p.id), now);
     }
   }
 

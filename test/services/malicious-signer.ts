@@ -23,6 +23,10 @@
  *                  INTERNAL instead of the share.
  *   finish-slow    every Finish answer is held back for QK_MALICIOUS_DELAY_MS (default 6000 ms,
  *                  longer than the coordinator's 5 s Finish deadline).
+ *   presign-hold   its last message of every presign (the one carrying ψ) is held back, and the
+ *                  session's streams left open, until the process gets SIGUSR2 (which releases
+ *                  everything held): a test decides when the peer's last step starts
+ *                  (test/services/signer-offload.test.ts). Logged as tampered, fields ["hold"].
  *   accuse-all     a false accuser: every Presign request is answered ABORTED with metadata
  *                  qk-abort-reason=ot-check-failed, qk-blame=1 and qk-culprit = another member of
  *                  the requested subset (without taking part in the session), and every Health
@@ -30,7 +34,8 @@
  *   replay-collude the colluding peer of a coordinator that replays presign labels: on a label
  *                  it saw before it replays its own draws with its VOLE choice bits flipped,
  *                  and it records the VOLE messages it receives (OBSERVED_FILE) for the test's
- *                  extraction arithmetic (test/services/replay.test.ts).
+ *                  extraction arithmetic (test/services/replay.test.ts). Its presign sessions
+ *                  are built on its compute thread by malicious-compute.ts.
  *   none           behave honestly.
  *
  * Default: presign-tau. Key generation and refresh messages are never touched.
@@ -39,6 +44,8 @@
  *  - outgoing peer messages: SignerNodeOptions.createPeerTransport, an ordinary dependency-injection
  *    parameter of SignerNode (default `new PeerTransport(...)`). This file passes a subclass of
  *    PeerTransport whose per-session SessionStreams rewrite messages before they are encoded.
+ *  - presign sessions (replay-collude): SignerNodeOptions.compute, the compute thread's entry
+ *    module (malicious-compute.ts builds the colluding sessions there).
  *  - online shares: SignerNode exposes its Party (`node.party`); this file decorates that
  *    instance's `sign` method, so the Finish handler returns the tampered message.
  *  - answers, their timing and failures: while SignerNode is constructed, grpc-js
@@ -49,7 +56,7 @@
  * can check it happened.
  */
 import * as grpc from '@grpc/grpc-js';
-import { appendFileSync, existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
@@ -58,9 +65,6 @@ import { loadIdentity, signerName, type TlsIdentity } from '../../src/pki/cluste
 import { add, mulBase, POINT_BYTES } from '../../src/protocol/math/curve.js';
 import { bytesToBigInt, mod, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
 import { toHex, type ProtocolMessage } from '../../src/protocol/message.js';
-import type { Party } from '../../src/protocol/party.js';
-import { systemRng } from '../../src/protocol/rng.js';
-import { VOLE_OTS } from '../../src/protocol/vole.js';
 import { services } from '../../src/transport/proto.js';
 import { createLogger, logLevelFromEnv, type Logger } from '../../signer-node/log.js';
 import { SignerNode } from '../../signer-node/node.js';
@@ -71,55 +75,12 @@ import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
 /** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'presign-hold' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'presign-hold', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude'];
 /** replay-collude: the file (in this signer's data directory) of the VOLE messages it received. */
 export const OBSERVED_FILE = 'observed-vole.jsonl';
-
-/**
- * replay-collude: a colluder of a coordinator that replays presign labels. Its randomness for a
- * presign label seen before replays the first session's draws one by one, except that its VOLE
- * choice bits (the draws of ⌈ξ·B/8⌉ bytes) come back complemented — the attack of the review
- * that swapped an honest Alice's pads when the context had no fresh randomness. It writes every
- * VOLE message it receives (label, sender, τ, key-share points, context) to OBSERVED_FILE.
- */
-function colludeOnReplays(party: Party, dataDir: string, log: Logger): void {
-  const draws = new Map<string, Uint8Array[]>();
-  const choiceBytes = (count: number) => Math.ceil((VOLE_OTS * count) / 8);
-  const target = party as unknown as { rng: (length: number) => Uint8Array };
-  const startPresign = party.startPresign.bind(party);
-  party.startPresign = (keyId, sessionId, subset, count) => {
-    const label = toHex(sessionId);
-    const recorded = draws.get(label);
-    if (recorded) {
-      let at = 0;
-      target.rng = (length) => {
-        const bytes = (recorded[at++] ?? systemRng(length)).slice();
-        return length === choiceBytes(count) ? bytes.map((v) => v ^ 0xff) : bytes;
-      };
-      log.warn('malicious: tampered', { what: 'presign', fields: ['choice-bits'], session: label.slice(0, 16) });
-    } else {
-      const list: Uint8Array[] = [];
-      draws.set(label, list);
-      target.rng = (length) => {
-        const bytes = systemRng(length);
-        list.push(bytes.slice());
-        return bytes;
-      };
-    }
-    const session = startPresign(keyId, sessionId, subset, count);
-    const receive = session.receive.bind(session);
-    session.receive = (message, sender) => {
-      const { tau, keyShares, context } = message.payload;
-      if (tau && keyShares && context) {
-        const line = { label, from: sender, tau: toHex(tau), keyShares: toHex(keyShares), context: toHex(context) };
-        appendFileSync(join(dataDir, OBSERVED_FILE), JSON.stringify(line) + '\n');
-      }
-      receive(message, sender);
-    };
-    return session;
-  };
-}
+/** replay-collude: the compute thread's entry, whose presign sessions collude (malicious-compute.ts). */
+const COLLUDING_COMPUTE = new URL('./malicious-compute.js', import.meta.url);
 
 function parseMode(value: string | undefined): Set<Tamper> {
   const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
@@ -152,17 +113,38 @@ function withField(m: ProtocolMessage, name: string, value: Uint8Array): Protoco
   return { ...m, payload: { ...m.payload, [name]: value } };
 }
 
-/** SessionStreams that rewrite presign messages on their way out. */
+/** Releases of everything presign-hold holds back, run at SIGUSR2. */
+const heldBack: (() => void)[] = [];
+
+/** SessionStreams that rewrite presign messages on their way out, or hold them back. */
 class TamperingStreams extends SessionStreams {
+  private holding = false;
+  private endWhenReleased = false;
+
   constructor(
     private readonly tamper: (m: ProtocolMessage) => ProtocolMessage,
+    private readonly hold: (m: ProtocolMessage) => boolean,
     ...args: ConstructorParameters<typeof SessionStreams>
   ) {
     super(...args);
   }
 
   override send(messages: readonly ProtocolMessage[]): void {
-    super.send(messages.map(this.tamper));
+    const out = messages.map(this.tamper);
+    const later = out.filter(this.hold);
+    super.send(out.filter((m) => !later.includes(m)));
+    if (later.length === 0) return;
+    this.holding = true;
+    heldBack.push(() => {
+      this.holding = false;
+      super.send(later);
+      if (this.endWhenReleased) super.end();
+    });
+  }
+
+  override end(): void {
+    if (this.holding) this.endWhenReleased = true;
+    else super.end();
   }
 }
 
@@ -179,7 +161,13 @@ class TamperingTransport extends PeerTransport {
   }
 
   override streams(label: string, deadline: Date, onPeerError: (peer: number, detail: string) => void): SessionStreams {
-    return new TamperingStreams((m) => this.tamper(m), this, label, deadline, onPeerError);
+    return new TamperingStreams((m) => this.tamper(m), (m) => this.holds(m), this, label, deadline, onPeerError);
+  }
+
+  private holds(m: ProtocolMessage): boolean {
+    if (!this.modes.has('presign-hold') || m.protocol !== 'presign' || !m.payload.psi) return false;
+    this.log.warn('malicious: tampered', { what: 'presign', fields: ['hold'], round: m.round, to: m.to, session: toHex(m.sessionId).slice(0, 16) });
+    return true;
   }
 
   private tamper(m: ProtocolMessage): ProtocolMessage {
@@ -359,6 +347,7 @@ async function main(): Promise<void> {
         audit,
         log,
         createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
+        ...(modes.has('replay-collude') ? { compute: { entry: COLLUDING_COMPUTE, extra: { observedFile: join(store.dataDir, OBSERVED_FILE) } } } : {}),
       }),
   );
   const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('accuse-all') ? ['Presign', 'Health'] : [])];
@@ -382,7 +371,6 @@ async function main(): Promise<void> {
       return message;
     };
   }
-  if (modes.has('replay-collude')) colludeOnReplays(node.party, store.dataDir, log);
   node.installShares(shares);
   const addresses = await node.listen();
   log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], delay_ms: delayMs, boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
@@ -402,6 +390,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  process.on('SIGUSR2', () => {
+    log.warn('malicious: releasing held messages', { releases: heldBack.length });
+    for (const release of heldBack.splice(0)) release();
+  });
 }
 
 // Runs only as a process entry, not when a test imports this module (for MALICIOUS_MODE_ENV).

@@ -385,8 +385,8 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await pre({ subset: [2, 3] }), INVALID, /does not include this signer/);
     expectStatus(await pre({ subset: [1, 2, 3] }), INVALID, /exactly 2 signers/);
     expectStatus(await pre({ subset: [] }), INVALID, /subset must list/);
-    expectStatus(await pre({ count: 0 }), INVALID, /count must be between 1 and 256, got 0/);
-    expectStatus(await pre({ count: 10000 }), INVALID, /count must be between 1 and 256, got 10000/);
+    expectStatus(await pre({ count: 0 }), INVALID, /count must be between 1 and 64, got 0/);
+    expectStatus(await pre({ count: 65 }), INVALID, /count must be between 1 and 64, got 65 \(cluster.json signerCompute.maxPresignBatch\)/);
     expectStatus(await pre({ session_id: Buffer.from('short') }), INVALID, /session_id must be 32 bytes/);
 
     const fin = (r: object) => call(s, 'Finish', { key_id: KEY, presignature_id: randomBytes(32), digest: randomBytes(32), tweak_seed: randomBytes(32), ...r });
@@ -592,6 +592,17 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.match(r.stderr[0]!, /cannot unseal share file .*bogus\.share: not-sealed/);
     } finally {
       rmSync(bogus);
+    }
+
+    const configured: ClusterConfig = readClusterConfig(cluster.dir);
+    writeClusterConfig(cluster.dir, { ...configured, signerCompute: { niceIncrement: 25 } });
+    try {
+      const r = await runSignerToExit(cluster, 1);
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr.length, 1, r.stderr.join('\n'));
+      assert.match(r.stderr[0]!, /signerCompute\.niceIncrement must be an integer in \[0, 19\], got 25/);
+    } finally {
+      writeClusterConfig(cluster.dir, configured);
     }
 
     const runArgs = (args: string[]) =>
