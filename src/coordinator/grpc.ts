@@ -207,6 +207,11 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
       });
       return keyInfo(k);
     }),
+    DeleteKey: unary('DeleteKey', async (req: { key_id: string; approval: OperatorApproval | null }, who) => {
+      d.log.warn('admin: delete key', { caller: who, key: req.key_id });
+      const r = await d.admin.deleteKey(req.key_id ?? '', req.approval, who);
+      return { key_id: r.keyId, erased: r.erased, remaining: r.remaining };
+    }),
     AdoptPolicy: unary('AdoptPolicy', async (req: { key_id: string; approval: OperatorApproval | null }, who) => {
       d.log.warn('admin: adopt policy', { caller: who, key: req.key_id });
       return keyInfo(await d.admin.adoptPolicy(req.key_id ?? '', req.approval, who));

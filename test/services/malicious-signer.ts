@@ -339,7 +339,7 @@ async function main(): Promise<void> {
   const kek = createKek(dir, index, me.seal);
   const store = new ShareStore(dir, index, kek);
   await store.checkKek();
-  const { shares } = await store.loadAll();
+  const { shares, pending } = await store.loadAll();
   const audit = await openSignerAudit(p.signerAudit(index), log);
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
@@ -383,7 +383,7 @@ async function main(): Promise<void> {
     };
   }
   if (modes.has('replay-collude')) colludeOnReplays(node.party, store.dataDir, log);
-  node.installShares(shares);
+  await node.installShares(shares, pending);
   const addresses = await node.listen();
   log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], delay_ms: delayMs, boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
   process.stdout.write(`signer ${index} ready grpc=${addresses.grpc} http=${addresses.http}\n`);
