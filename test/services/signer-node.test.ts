@@ -25,6 +25,7 @@ import { fromEnvelope, services, toEnvelope, type ProtocolEnvelope } from '../..
 import { clientCredentials, serverCredentials } from '../../src/transport/tls.js';
 import {
   call,
+  commitShares,
   client,
   createTestCluster,
   httpGet,
@@ -200,7 +201,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     for (const i of [1, 2, 3]) assert.equal(mode(paths(cluster.dir).signer(i)), 0o700);
   });
 
-  it('KeyGen 2-of-3 on all three concurrently → one public key, one public-shares digest, sealed before the answer', async () => {
+  it('KeyGen 2-of-3 on all three concurrently → one public key, one public-shares digest, sealed as pending before the answer; CommitShare makes it the share', async () => {
     keyGenSession = randomBytes(32);
     const answers = await Promise.all(
       [1, 2, 3].map((i) => ok<KeyGenResponse>(stub(i), 'KeyGen', { key_id: KEY, session_id: keyGenSession, parties: [1, 2, 3], threshold: 2, policy: policyBytes() })),
@@ -213,7 +214,18 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(a.public_shares_digest.length, 32);
       assert.equal(a.epoch, 0);
     }
+    const sharesDir = (i: number) => join(paths(cluster.dir).signer(i), 'shares');
     for (const i of [1, 2, 3]) {
+      assert.deepEqual(readdirSync(sharesDir(i)), [`${KEY}.pending`], `signer ${i}: pending, not committed`);
+      const h = await ok<Health & { pending: { key_id: string; epoch: number; public_shares_digest: Buffer }[] }>(stub(i), 'Health', {});
+      assert.deepEqual(h.keys, [], 'a pending key is not a key yet');
+      assert.deepEqual(h.pending.map((p) => [p.key_id, p.epoch, hex(p.public_shares_digest)]), [[KEY, 0, hex(answers[0]!.public_shares_digest)]]);
+    }
+    const wrong = await call(stub(1), 'CommitShare', { key_id: KEY, epoch: 0, public_shares_digest: randomBytes(32) });
+    expectStatus(wrong, grpc.status.FAILED_PRECONDITION, /other public shares than the ones committed/);
+    await commitShares([1, 2, 3].map(stub), KEY, answers[0]!);
+    for (const i of [1, 2, 3]) {
+      assert.deepEqual(readdirSync(sharesDir(i)), [`${KEY}.share`], `signer ${i}: committed`);
       const file = join(paths(cluster.dir).signer(i), 'shares', `${KEY}.share`);
       assert.equal(statSync(file).mode & 0o777, 0o600);
       const share = await unsealShare(i);
@@ -305,6 +317,8 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(a.epoch, 1);
       assert.equal(hex(a.public_shares_digest), hex(answers[0]!.public_shares_digest));
     }
+    for (const i of [1, 2, 3]) assert.equal((await ok<Health>(stub(i), 'Health', {})).keys[0]!.epoch, 0, `signer ${i}: epoch 0 stays active until the commit`);
+    await commitShares([1, 2, 3].map(stub), KEY, answers[0]!);
     for (const i of [1, 2, 3]) {
       const share = await unsealShare(i);
       assert.equal(share.epoch, 1);
