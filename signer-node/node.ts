@@ -57,7 +57,7 @@ import type { PairSetupSession } from '../src/protocol/pair-setup.js';
 import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
-import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { ABORT_METADATA, digestAlgFromWire, REFUSAL_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
 import { decodeKeyPolicy, keyPolicyDigest, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
@@ -118,6 +118,7 @@ interface PresignRequest {
   session_id: Buffer;
   subset: number[];
   count: number;
+  epoch: number;
 }
 interface FinishRequest {
   key_id: string;
@@ -649,6 +650,7 @@ export class SignerNode {
     const count = req.count;
     if (!Number.isInteger(count) || count < 1 || count > MAX_BATCH) throw invalid(`count must be between 1 and ${MAX_BATCH}, got ${count}`);
     const share = this.party.share(keyId);
+    if (req.epoch !== share.epoch) throw this.crossEpoch(keyId, req.epoch, share.epoch);
     if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
     const outsider = subset.find((p) => !share.parties.includes(p));
     if (outsider !== undefined) throw invalid(`subset: signer ${outsider} holds no share of '${keyId}' (holders: ${share.parties.join(',')})`);
@@ -659,6 +661,18 @@ export class SignerNode {
     const session = this.create(sessionId, () => this.party.startPresign(keyId, sessionId, subset, count));
     await this.driver.run(session);
     return this.completePresign(session);
+  }
+
+  /**
+   * The coordinator asked for another epoch than the one installed here (a refresh not
+   * committed here yet, or a share restored from an old backup): refused before anything is
+   * computed, named as such — never a blame.
+   */
+  private crossEpoch(keyId: string, asked: number, installed: number): RpcError {
+    const md = new grpc.Metadata();
+    md.set(REFUSAL_METADATA, 'cross-epoch');
+    const hint = installed < asked ? (this.pending.get(keyId)?.epoch === asked ? ' (that epoch is pending here, not committed yet)' : ' (an older share: restored from a backup? this signer needs a resharing)') : '';
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `cross-epoch: signer ${this.index} holds key '${keyId}' at epoch ${installed}, asked for epoch ${asked}${hint}`, md);
   }
 
   /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */

@@ -61,14 +61,34 @@ interface PairConflict {
   reason: string;
 }
 
+interface KeyEpoch {
+  key_id: string;
+  epoch: number;
+}
+
 interface ClusterStatus {
-  signers: Record<string, unknown>[];
+  signers: (Record<string, unknown> & { index: number; epochs?: KeyEpoch[]; pending?: KeyEpoch[] })[];
   pools: { key_id: string; subset: number[]; depth: number; target: number }[];
   conflicts: PairConflict[];
   subsets: { key_id: string; total: number; usable: { signers: number[] }[] }[];
 }
 
 const reconcileCommand = (c: PairConflict) => `quorumkey signers reconcile --key ${c.key_id} ${c.a} ${c.b}`;
+
+/** Each signer's epoch of a key (and a pending one), e.g. "1:3 2:3 3:2 (pending 3)"; flags a split. */
+function signerEpochs(status: ClusterStatus, keyId: string, committed: number | undefined): string {
+  const parts: string[] = [];
+  const seen = new Set<number>();
+  for (const s of status.signers) {
+    const at = s.epochs?.find((e) => e.key_id === keyId);
+    const pending = s.pending?.find((e) => e.key_id === keyId);
+    if (!at && !pending) continue;
+    if (at) seen.add(at.epoch);
+    parts.push(`${s.index}:${at ? at.epoch : '-'}${pending ? ` (pending ${pending.epoch})` : ''}`);
+  }
+  const split = seen.size > 1 || (committed !== undefined && [...seen].some((e) => e !== committed));
+  return `${parts.join(' ') || 'none reported'}${committed !== undefined ? `  committed ${committed}` : ''}${split ? '  SIGNERS ON DIFFERENT EPOCHS (they reconcile when they report)' : ''}`;
+}
 
 function printStatus(status: ClusterStatus, keys: readonly KeyInfo[] = []): void {
   console.log('signer  up  healthy  quarantined  latency   boot id');
@@ -82,6 +102,7 @@ function printStatus(status: ClusterStatus, keys: readonly KeyInfo[] = []): void
     const list = usable.length > 0 && usable.length <= 12 ? `  [${usable.map((u) => u.signers.join(',')).join('] [')}]` : '';
     console.log(`\nkey ${k.key_id}: usable subsets: ${usable.length} of ${k.total}${list}`);
     const info = keys.find((i) => i.key_id === k.key_id);
+    console.log(`  epochs: ${signerEpochs(status, k.key_id, info?.epoch)}`);
     if (info?.trusts_coordinator) console.log('  raw-digest: TRUSTS THE COORDINATOR (the signers cannot check what a bare digest stands for)');
     if (info && !info.policy_sealed) console.log(`  policy not sealed: signs nothing until 'quorumkey key adopt-policy ${k.key_id}'`);
     const conflicts = (status.conflicts ?? []).filter((c) => c.key_id === k.key_id);

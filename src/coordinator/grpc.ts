@@ -57,6 +57,8 @@ export function clusterStatus(s: ClusterStatusView) {
       latency_ms: x.latencyMs ?? 0,
       last_error: x.lastError,
       quarantine_reason: x.quarantineReason,
+      epochs: x.epochs.map((e) => ({ key_id: e.keyId, epoch: e.epoch })),
+      pending: x.pending.map((e) => ({ key_id: e.keyId, epoch: e.epoch })),
     })),
     pools: s.pools.map((p) => ({ key_id: p.keyId, subset: p.subset, depth: p.depth, target: p.target })),
     conflicts: s.conflicts.map((c) => ({ key_id: c.keyId, a: c.a, b: c.b, reported_by: c.reportedBy, reason: c.reason })),

@@ -81,6 +81,8 @@ export interface PresignRequest {
   session_id: Uint8Array;
   subset: number[];
   count: number;
+  /** The committed epoch: a signer on another one refuses (qk-refusal: cross-epoch). */
+  epoch: number;
 }
 export interface PresignResponse {
   boot_id: string;
@@ -230,7 +232,10 @@ export class SignerRegistry extends EventEmitter {
       'grpc.min_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
+      // A signer busy with a key generation or refresh on its main thread can answer a ping late
+      // on a loaded machine: a short timeout dropped its connection, failing the whole dealing
+      // ("Connection dropped"). A dead signer is still seen at once (connection refused / reset).
+      'grpc.keepalive_timeout_ms': 30_000,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     }) as unknown as Client;
   }

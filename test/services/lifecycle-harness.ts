@@ -7,6 +7,7 @@ import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { paths, writeClusterConfig } from '../../src/cluster/config.js';
 import { jsonLogger } from '../../src/coordinator/log.js';
 import { Coordinator } from '../../src/coordinator/service.js';
@@ -14,10 +15,18 @@ import { ensureClusterPki } from '../../src/pki/cluster-ca.js';
 import { publicKeySpki } from '../../src/protocol/ecdsa.js';
 import { verifyTbs, waitFor } from '../coordinator/clients.js';
 import { certificateVerifyTbs, CLI } from './cluster-harness.js';
+import { MALICIOUS_DELAY_ENV, MALICIOUS_MODE_ENV } from './malicious-signer.js';
 import { launch, running, stop, type Proc } from './processes.js';
 import { createTestCluster, SIGNER_MAIN, type TestCluster } from './signer-cluster.js';
 
 export const SIGNER_READY = /^signer (\d+) ready grpc=(\S+) http=(\S+)$/;
+const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
+
+/** A test wrapper mode of test/services/malicious-signer.ts, with its delay (ms). */
+export interface WrapperMode {
+  mode: string;
+  delayMs?: number;
+}
 
 export class LifecycleCluster {
   coordinator: Coordinator | undefined;
@@ -42,8 +51,13 @@ export class LifecycleCluster {
     return this.cluster.dir;
   }
 
-  async startSigner(index: number): Promise<Proc> {
-    const p = await launch(`signer ${index}`, SIGNER_MAIN, ['--dir', this.cluster.dir, '--index', String(index)], { ...this.cluster.env, QUORUMKEY_LOG_LEVEL: 'info' }, SIGNER_READY);
+  /** Starts signer `index` (the real signer, or the test wrapper in `wrapper` mode). */
+  async startSigner(index: number, wrapper?: WrapperMode): Promise<Proc> {
+    const args = ['--dir', this.cluster.dir, '--index', String(index)];
+    const env = { ...this.cluster.env, QUORUMKEY_LOG_LEVEL: 'info' };
+    const p = wrapper
+      ? await launch(`signer ${index} (wrapper: ${wrapper.mode})`, MALICIOUS_MAIN, args, { ...env, [MALICIOUS_MODE_ENV]: wrapper.mode, [MALICIOUS_DELAY_ENV]: String(wrapper.delayMs ?? 6000) }, SIGNER_READY)
+      : await launch(`signer ${index}`, SIGNER_MAIN, args, env, SIGNER_READY);
     this.signers.set(index, p);
     return p;
   }

@@ -31,9 +31,13 @@
  *                  it saw before it replays its own draws with its VOLE choice bits flipped,
  *                  and it records the VOLE messages it receives (OBSERVED_FILE) for the test's
  *                  extraction arithmetic (test/services/replay.test.ts).
+ *   refresh-drop   the first refresh echo (protocol round 3, wire round 4) it sends to its lowest-numbered
+ *                  peer is not sent at all (a lost message: that peer's refresh times out).
+ *   refresh-hold   every successful Refresh answer is held back for QK_MALICIOUS_DELAY_MS after
+ *                  the pending share is sealed (a test kills the coordinator meanwhile).
  *   none           behave honestly.
  *
- * Default: presign-tau. Key generation and refresh messages are never touched.
+ * Default: presign-tau. Key generation messages are never touched; refresh only as above.
  *
  * Seams (composition only, nothing in signer-node/ knows about tampering):
  *  - outgoing peer messages: SignerNodeOptions.createPeerTransport, an ordinary dependency-injection
@@ -71,8 +75,8 @@ import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
 /** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude' | 'refresh-drop' | 'refresh-hold';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude', 'refresh-drop', 'refresh-hold'];
 /** replay-collude: the file (in this signer's data directory) of the VOLE messages it received. */
 export const OBSERVED_FILE = 'observed-vole.jsonl';
 
@@ -152,17 +156,17 @@ function withField(m: ProtocolMessage, name: string, value: Uint8Array): Protoco
   return { ...m, payload: { ...m.payload, [name]: value } };
 }
 
-/** SessionStreams that rewrite presign messages on their way out. */
+/** SessionStreams that rewrite (or drop: undefined) messages on their way out. */
 class TamperingStreams extends SessionStreams {
   constructor(
-    private readonly tamper: (m: ProtocolMessage) => ProtocolMessage,
+    private readonly tamper: (m: ProtocolMessage) => ProtocolMessage | undefined,
     ...args: ConstructorParameters<typeof SessionStreams>
   ) {
     super(...args);
   }
 
   override send(messages: readonly ProtocolMessage[]): void {
-    super.send(messages.map(this.tamper));
+    super.send(messages.map(this.tamper).filter((m): m is ProtocolMessage => m !== undefined));
   }
 }
 
@@ -172,7 +176,7 @@ class TamperingTransport extends PeerTransport {
     private readonly modes: ReadonlySet<Tamper>,
     identity: TlsIdentity,
     self: number,
-    peers: readonly PeerAddress[],
+    private readonly peers: readonly PeerAddress[],
     log: Logger,
   ) {
     super(identity, self, peers, log);
@@ -182,7 +186,17 @@ class TamperingTransport extends PeerTransport {
     return new TamperingStreams((m) => this.tamper(m), this, label, deadline, onPeerError);
   }
 
-  private tamper(m: ProtocolMessage): ProtocolMessage {
+  private dropped = false;
+
+  private tamper(m: ProtocolMessage): ProtocolMessage | undefined {
+    // Protocol round 3 (the echo) is wire round 4 (session.ts: the nonce round comes first).
+    if (m.protocol === 'refresh' && m.round === 4 && this.modes.has('refresh-drop') && !this.dropped) {
+      const lowest = Math.min(...this.peers.map((p) => p.index).filter((i) => i !== this.self));
+      if (m.to !== lowest) return m;
+      this.dropped = true;
+      this.log.warn('malicious: tampered', { what: 'refresh', fields: ['drop'], round: m.round, to: m.to, session: toHex(m.sessionId).slice(0, 16) });
+      return undefined;
+    }
     if (m.protocol !== 'presign') return m;
     let out = m;
     const changed: string[] = [];
@@ -262,6 +276,14 @@ function handlerDecorator(
           } else {
             answer();
           }
+        });
+    }
+    if (method === 'Refresh' && modes.has('refresh-hold')) {
+      return (call, callback) =>
+        handler(call, (err, value, ...rest) => {
+          if (err) return callback(err, value, ...rest);
+          log.warn('malicious: tampered', { what: 'refresh', fields: ['hold'], delay_ms: delayMs });
+          setTimeout(() => callback(err, value, ...rest), delayMs);
         });
     }
     if (method === 'Presign' && modes.has('accuse-all')) {
@@ -361,7 +383,11 @@ async function main(): Promise<void> {
         createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
       }),
   );
-  const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('accuse-all') ? ['Presign', 'Health'] : [])];
+  const wanted = [
+    ...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []),
+    ...(modes.has('accuse-all') ? ['Presign', 'Health'] : []),
+    ...(modes.has('refresh-hold') ? ['Refresh'] : []),
+  ];
   const missing = wanted.filter((m) => !decorated.includes(m));
   if (missing.length) fail(`could not decorate the Signer service handlers ${missing.join(', ')} (did SignerNode stop registering them through grpc.Server.addService?)`);
   if (modes.has('finish-w') || modes.has('finish-nonce')) {

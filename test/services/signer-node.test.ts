@@ -116,9 +116,12 @@ describe('signer node: real processes, sockets and mTLS', function () {
     return sp;
   }
 
+  /** The key's committed epoch: every Presign names it. */
+  let epoch = 0;
+
   async function presign(subset: number[], count: number): Promise<PresignResponse[]> {
     const sid = randomBytes(32);
-    return Promise.all(subset.map((i) => ok<PresignResponse>(stub(i), 'Presign', { key_id: KEY, session_id: sid, subset, count })));
+    return Promise.all(subset.map((i) => ok<PresignResponse>(stub(i), 'Presign', { key_id: KEY, session_id: sid, subset, count, epoch })));
   }
 
   async function sign(subset: number[], presignature: { id: Buffer; nonce: Buffer }, message: Uint8Array): Promise<Signature> {
@@ -319,6 +322,12 @@ describe('signer node: real processes, sockets and mTLS', function () {
     }
     for (const i of [1, 2, 3]) assert.equal((await ok<Health>(stub(i), 'Health', {})).keys[0]!.epoch, 0, `signer ${i}: epoch 0 stays active until the commit`);
     await commitShares([1, 2, 3].map(stub), KEY, answers[0]!);
+    // A presign for the old epoch is refused as cross-epoch, before anything runs: not a blame.
+    const old = await call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch: 0 });
+    expectStatus(old, grpc.status.FAILED_PRECONDITION, /^cross-epoch: signer 1 holds key '.+' at epoch 1, asked for epoch 0$/);
+    assert.equal(old.error!.metadata.get('qk-refusal')[0], 'cross-epoch');
+    assert.deepEqual(old.error!.metadata.get('qk-blame'), []);
+    epoch = 1;
     for (const i of [1, 2, 3]) {
       const share = await unsealShare(i);
       assert.equal(share.epoch, 1);
@@ -368,7 +377,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
 
   it('bad input to every Signer RPC → the right status and a clear message; the service keeps serving', async () => {
     // Runs meanwhile: a presign whose peer is never asked to join → missing-message naming it.
-    const silent = call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 3], count: 1 }, 30_000);
+    const silent = call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 3], count: 1, epoch }, 30_000);
     const s = stub(1);
     const sid = () => randomBytes(32);
     const keyGen = (r: object) => call(s, 'KeyGen', { key_id: 'k2', session_id: sid(), parties: [1, 2, 3], threshold: 2, policy: policyBytes(), ...r });
@@ -393,7 +402,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await keyGen({ key_id: KEY }), grpc.status.ALREADY_EXISTS, /already exists/);
     // A label seen before is no error: freshness comes from every party's session nonce.
 
-    const pre = (r: object) => call(s, 'Presign', { key_id: KEY, session_id: sid(), subset: [1, 2], count: 1, ...r });
+    const pre = (r: object) => call(s, 'Presign', { key_id: KEY, session_id: sid(), subset: [1, 2], count: 1, epoch, ...r });
     expectStatus(await pre({ key_id: 'nope' }), grpc.status.NOT_FOUND, /no share of key 'nope'/);
     expectStatus(await pre({ key_id: '' }), INVALID, /key_id/);
     expectStatus(await pre({ subset: [2, 3] }), INVALID, /does not include this signer/);
@@ -530,7 +539,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
       party.installShare(share1);
       const sid = randomBytes(32);
       const session = party.startPresign(KEY, sid, [1, 2], 1);
-      const honest = call(stub(2), 'Presign', { key_id: KEY, session_id: sid, subset: [1, 2], count: 1 });
+      const honest = call(stub(2), 'Presign', { key_id: KEY, session_id: sid, subset: [1, 2], count: 1, epoch });
       const peer = client('Peer', endpoint(2), 'signer-2', clientCredentials(me));
       const stream = (peer.Exchange as (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<ProtocolEnvelope>)(() => undefined);
       const exchange = async () => {
@@ -556,7 +565,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
 
       assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
       const refusedPresign = async () => {
-        const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+        const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch });
         const e2 = expectStatus(refused, grpc.status.ABORTED, /pair-retired/);
         assert.equal(e2.metadata.get('qk-abort-reason')[0], 'pair-retired');
         assert.equal(e2.metadata.get('qk-culprit')[0], '1');
@@ -739,7 +748,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     await stopSigner(procs.get(2)!, 'SIGKILL');
     await boot(2);
     assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
-    const refusedAfterRestart = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+    const refusedAfterRestart = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch });
     expectStatus(refusedAfterRestart, grpc.status.ABORTED, /pair-retired/);
 
     // Signer 1 (honest again, restarted by the startup test): the pair re-setup is the only way
