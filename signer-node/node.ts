@@ -902,6 +902,7 @@ export class SignerNode {
           boot_id: h.boot_id,
           keys: h.keys.map((k) => ({ key_id: k.key_id, epoch: k.epoch, public_key: toHex(k.public_key), presignatures: k.presignatures, retired_peers: k.retired_peers })),
           retired_pairs: h.keys.filter((k) => k.retired_peers.length > 0).map((k) => ({ key_id: k.key_id, peers: k.retired_peers })),
+          pending: h.pending.map((p) => ({ key_id: p.key_id, epoch: p.epoch })),
         });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(req.method === 'HEAD' ? undefined : body);

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { paths } from '../../src/cluster/config.js';
 import { waitFor } from '../coordinator/clients.js';
 import { LifecycleCluster } from './lifecycle-harness.js';
+import { httpGet } from './signer-cluster.js';
 import { launch, stop } from './processes.js';
 
 const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
@@ -46,12 +47,12 @@ describe('key lifecycle: two-phase refresh under faults (real processes)', funct
     const want = Object.fromEntries(HOLDERS.map((i) => [i, epoch]));
     await waitFor(`every holder on epoch ${epoch}, nothing pending`, async () => {
       const now = await c.epochs(KEY);
-      return JSON.stringify(now) === JSON.stringify(want) && c.keyFiles(KEY).every((f) => f.endsWith('.share'));
+      const reported = c.coordinator!.signers.all().every((s) => s.pending.length === 0);
+      return JSON.stringify(now) === JSON.stringify(want) && reported && c.keyFiles(KEY).every((f) => f.endsWith('.share'));
     }, 60_000, 250);
     assert.equal(c.coordinator!.keys.get(KEY)!.epoch, epoch, 'keys.json records the committed epoch');
     assert.equal(KeyStore.load(join(paths(c.dir).coordinator, 'keys.json')).get(KEY)!.epoch, epoch, 'keys.json on disk');
     assert.deepEqual(c.keyFiles(KEY).sort(), HOLDERS.map((i) => `signer-${i}/${KEY}.share`));
-    for (const s of c.coordinator!.signers.all()) assert.deepEqual(s.pending, [], `signer ${s.index} reports nothing pending`);
     await c.signAndVerify(KEY);
     await c.signAndVerify(OTHER);
     assert.deepEqual(c.admin.status().conflicts, [], 'no pair conflict on any key');
@@ -151,6 +152,8 @@ describe('key lifecycle: two-phase refresh under faults (real processes)', funct
     const refreshing = c.cli('refresh', KEY);
     await waitFor('signer 4 sealed its pending share and holds its answer', () => holding.stderr.some((l) => l.includes('"malicious: tampered"') && l.includes('"hold"')), 120_000, 50);
     await waitFor('every holder sealed a pending share', () => HOLDERS.every((i) => c.keyFiles(KEY).includes(`signer-${i}/${KEY}.pending`)), 60_000, 50);
+    const healthz = (await httpGet(c.signers.get(1)!.ready[3]!, '/healthz')).body;
+    assert.deepEqual((JSON.parse(healthz) as { pending: unknown[] }).pending, [{ key_id: KEY, epoch: epoch + 1 }], "signer 1's /healthz lists its pending share");
     process.kill(coordinator.pid, 'SIGKILL');
     await coordinator.exited;
     const cli = await refreshing;

@@ -734,8 +734,9 @@ describe('signer node: real processes, sockets and mTLS', function () {
     }
     const h = await httpGet(http, '/healthz');
     assert.equal(h.status, 200);
-    const body = JSON.parse(h.body) as { index: number; boot_id: string; keys: { key_id: string; epoch: number; public_key: string }[] };
+    const body = JSON.parse(h.body) as { index: number; boot_id: string; keys: { key_id: string; epoch: number; public_key: string }[]; pending: unknown[] };
     assert.equal(body.index, 2);
+    assert.deepEqual(body.pending, [], 'nothing pending after the commits');
     assert.equal(body.boot_id, bootIds.get(2));
     assert.equal(body.keys[0]!.key_id, KEY);
     assert.equal(body.keys[0]!.public_key, hex(publicKey));
