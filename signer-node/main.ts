@@ -116,12 +116,12 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
   for (const w of kek.warnings) log.warn(w);
   const store = new ShareStore(dir, index, kek);
   const created = await store.checkKek();
-  const { shares, ignored } = await store.loadAll();
+  const { shares, pending, ignored } = await store.loadAll();
   for (const name of ignored) log.warn('ignoring unexpected file in the shares directory', { file: name });
 
   const audit = await openSignerAudit(p.signerAudit(index), log);
   const node = new SignerNode({ index, config, identity, store, audit, log });
-  node.installShares(shares);
+  await node.installShares(shares, pending);
   let addresses;
   try {
     addresses = await node.listen();
@@ -136,6 +136,7 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
     seal: kek.description,
     seal_check: created ? 'created' : 'verified',
     keys: shares.map((s) => `${s.keyId}@${s.epoch}`),
+    pending: pending.map((s) => `${s.keyId}@${s.epoch}`),
     session_timeout_ms: config.sessionTimeoutMs,
   });
   process.stdout.write(`signer ${index} ready grpc=${addresses.grpc} http=${addresses.http}\n`);

@@ -14,11 +14,19 @@
  * (best effort; it refuses nothing it would not refuse anyway). Only PairSetup (the operator's
  * `quorumkey signers reconcile`) or a refresh makes the pair usable again; no readmission, no
  * restart. Every input is validated before it reaches the Party;
+ *
+ * Two-phase key dealing (DESIGN §7): a KeyGen or Refresh seals its new share as the key's
+ * *pending* share and answers; nothing signs with it. The coordinator, once every holder
+ * answered, sends CommitShare (the pending file is renamed over the share: atomic) — or
+ * DiscardShare when any holder failed. A restarted signer keeps its pending share and lists it
+ * in Health; the coordinator decides from its registry (committed there: commit; else: discard).
+ * EraseKey removes every file of a key, with the operator's approval of {op: delete-key, key}.
  * a handler never throws out of grpc-js (bad input is answered, and the service keeps serving).
  *
  * Statuses (details always a readable sentence):
  *   INVALID_ARGUMENT     malformed field (key id, session id, index lists, count, digest, seed…)
  *   NOT_FOUND            unknown key
+ *   FAILED_PRECONDITION  (also) CommitShare of a pending share this signer does not hold
  *   ALREADY_EXISTS       KeyGen of a key this signer already holds
  *   FAILED_PRECONDITION  "presignature unknown or already used"; a key generation/refresh of the
  *                        key is already running; key refreshed while a presign ran
@@ -50,7 +58,7 @@ import type { Presignature } from '../src/protocol/presign.js';
 import { wipe } from '../src/protocol/math/secret-scalar.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
-import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { ABORT_METADATA, digestAlgFromWire, REFUSAL_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
 import { decodeKeyPolicy, keyPolicyDigest, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
@@ -113,6 +121,7 @@ interface PresignRequest {
   session_id: Buffer;
   subset: number[];
   count: number;
+  epoch: number;
 }
 interface FinishRequest {
   key_id: string;
@@ -134,6 +143,25 @@ interface PairSetupRequest {
   peer: number;
   approval: OperatorApproval | null;
 }
+interface CommitShareRequest {
+  key_id: string;
+  epoch: number;
+  public_shares_digest: Buffer;
+}
+interface DiscardShareRequest {
+  key_id: string;
+  epoch: number;
+}
+interface EraseKeyRequest {
+  key_id: string;
+  approval: OperatorApproval | null;
+}
+interface PendingShare {
+  key_id: string;
+  epoch: number;
+  public_key: Uint8Array;
+  public_shares_digest: Uint8Array;
+}
 interface SetPolicyRequest {
   key_id: string;
   policy: Buffer;
@@ -151,6 +179,7 @@ interface HealthResponse {
   index: number;
   boot_id: string;
   keys: KeySummary[];
+  pending: PendingShare[];
 }
 interface KeyGenResponse {
   public_key: Uint8Array;
@@ -224,6 +253,9 @@ export class SignerNode {
   private readonly log: Logger;
   private readonly signerIndices: ReadonlySet<number>;
   private readonly keys = new Set<string>();
+  /** Shares dealt and sealed as pending, not committed yet (never used to sign), by key. */
+  private readonly pending = new Map<string, KeyShare>();
+  private readonly audit: AuditLog;
   /** Keys with a key generation or refresh running here. */
   private readonly dealing = new Set<string>();
   /** The latest share write of each key (persist() chains the next one behind it). */
@@ -245,6 +277,7 @@ export class SignerNode {
     this.identity = options.identity;
     this.store = options.store;
     this.log = options.log;
+    this.audit = options.audit;
     this.bootId = options.bootId ?? randomUUID();
     this.party = new Party(this.index);
     this.signerIndices = new Set(this.config.signers.map((s) => s.index));
@@ -292,6 +325,9 @@ export class SignerNode {
       Refresh: this.unary('Refresh', (r: RefreshRequest) => this.refresh(r)),
       PairSetup: this.unary('PairSetup', (r: PairSetupRequest) => this.pairSetup(r)),
       SetPolicy: this.unary('SetPolicy', (r: SetPolicyRequest) => this.setPolicy(r)),
+      CommitShare: this.unary('CommitShare', (r: CommitShareRequest) => this.commitShare(r)),
+      DiscardShare: this.unary('DiscardShare', (r: DiscardShareRequest) => this.discardShare(r)),
+      EraseKey: this.unary('EraseKey', (r: EraseKeyRequest) => this.eraseKey(r)),
     });
     this.server.addService(services.Peer.service, {
       Exchange: exchangeHandler(this.transport, (sender, envelope) => this.driver.deliver(sender, envelope)),
@@ -299,11 +335,25 @@ export class SignerNode {
     });
   }
 
-  /** Installs shares loaded from sealed storage. */
-  installShares(shares: readonly KeyShare[]): void {
+  /**
+   * Installs shares loaded from sealed storage, and the pending ones (kept aside until the
+   * coordinator commits or discards them). A pending share that could never be committed (not
+   * the next epoch of the installed one, or epoch 0 beside one) is removed now.
+   */
+  async installShares(shares: readonly KeyShare[], pending: readonly KeyShare[] = []): Promise<void> {
     for (const share of shares) {
       this.party.installShare(share);
       this.keys.add(share.keyId);
+    }
+    for (const share of pending) {
+      const current = this.keys.has(share.keyId) ? this.party.share(share.keyId).epoch : -1;
+      if (share.epoch === current + 1) {
+        this.pending.set(share.keyId, share);
+        this.log.warn('pending share found: waiting for the coordinator to commit or discard it', { key: share.keyId, epoch: share.epoch });
+      } else {
+        await this.store.discardPending(share.keyId);
+        this.log.warn('stale pending share removed', { key: share.keyId, epoch: share.epoch, installed_epoch: current });
+      }
     }
   }
 
@@ -489,11 +539,14 @@ export class SignerNode {
   }
 
   private health(): HealthResponse {
-    return { index: this.index, boot_id: this.bootId, keys: this.keySummaries() };
+    const pending = [...this.pending.values()]
+      .sort((a, b) => (a.keyId < b.keyId ? -1 : 1))
+      .map((p) => ({ key_id: p.keyId, epoch: p.epoch, public_key: p.publicKey, public_shares_digest: publicSharesDigest(p) }));
+    return { index: this.index, boot_id: this.bootId, keys: this.keySummaries(), pending };
   }
 
   private async keyGen(req: KeyGenRequest): Promise<KeyGenResponse> {
-    this.access.admitNewKey(this.keys, this.dealing);
+    this.access.admitNewKey(new Set([...this.keys, ...this.pending.keys()]), this.dealing);
     const keyId = this.keyId(req.key_id);
     const sessionId = this.sessionId(req.session_id);
     const parties = this.indices(req.parties, 'parties', 2, MAX_PARTIES);
@@ -510,9 +563,8 @@ export class SignerNode {
     try {
       this.log.info('key generation started', { key: keyId, session: toHex(sessionId).slice(0, 16), parties, threshold, policy: new TextDecoder().decode(policy) });
       await this.driver.run(session);
-      const share = await this.seal(session);
-      this.keys.add(keyId);
-      this.log.info('key generated and sealed', { key: keyId, epoch: share.epoch, public_key: toHex(share.publicKey) });
+      const share = await this.sealPending(session);
+      this.log.info('key generated and sealed as pending', { key: keyId, epoch: share.epoch, public_key: toHex(share.publicKey) });
       return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
     } finally {
       this.dealing.delete(keyId);
@@ -529,20 +581,83 @@ export class SignerNode {
     try {
       this.log.info('refresh started', { key: keyId, session: toHex(sessionId).slice(0, 16), epoch: this.party.share(keyId).epoch });
       await this.driver.run(session);
-      const share = await this.seal(session);
-      this.log.info('key refreshed and sealed; older presignatures destroyed', { key: keyId, epoch: share.epoch });
+      const share = await this.sealPending(session);
+      this.log.info('key refreshed: the next epoch is sealed as pending', { key: keyId, epoch: share.epoch });
       return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
     } finally {
       this.dealing.delete(keyId);
     }
   }
 
-  /** Seals a finished key-dealing session's share, then installs it (the file first, always). */
-  private async seal(session: KeyDealingSession): Promise<KeyShare> {
-    const share = session.output;
-    await this.store.save(share);
-    this.party.complete(session);
+  /**
+   * Seals a finished key-dealing session's share as the key's pending share (replacing an older
+   * pending one: an attempt the coordinator never committed). Nothing signs with it until
+   * CommitShare.
+   */
+  private async sealPending(session: KeyDealingSession): Promise<KeyShare> {
+    const share = this.party.release(session);
+    this.pending.delete(share.keyId);
+    await this.store.savePending(share);
+    this.pending.set(share.keyId, share);
     return share;
+  }
+
+  /**
+   * Phase two: the pending share of `epoch` becomes the key's share (rename over the old file,
+   * then installed: the older epoch's presignatures are destroyed). Answered as done when that
+   * epoch is already installed with the same public shares (a repeated commit).
+   */
+  private async commitShare(req: CommitShareRequest): Promise<KeySummary> {
+    const keyId = this.keyId(req.key_id);
+    const digest = this.bytes(req.public_shares_digest, 'public_shares_digest', 32);
+    const pending = this.pending.get(keyId);
+    const installed = this.keys.has(keyId) ? this.party.share(keyId) : undefined;
+    if (!pending || pending.epoch !== req.epoch) {
+      if (installed?.epoch === req.epoch && Buffer.from(publicSharesDigest(installed)).equals(digest)) return this.keySummary(keyId);
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `signer ${this.index} holds no pending share of '${keyId}' at epoch ${req.epoch}${pending ? ` (pending: epoch ${pending.epoch})` : ''}`);
+    }
+    if (!Buffer.from(publicSharesDigest(pending)).equals(digest)) {
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, `signer ${this.index}: the pending share of '${keyId}' at epoch ${req.epoch} has other public shares than the ones committed`);
+    }
+    if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is running on signer ${this.index}`);
+    await this.store.commitPending(keyId);
+    this.pending.delete(keyId);
+    this.party.installShare(pending);
+    this.keys.add(keyId);
+    this.log.info('pending share committed; older presignatures destroyed', { key: keyId, epoch: pending.epoch });
+    return this.keySummary(keyId);
+  }
+
+  /** Removes the key's pending share of `epoch` (the dealing did not complete everywhere). */
+  private async discardShare(req: DiscardShareRequest): Promise<KeySummary> {
+    const keyId = this.keyId(req.key_id);
+    const pending = this.pending.get(keyId);
+    if (pending && pending.epoch === req.epoch && !this.dealing.has(keyId)) {
+      await this.store.discardPending(keyId);
+      this.pending.delete(keyId);
+      this.log.warn('pending share discarded', { key: keyId, epoch: req.epoch });
+    }
+    return this.keys.has(keyId) ? this.keySummary(keyId) : { key_id: keyId, epoch: 0, public_key: new Uint8Array(0), presignatures: 0, retired_peers: [], policy: new Uint8Array(0) };
+  }
+
+  /**
+   * Erases every file of a key (share and pending) and forgets it, with the operator's approval
+   * of {op: delete-key, key}; recorded in this signer's audit log first.
+   */
+  private async eraseKey(req: EraseKeyRequest): Promise<KeySummary> {
+    const keyId = this.keyId(req.key_id);
+    this.access.checkApproval('EraseKey', req.approval, { op: 'delete-key', key: keyId });
+    if (!this.keys.has(keyId) && !this.pending.has(keyId)) throw new RpcError(grpc.status.NOT_FOUND, `signer ${this.index} holds no share of key '${keyId}'`);
+    if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation, refresh or pair re-setup of key '${keyId}' is running on signer ${this.index}`);
+    const epoch = this.keys.has(keyId) ? this.party.share(keyId).epoch : this.pending.get(keyId)!.epoch;
+    await this.audit.append({ event: 'key-erased', key_id: keyId, epoch, time: new Date().toISOString() });
+    await (this.saving.get(keyId) ?? Promise.resolve());
+    await this.store.erase(keyId);
+    this.keys.delete(keyId);
+    this.pending.delete(keyId);
+    this.party.removeShare(keyId);
+    this.log.warn('key erased (operator approval)', { key: keyId, epoch });
+    return { key_id: keyId, epoch, public_key: new Uint8Array(0), presignatures: 0, retired_peers: [], policy: new Uint8Array(0) };
   }
 
   private async presign(req: PresignRequest): Promise<PresignResponse> {
@@ -552,6 +667,7 @@ export class SignerNode {
     const count = req.count;
     if (!Number.isInteger(count) || count < 1 || count > this.maxPresignBatch) throw invalid(`count must be between 1 and ${this.maxPresignBatch}, got ${count} (cluster.json signerCompute.maxPresignBatch)`);
     const share = this.party.share(keyId);
+    if (req.epoch !== share.epoch) throw this.crossEpoch(keyId, req.epoch, share.epoch);
     if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
     const outsider = subset.find((p) => !share.parties.includes(p));
     if (outsider !== undefined) throw invalid(`subset: signer ${outsider} holds no share of '${keyId}' (holders: ${share.parties.join(',')})`);
@@ -563,6 +679,18 @@ export class SignerNode {
     const spec = this.create(sessionId, () => presignSpec(this.party.presignParams(keyId, sessionId, subset, count)));
     const output = (await this.driver.compute(spec)) as Presignature[];
     return this.completePresign(keyId, output);
+  }
+
+  /**
+   * The coordinator asked for another epoch than the one installed here (a refresh not
+   * committed here yet, or a share restored from an old backup): refused before anything is
+   * computed, named as such — never a blame.
+   */
+  private crossEpoch(keyId: string, asked: number, installed: number): RpcError {
+    const md = new grpc.Metadata();
+    md.set(REFUSAL_METADATA, 'cross-epoch');
+    const hint = installed < asked ? (this.pending.get(keyId)?.epoch === asked ? ' (that epoch is pending here, not committed yet)' : ' (an older share: restored from a backup? this signer needs a resharing)') : '';
+    return new RpcError(grpc.status.FAILED_PRECONDITION, `cross-epoch: signer ${this.index} holds key '${keyId}' at epoch ${installed}, asked for epoch ${asked}${hint}`, md);
   }
 
   /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */
@@ -762,7 +890,7 @@ export class SignerNode {
    */
   private persist(keyId: string): Promise<void> {
     const write = async () => {
-      await this.store.save(this.party.share(keyId));
+      if (this.keys.has(keyId)) await this.store.save(this.party.share(keyId)); // erased meanwhile: nothing to write
     };
     const next = (this.saving.get(keyId) ?? Promise.resolve()).then(write, write);
     this.saving.set(keyId, next.catch(() => undefined));
@@ -792,6 +920,7 @@ export class SignerNode {
           boot_id: h.boot_id,
           keys: h.keys.map((k) => ({ key_id: k.key_id, epoch: k.epoch, public_key: toHex(k.public_key), presignatures: k.presignatures, retired_peers: k.retired_peers })),
           retired_pairs: h.keys.filter((k) => k.retired_peers.length > 0).map((k) => ({ key_id: k.key_id, peers: k.retired_peers })),
+          pending: h.pending.map((p) => ({ key_id: p.key_id, epoch: p.epoch })),
         });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(req.method === 'HEAD' ? undefined : body);

@@ -6,6 +6,10 @@
  *   <dir>/signer-<i>/seal.passphrase        dev mode only: the passphrase (mode 0600)
  *   <dir>/signer-<i>/seal.check             a sealed canary: proves at start that the KEK is right
  *   <dir>/signer-<i>/shares/<key id>.share  one sealed KeyShare per key (mode 0600)
+ *   <dir>/signer-<i>/shares/<key id>.pending  a share not committed yet (a new key, or the next
+ *                                            epoch of a refresh): never used to sign; the
+ *                                            coordinator's CommitShare renames it over .share
+ *                                            (atomic), its DiscardShare removes it
  *
  * A share file is bound (AEAD additional data) to `quorumkey/share/v1/signer-<i>/<key id>`, so a
  * file copied to another signer or renamed to another key fails to open. The canary is bound to
@@ -14,15 +18,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { paths, type SealConfig } from '../src/cluster/config.js';
 import { decodeKeyShare, encodeKeyShare } from '../src/protocol/keyshare-codec.js';
 import type { KeyShare } from '../src/protocol/keyshare.js';
+import { fsyncDirectory } from '../src/storage/atomic-write.js';
 import { isTempName, PassphraseKek, Pkcs11Kek, readSealedFile, SealError, writeSealedFile, type Kek } from '../src/storage/seal.js';
 
 export const KEY_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const SHARE_SUFFIX = '.share';
+export const PENDING_SUFFIX = '.pending';
 export const PASSPHRASE_FILE = 'seal.passphrase';
 export const SEAL_CHECK_FILE = 'seal.check';
 
@@ -192,10 +198,19 @@ export class ShareStore {
     return true;
   }
 
-  /** Opens every share file. Throws StartupError naming the file that cannot be used. */
-  async loadAll(): Promise<{ shares: KeyShare[]; ignored: string[] }> {
+  pendingPath(keyId: string): string {
+    return this.sharePath(keyId).slice(0, -SHARE_SUFFIX.length) + PENDING_SUFFIX;
+  }
+
+  /**
+   * Opens every share file, committed and pending. Throws StartupError naming the file that
+   * cannot be used. A pending share is the same sealed format under the same binding as the
+   * committed one (a commit is a rename).
+   */
+  async loadAll(): Promise<{ shares: KeyShare[]; pending: KeyShare[]; ignored: string[] }> {
     const names = (await readdir(this.sharesDir)).sort();
     const shares: KeyShare[] = [];
+    const pending: KeyShare[] = [];
     const ignored: string[] = [];
     for (const name of names) {
       if (isTempName(name)) {
@@ -203,47 +218,79 @@ export class ShareStore {
         await rm(join(this.sharesDir, name), { force: true });
         continue;
       }
-      if (!name.endsWith(SHARE_SUFFIX)) {
+      const suffix = [SHARE_SUFFIX, PENDING_SUFFIX].find((x) => name.endsWith(x));
+      if (!suffix) {
         ignored.push(name);
         continue;
       }
-      const keyId = name.slice(0, -SHARE_SUFFIX.length);
-      const file = join(this.sharesDir, name);
-      if (!KEY_ID_PATTERN.test(keyId)) throw new StartupError(`share file ${file}: '${keyId}' is not a valid key id`);
-      let plain: Buffer;
-      try {
-        plain = await readSealedFile(file, this.kekSetup.kek, shareAad(this.index, keyId));
-      } catch (e) {
-        throw sealFailure(`cannot unseal share file ${file}`, e, this.kekSetup.description);
-      }
-      // decodeKeyShare copies with .slice(), which for a Node Buffer is a view: decode from a
-      // plain Uint8Array so that zeroising the plaintext cannot reach into the share.
-      const bytes = new Uint8Array(plain.length);
-      bytes.set(plain);
-      plain.fill(0);
-      try {
-        let share: KeyShare;
-        try {
-          share = decodeKeyShare(bytes);
-        } catch (e) {
-          throw new StartupError(`share file ${file} opened but does not decode: ${(e as Error).message}`);
-        }
-        if (share.keyId !== keyId) throw new StartupError(`share file ${file} holds key '${share.keyId}'`);
-        if (share.self !== this.index) throw new StartupError(`share file ${file} belongs to signer ${share.self}, this is signer ${this.index}`);
-        shares.push(share);
-      } finally {
-        bytes.fill(0);
-      }
+      const share = await this.open(join(this.sharesDir, name), name.slice(0, -suffix.length));
+      (suffix === SHARE_SUFFIX ? shares : pending).push(share);
     }
-    return { shares, ignored };
+    return { shares, pending, ignored };
+  }
+
+  private async open(file: string, keyId: string): Promise<KeyShare> {
+    if (!KEY_ID_PATTERN.test(keyId)) throw new StartupError(`share file ${file}: '${keyId}' is not a valid key id`);
+    let plain: Buffer;
+    try {
+      plain = await readSealedFile(file, this.kekSetup.kek, shareAad(this.index, keyId));
+    } catch (e) {
+      throw sealFailure(`cannot unseal share file ${file}`, e, this.kekSetup.description);
+    }
+    // decodeKeyShare copies with .slice(), which for a Node Buffer is a view: decode from a
+    // plain Uint8Array so that zeroising the plaintext cannot reach into the share.
+    const bytes = new Uint8Array(plain.length);
+    bytes.set(plain);
+    plain.fill(0);
+    try {
+      let share: KeyShare;
+      try {
+        share = decodeKeyShare(bytes);
+      } catch (e) {
+        throw new StartupError(`share file ${file} opened but does not decode: ${(e as Error).message}`);
+      }
+      if (share.keyId !== keyId) throw new StartupError(`share file ${file} holds key '${share.keyId}'`);
+      if (share.self !== this.index) throw new StartupError(`share file ${file} belongs to signer ${share.self}, this is signer ${this.index}`);
+      return share;
+    } finally {
+      bytes.fill(0);
+    }
   }
 
   /** Seals a share, atomically replacing the key's previous file. */
-  async save(share: KeyShare): Promise<void> {
+  save(share: KeyShare): Promise<void> {
+    return this.seal(share, this.sharePath(share.keyId));
+  }
+
+  /** Seals a share as the key's pending one (atomically replacing an older pending one). */
+  savePending(share: KeyShare): Promise<void> {
+    return this.seal(share, this.pendingPath(share.keyId));
+  }
+
+  /** Makes the pending share the key's share: one rename (atomic), then the directory fsynced. */
+  async commitPending(keyId: string): Promise<void> {
+    await rename(this.pendingPath(keyId), this.sharePath(keyId));
+    await fsyncDirectory(this.sharesDir);
+  }
+
+  /** Removes the key's pending share (if any), durably. */
+  async discardPending(keyId: string): Promise<void> {
+    await rm(this.pendingPath(keyId), { force: true });
+    await fsyncDirectory(this.sharesDir);
+  }
+
+  /** Removes every file of the key (share and pending), durably. */
+  async erase(keyId: string): Promise<void> {
+    await rm(this.sharePath(keyId), { force: true });
+    await rm(this.pendingPath(keyId), { force: true });
+    await fsyncDirectory(this.sharesDir);
+  }
+
+  private async seal(share: KeyShare, file: string): Promise<void> {
     if (share.self !== this.index) throw new Error(`share of party ${share.self} given to signer ${this.index}`);
     const encoded = encodeKeyShare(share);
     try {
-      await writeSealedFile(this.sharePath(share.keyId), encoded, this.kekSetup.kek, shareAad(this.index, share.keyId));
+      await writeSealedFile(file, encoded, this.kekSetup.kek, shareAad(this.index, share.keyId));
     } finally {
       encoded.fill(0);
     }

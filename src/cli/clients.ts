@@ -43,6 +43,11 @@ export function adoptPolicyApproval(dir: string, keyId: string, policy: Uint8Arr
   return createApproval(identity, 'adopt-policy', { key: keyId, policy_digest: Buffer.from(keyPolicyDigest(policy)).toString('hex') });
 }
 
+/** The operator's approval of erasing every share of key `keyId` (each holder checks it). */
+export function deleteKeyApproval(dir: string, keyId: string): OperatorApproval {
+  return createApproval(loadIdentity(paths(dir).pki, 'admin'), 'delete-key', { key: keyId });
+}
+
 export function coordinatorClient(dir: string): grpc.Client {
   const config = readClusterConfig(dir);
   return new services.Coordinator(`unix:${config.coordinator.socket}`, grpc.credentials.createInsecure());

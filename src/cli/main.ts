@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { auditPeriodRoot, verifyAuditLog, type AuditHead } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
-import { adminClient, adoptPolicyApproval, coordinatorClient, describeError, pairSetupApproval, unary } from './clients.js';
+import { adminClient, adoptPolicyApproval, coordinatorClient, deleteKeyApproval, describeError, pairSetupApproval, unary } from './clients.js';
 import { HTTP_SIGN_MODES, up, type HttpSignMode } from './up.js';
 import { encodeKeyPolicy, normaliseKeyPolicy } from '../policy/key-policy.js';
 import { POLICY_OPTIONS, policyJsonFromFlags } from './policy-flags.js';
@@ -32,6 +32,9 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
                                                 --max-validity-days N --allow-ca --eku a,b (x509-cert keys),
                                                 --rate-per-second N --rate-per-hour N
   key grant ID CLIENT / key revoke ID CLIENT    adds / removes a client identity of the key's ACL (audited)
+  key delete ID --yes                           erases every holder's share of key ID (audited; signs the approval the
+                                                holders check with the admin identity's key); without --yes it only
+                                                says what it would erase. Refused while a holder is down
   key list
   key show ID [--pem]                           --pem: the public key as SubjectPublicKeyInfo PEM
   key ref ID [--tcp]                            the provider's key reference (PEM QUORUMKEY KEY) on stdout
@@ -62,14 +65,34 @@ interface PairConflict {
   reason: string;
 }
 
+interface KeyEpoch {
+  key_id: string;
+  epoch: number;
+}
+
 interface ClusterStatus {
-  signers: Record<string, unknown>[];
+  signers: (Record<string, unknown> & { index: number; epochs?: KeyEpoch[]; pending?: KeyEpoch[] })[];
   pools: { key_id: string; subset: number[]; depth: number; target: number }[];
   conflicts: PairConflict[];
   subsets: { key_id: string; total: number; usable: { signers: number[] }[] }[];
 }
 
 const reconcileCommand = (c: PairConflict) => `quorumkey signers reconcile --key ${c.key_id} ${c.a} ${c.b}`;
+
+/** Each signer's epoch of a key (and a pending one), e.g. "1:3 2:3 3:2 (pending 3)"; flags a split. */
+function signerEpochs(status: ClusterStatus, keyId: string, committed: number | undefined): string {
+  const parts: string[] = [];
+  const seen = new Set<number>();
+  for (const s of status.signers) {
+    const at = s.epochs?.find((e) => e.key_id === keyId);
+    const pending = s.pending?.find((e) => e.key_id === keyId);
+    if (!at && !pending) continue;
+    if (at) seen.add(at.epoch);
+    parts.push(`${s.index}:${at ? at.epoch : '-'}${pending ? ` (pending ${pending.epoch})` : ''}`);
+  }
+  const split = seen.size > 1 || (committed !== undefined && [...seen].some((e) => e !== committed));
+  return `${parts.join(' ') || 'none reported'}${committed !== undefined ? `  committed ${committed}` : ''}${split ? '  SIGNERS ON DIFFERENT EPOCHS (they reconcile when they report)' : ''}`;
+}
 
 function printStatus(status: ClusterStatus, keys: readonly KeyInfo[] = []): void {
   console.log('signer  up  healthy  quarantined  latency   boot id');
@@ -83,6 +106,7 @@ function printStatus(status: ClusterStatus, keys: readonly KeyInfo[] = []): void
     const list = usable.length > 0 && usable.length <= 12 ? `  [${usable.map((u) => u.signers.join(',')).join('] [')}]` : '';
     console.log(`\nkey ${k.key_id}: usable subsets: ${usable.length} of ${k.total}${list}`);
     const info = keys.find((i) => i.key_id === k.key_id);
+    console.log(`  epochs: ${signerEpochs(status, k.key_id, info?.epoch)}`);
     if (info?.trusts_coordinator) console.log('  raw-digest: TRUSTS THE COORDINATOR (the signers cannot check what a bare digest stands for)');
     if (info && !info.policy_sealed) console.log(`  policy not sealed: signs nothing until 'quorumkey key adopt-policy ${k.key_id}'`);
     const conflicts = (status.conflicts ?? []).filter((c) => c.key_id === k.key_id);
@@ -169,6 +193,7 @@ async function main(argv: string[]): Promise<void> {
       root: { type: 'string', multiple: true },
       cert: { type: 'string' },
       out: { type: 'string' },
+      yes: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -227,6 +252,17 @@ async function main(argv: string[]): Promise<void> {
       } else if (sub === 'grant' || sub === 'revoke') {
         if (!arg || !arg2) fail(`key ${sub} needs an ID and a client identity`);
         console.log(describeKey(await unary<KeyInfo>(admin, sub === 'grant' ? 'GrantClient' : 'RevokeClient', { key_id: arg, client: arg2 })));
+      } else if (sub === 'delete') {
+        if (!arg) fail('key delete needs an ID');
+        if (!values.yes) {
+          const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
+          const key = keys.find((k) => k.key_id === arg);
+          const what = key ? `every share of key '${arg}' (signers [${key.signers.join(',')}], epoch ${key.epoch}, public key ${Buffer.from(key.public_key).toString('hex')})` : `what remains of key '${arg}'`;
+          fail(`key delete would erase ${what}; nothing can sign with it afterwards and it cannot be recovered. Run again with --yes to erase it`);
+        }
+        const r = await unary<{ key_id: string; erased: number[]; remaining: number[] }>(admin, 'DeleteKey', { key_id: arg, approval: deleteKeyApproval(dir, arg) }, 180_000);
+        if (r.remaining.length) fail(`key '${arg}' no longer signs, but signers [${r.remaining.join(',')}] still hold a share (erased on [${r.erased.join(',')}]): run 'quorumkey key delete ${arg} --yes' again when they are up`);
+        console.log(`key '${arg}' deleted: signers [${r.erased.join(',')}] erased their shares`);
       } else if (sub === 'list') {
         const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
         for (const k of keys) console.log(describeKey(k));

@@ -1,9 +1,17 @@
 /**
  * Operator actions: key generation (with the policy every holder seals) and refresh across the
- * share holders, the client ACL of a key (grant / revoke, audited), cluster status (with
+ * share holders, both two-phase (below), key deletion (every holder erases its share), the client ACL of a key (grant / revoke, audited), cluster status (with
  * the pair conflicts and the usable subsets of every key), the operator's own exclusion of a
  * signer (quarantine / readmission: coordinator state only) and the reconciliation of a
  * conflicting pair (Signer.PairSetup on both members).
+ *
+ * Two-phase key dealing (DESIGN §7). KeyGen / Refresh leave each holder with a *pending* share;
+ * only when every holder answered, with the same public key and public shares, is the new epoch
+ * written to keys.json (the commit point, with the public shares' digest) and CommitShare sent
+ * to every holder. Otherwise every holder is told to DiscardShare, and the key stays as it was
+ * (absent, or at its epoch). A holder that misses either message lists its pending share in
+ * Health, and `reconcilePending` decides from keys.json alone: committed there → commit;
+ * otherwise → discard. So a crash of the coordinator or of a signer at any point converges.
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +27,7 @@ import type { AuditLog } from '../audit/log.js';
 import { encodeKeyPolicy, normaliseKeyPolicy, PolicyError, type KeyPolicy } from '../policy/key-policy.js';
 import { CLIENT_PATTERN, KEY_ID_PATTERN } from './policy.js';
 import type { PoolInfo, PoolSet } from './pools.js';
-import { SignerCallError, type KeyGenResponse, type KeySummary, type PairSetupRequest, type SignerRegistry, type SignerState } from './signers.js';
+import { SignerCallError, type KeyGenResponse, type KeySummary, type PairSetupRequest, type PendingShare, type SignerRegistry, type SignerState } from './signers.js';
 
 export const MIN_THRESHOLD = 2;
 export const MAX_SIGNERS = 16;
@@ -35,6 +43,14 @@ export interface CreateKeyInput {
   policyJson?: string;
   /** Client identities allowed to sign with the key (default deny: none). */
   clients?: string[];
+}
+
+export interface DeleteKeyResult {
+  keyId: string;
+  /** Holders that erased their share (now, or already before). */
+  erased: number[];
+  /** Holders that could not: the key stays listed as deleting until the delete is run again. */
+  remaining: number[];
 }
 
 export interface KeySubsetsView {
@@ -71,6 +87,8 @@ const hasApproval = (a: OperatorApproval | null | undefined): a is OperatorAppro
 
 export class AdminService {
   private readonly busy = new Set<string>();
+  /** `${signer}/${key}` pending shares being committed or discarded right now. */
+  private readonly reconciling = new Set<string>();
   /** Deadline of KeyGen / Refresh at each signer. */
   keyGenTimeoutMs = 120_000;
 
@@ -107,22 +125,20 @@ export class AdminService {
     const policy = this.requestedPolicy(input);
     const clients = this.clientList(input.clients ?? []);
     if (this.d.keys.has(input.keyId)) fail('already-exists', `key '${input.keyId}' already exists`);
+    const deleting = this.d.keys.deletingKey(input.keyId);
+    if (deleting) fail('precondition', `key '${input.keyId}' is being deleted: signers ${formatSigners(deleting.signers)} may still hold a share; finish with 'quorumkey key delete ${input.keyId} --yes'`);
     if (this.busy.has(input.keyId)) fail('busy', `key '${input.keyId}' is being created, refreshed or reconciled right now`);
     await this.checkReachable(holders, `cannot create key '${input.keyId}'`);
     this.busy.add(input.keyId);
     try {
       const sessionId = randomBytes(32);
       this.d.log.info('key generation started', { key: input.keyId, threshold: t, signers: holders });
-      const answers = await this.fanOut(holders, `key generation of '${input.keyId}'`, (i) =>
+      const what = `key generation of '${input.keyId}'`;
+      const { publicKey, epoch, sharesDigest } = await this.deal(input.keyId, 0, holders, what, (i) =>
         this.d.signers.keyGen(i, { key_id: input.keyId, session_id: sessionId, parties: holders, threshold: t, policy: encodeKeyPolicy(policy) }, this.keyGenTimeoutMs),
       );
-      const { publicKey, epoch } = this.agree(holders, answers, `key generation of '${input.keyId}'`);
-      const record: KeyRecord = { id: input.keyId, threshold: t, signers: holders, publicKey, policy, policySealed: true, clients, epoch, created: Date.now() };
-      try {
-        await this.d.keys.put(record);
-      } catch (e) {
-        fail('internal', `key '${input.keyId}' was generated but the registry could not be written: ${(e as Error).message}`);
-      }
+      const record: KeyRecord = { id: input.keyId, threshold: t, signers: holders, publicKey, policy, policySealed: true, clients, epoch, created: Date.now(), sharesDigest };
+      await this.commit(record, what);
       this.d.pools.setKey(record);
       this.d.conflicts.setKey(record);
       this.d.metrics.keys.set(this.d.keys.list().length);
@@ -215,18 +231,16 @@ export class AdminService {
     try {
       const sessionId = randomBytes(32);
       this.d.log.info('key refresh started', { key: keyId, epoch: key!.epoch });
-      const answers = await this.fanOut(key!.signers, `refresh of '${keyId}'`, (i) => this.d.signers.refresh(i, { key_id: keyId, session_id: sessionId }, this.keyGenTimeoutMs));
-      const { publicKey, epoch } = this.agree(key!.signers, answers, `refresh of '${keyId}'`);
-      if (!Buffer.from(publicKey).equals(Buffer.from(key!.publicKey))) fail('internal', `refresh of '${keyId}': the signers report a different public key`);
-      if (epoch <= key!.epoch) fail('internal', `refresh of '${keyId}': epoch ${epoch} does not advance ${key!.epoch}`);
-      const current = this.d.keys.get(keyId)!;
-      const record: KeyRecord = { ...current, epoch };
-      await this.d.keys.put(record);
+      const what = `refresh of '${keyId}'`;
+      const next = key!.epoch + 1;
+      const { publicKey, sharesDigest } = await this.deal(keyId, next, key!.signers, what, (i) => this.d.signers.refresh(i, { key_id: keyId, session_id: sessionId }, this.keyGenTimeoutMs), key!.publicKey);
+      const record: KeyRecord = { ...this.d.keys.get(keyId)!, epoch: next, publicKey, sharesDigest };
+      await this.commit(record, what);
       this.d.pools.setKey(record);
       this.d.conflicts.setKey(record);
       // New shares, new pairwise OT setups: the holders' fresh Health answers clear the key's conflicts.
       await Promise.all(key!.signers.map((i) => this.d.signers.probe(i, true)));
-      this.d.log.info('key refreshed', { key: keyId, epoch, conflicts: this.d.conflicts.count(keyId) });
+      this.d.log.info('key refreshed', { key: keyId, epoch: next, conflicts: this.d.conflicts.count(keyId) });
       return record;
     } finally {
       this.d.pools.suspend(keyId, false);
@@ -243,20 +257,157 @@ export class AdminService {
     if (down.length) fail('unavailable', `${what}: signers ${formatSigners(down)} are down`);
   }
 
-  private async fanOut(holders: number[], what: string, call: (i: number) => Promise<KeyGenResponse>): Promise<KeyGenResponse[]> {
+  /**
+   * Phase one: runs `call` on every holder (each seals a pending share of `epoch`). Any failure,
+   * disagreement, a wrong epoch or (refresh) another public key: every holder discards its
+   * pending share and this fails, naming what failed. Resolves with what they agree on.
+   */
+  private async deal(
+    keyId: string,
+    epoch: number,
+    holders: number[],
+    what: string,
+    call: (i: number) => Promise<KeyGenResponse>,
+    expectedPublicKey?: Uint8Array,
+  ): Promise<{ publicKey: Uint8Array; epoch: number; sharesDigest: Uint8Array }> {
     const settled = await Promise.allSettled(holders.map(call));
     const errors = settled.flatMap((s, k) => (s.status === 'rejected' ? [{ signer: holders[k]!, error: s.reason as unknown }] : []));
-    if (errors.length) {
-      const text = errors.map((e) => (e.error instanceof Error ? e.error.message : String(e.error))).join('; ');
-      const unreachable = errors.every((e) => e.error instanceof SignerCallError && (e.error.unreachable || e.error.timedOut));
-      this.d.log.error(`${what} failed`, { signers: errors.map((e) => e.signer), error: text });
-      fail(unreachable ? 'unavailable' : 'internal', `${what} failed, nothing stored: ${text}`);
+    try {
+      if (errors.length) {
+        const text = errors.map((e) => (e.error instanceof Error ? e.error.message : String(e.error))).join('; ');
+        const unreachable = errors.every((e) => e.error instanceof SignerCallError && (e.error.unreachable || e.error.timedOut));
+        this.d.log.error(`${what} failed`, { signers: errors.map((e) => e.signer), error: text });
+        return fail(unreachable ? 'unavailable' : 'internal', `${what} failed: ${text}`);
+      }
+      const agreed = this.agree(holders, settled.map((s) => (s as PromiseFulfilledResult<KeyGenResponse>).value), what);
+      if (agreed.epoch !== epoch) fail('internal', `${what}: the signers dealt epoch ${agreed.epoch}, expected ${epoch}`);
+      if (expectedPublicKey && !Buffer.from(agreed.publicKey).equals(Buffer.from(expectedPublicKey))) fail('internal', `${what}: the signers report a different public key`);
+      return agreed;
+    } catch (e) {
+      const kept = await this.rollback(keyId, epoch, holders);
+      if (e instanceof CoordinatorError) {
+        const tail = kept.length
+          ? `; rolled back: signers ${formatSigners(kept)} could not be told yet and discard their pending share when they are back`
+          : '; rolled back: no holder keeps a share of this attempt';
+        throw new CoordinatorError(e.kind, e.message + tail);
+      }
+      throw e;
     }
-    return settled.map((s) => (s as PromiseFulfilledResult<KeyGenResponse>).value);
+  }
+
+  /** Every holder discards its pending share of `epoch`; returns those that could not be told. */
+  private async rollback(keyId: string, epoch: number, holders: number[]): Promise<number[]> {
+    const settled = await Promise.allSettled(holders.map((i) => this.d.signers.discardShare(i, { key_id: keyId, epoch }, this.keyGenTimeoutMs)));
+    const kept = holders.filter((_, k) => settled[k]!.status === 'rejected');
+    this.d.log.warn('pending shares discarded', { key: keyId, epoch, not_reached: kept });
+    return kept;
+  }
+
+  /**
+   * Phase two: the registry records the new epoch (the commit point: nothing is rolled back
+   * after it), then every holder commits. A holder that misses it commits when its Health lists
+   * the pending share (reconcilePending).
+   */
+  private async commit(record: KeyRecord, what: string): Promise<void> {
+    try {
+      await this.d.keys.put(record);
+    } catch (e) {
+      const kept = await this.rollback(record.id, record.epoch, record.signers);
+      fail('internal', `${what}: the registry could not be written (${(e as Error).message}); rolled back${kept.length ? ` (signers ${formatSigners(kept)} discard theirs when they are back)` : ''}`);
+    }
+    const settled = await Promise.allSettled(record.signers.map((i) => this.commitAt(i, record)));
+    const late = record.signers.filter((_, k) => settled[k]!.status === 'rejected');
+    if (late.length) this.d.log.warn(`${what} committed; signers commit when they are back`, { key: record.id, epoch: record.epoch, signers: late });
+  }
+
+  private commitAt(index: number, record: KeyRecord): Promise<KeySummary> {
+    return this.d.signers.commitShare(index, { key_id: record.id, epoch: record.epoch, public_shares_digest: record.sharesDigest ?? new Uint8Array(0) }, this.keyGenTimeoutMs);
+  }
+
+  /**
+   * A signer's Health listed pending shares: commit those keys.json committed (same epoch and
+   * public shares), discard the others. Keys being dealt right now are left alone.
+   */
+  async reconcilePending(index: number, pending: readonly PendingShare[]): Promise<void> {
+    await Promise.all(
+      pending.map(async (p) => {
+        const label = `${index}/${p.key_id}`;
+        if (this.busy.has(p.key_id) || this.reconciling.has(label)) return;
+        this.reconciling.add(label);
+        try {
+          const record = this.d.keys.get(p.key_id);
+          const committed =
+            !!record &&
+            record.epoch === p.epoch &&
+            record.signers.includes(index) &&
+            Buffer.from(p.public_key).equals(Buffer.from(record.publicKey)) &&
+            (!record.sharesDigest || Buffer.from(p.public_shares_digest).equals(Buffer.from(record.sharesDigest)));
+          if (committed) {
+            await this.commitAt(index, record);
+            this.d.log.info('pending share committed after the fact', { key: p.key_id, signer: index, epoch: p.epoch });
+          } else {
+            if (record && record.epoch === p.epoch) this.d.log.error('a signer holds a pending share of the committed epoch with other public shares: discarded', { key: p.key_id, signer: index, epoch: p.epoch });
+            await this.d.signers.discardShare(index, { key_id: p.key_id, epoch: p.epoch }, this.keyGenTimeoutMs);
+            this.d.log.info('uncommitted pending share discarded', { key: p.key_id, signer: index, epoch: p.epoch });
+          }
+        } catch (e) {
+          this.d.log.warn('could not reconcile a pending share (retried at the next health answer)', { key: p.key_id, signer: index, error: (e as Error)?.message });
+        } finally {
+          this.reconciling.delete(label);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Deletes a key: refused (nothing erased) unless every holder is up; then recorded in the
+   * audit log, moved to `deleting` in keys.json (nothing signs with it from here on) and erased
+   * by every holder (Signer.EraseKey with the operator's approval). Holders that fail stay
+   * listed; running the delete again finishes the job.
+   */
+  async deleteKey(keyId: string, approval: OperatorApproval | null | undefined, operator: string): Promise<DeleteKeyResult> {
+    if (typeof keyId !== 'string' || !KEY_ID_PATTERN.test(keyId)) fail('invalid', 'key_id must match ^[A-Za-z0-9._-]{1,64}$');
+    const key = this.d.keys.get(keyId);
+    const deleting = this.d.keys.deletingKey(keyId);
+    if (!key && !deleting) return fail('not-found', `unknown key '${keyId}'`);
+    if (!hasApproval(approval)) fail('forbidden', `approval-missing: deleting a key needs the operator's approval signed with the admin identity (quorumkey key delete makes one)`);
+    if (this.busy.has(keyId)) fail('busy', `key '${keyId}' is being created, refreshed or reconciled right now`);
+    const holders = key?.signers ?? deleting!.signers;
+    await Promise.all(holders.filter((i) => !this.d.signers.state(i).up).map((i) => this.d.signers.probe(i)));
+    const down = holders.filter((i) => !this.d.signers.state(i).up);
+    if (down.length) fail('unavailable', `cannot delete key '${keyId}': signers ${formatSigners(down)} are down; nothing was erased (run the delete again when they are up)`);
+    this.busy.add(keyId);
+    try {
+      if (key) {
+        await this.d.audit.append({ event: 'key-delete', key_id: keyId, public_key: hex(key.publicKey), signers: key.signers, epoch: key.epoch, operator, time: new Date().toISOString() });
+        await this.d.keys.markDeleting(keyId);
+        this.d.pools.removeKey(keyId);
+        this.d.conflicts.removeKey(keyId);
+        this.d.metrics.keys.set(this.d.keys.list().length);
+      }
+      const settled = await Promise.allSettled(holders.map((i) => this.d.signers.eraseKey(i, { key_id: keyId, approval: approval! }, this.keyGenTimeoutMs)));
+      const gone = (r: PromiseSettledResult<KeySummary>) => r.status === 'fulfilled' || (r.reason instanceof SignerCallError && r.reason.code === grpc.status.NOT_FOUND);
+      const erased = holders.filter((_, k) => gone(settled[k]!));
+      const remaining = holders.filter((_, k) => !gone(settled[k]!));
+      await this.d.keys.setDeleting(keyId, remaining);
+      if (remaining.length === 0) {
+        await this.d.audit.append({ event: 'key-deleted', key_id: keyId, signers: holders, operator, time: new Date().toISOString() });
+        this.d.log.warn('key deleted: every holder erased its share', { key: keyId, operator });
+      } else {
+        const errors = settled.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
+        this.d.log.error('key deletion incomplete: run it again', { key: keyId, remaining, error: errors.join('; ') });
+        if (settled.every((r) => r.status === 'rejected' && r.reason instanceof SignerCallError && r.reason.code === grpc.status.PERMISSION_DENIED)) {
+          fail('forbidden', `deleting key '${keyId}': every holder refused the approval (${errors.join('; ')}); the key no longer signs, run the delete again with a valid approval`);
+        }
+      }
+      return { keyId, erased, remaining };
+    } finally {
+      this.busy.delete(keyId);
+    }
   }
 
   /** Every holder must report the same public key, public-shares digest and epoch. */
-  private agree(holders: number[], answers: KeyGenResponse[], what: string): { publicKey: Uint8Array; epoch: number } {
+  private agree(holders: number[], answers: KeyGenResponse[], what: string): { publicKey: Uint8Array; epoch: number; sharesDigest: Uint8Array } {
     const first = answers[0]!;
     for (const [k, a] of answers.entries()) {
       const same =
@@ -265,7 +416,7 @@ export class AdminService {
         a.epoch === first.epoch;
       if (!same) {
         this.d.log.error(`${what}: signers disagree`, { signers: [holders[0], holders[k]] });
-        fail('internal', `${what}: signers ${holders[0]} and ${holders[k]} report different public keys, public shares or epochs; nothing stored`);
+        fail('internal', `${what}: signers ${holders[0]} and ${holders[k]} report different public keys, public shares or epochs`);
       }
     }
     const publicKey = new Uint8Array(first.public_key);
@@ -273,10 +424,10 @@ export class AdminService {
       if (publicKey.length !== 33) throw new Error('length');
       p256.Point.fromBytes(publicKey).assertValidity();
     } catch {
-      fail('internal', `${what}: the signers' public key is not a compressed P-256 point; nothing stored`);
+      fail('internal', `${what}: the signers' public key is not a compressed P-256 point`);
     }
-    if (first.public_shares_digest.length !== 32) fail('internal', `${what}: public_shares_digest is not 32 bytes; nothing stored`);
-    return { publicKey, epoch: first.epoch };
+    if (first.public_shares_digest.length !== 32) fail('internal', `${what}: public_shares_digest is not 32 bytes`);
+    return { publicKey, epoch: first.epoch, sharesDigest: new Uint8Array(first.public_shares_digest) };
   }
 
   status(): ClusterStatusView {

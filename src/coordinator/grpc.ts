@@ -59,6 +59,8 @@ export function clusterStatus(s: ClusterStatusView) {
       latency_ms: x.latencyMs ?? 0,
       last_error: x.lastError,
       quarantine_reason: x.quarantineReason,
+      epochs: x.epochs.map((e) => ({ key_id: e.keyId, epoch: e.epoch })),
+      pending: x.pending.map((e) => ({ key_id: e.keyId, epoch: e.epoch })),
     })),
     pools: s.pools.map((p) => ({ key_id: p.keyId, subset: p.subset, depth: p.depth, target: p.target })),
     conflicts: s.conflicts.map((c) => ({ key_id: c.keyId, a: c.a, b: c.b, reported_by: c.reportedBy, reason: c.reason })),
@@ -210,6 +212,11 @@ export function adminHandlers(d: GrpcDeps): grpc.UntypedServiceImplementation {
         clients: req.clients ?? [],
       });
       return keyInfo(k);
+    }),
+    DeleteKey: unary('DeleteKey', async (req: { key_id: string; approval: OperatorApproval | null }, who) => {
+      d.log.warn('admin: delete key', { caller: who, key: req.key_id });
+      const r = await d.admin.deleteKey(req.key_id ?? '', req.approval, who);
+      return { key_id: r.keyId, erased: r.erased, remaining: r.remaining };
     }),
     AdoptPolicy: unary('AdoptPolicy', async (req: { key_id: string; approval: OperatorApproval | null }, who) => {
       d.log.warn('admin: adopt policy', { caller: who, key: req.key_id });

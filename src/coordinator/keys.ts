@@ -9,6 +9,10 @@
  *
  * The policy is a copy of what every holder sealed with its share (the signers enforce theirs).
  * `clients` is the ACL of caller identities that may sign with the key: default deny.
+ * `sharesDigest` (hex, SHA-256 over the public shares) is what the holders committed at `epoch`:
+ * a signer restarted with a pending share of that epoch and digest is told to commit it.
+ * `deleting` lists keys being deleted (`quorumkey key delete`): gone from `keys` (nothing signs
+ * with them), kept until every holder erased its share.
  *
  * Version 1 files (policy = a list of contexts, optional clients, shares sealed without a
  * policy) are read and marked policySealed=false: their keys sign nothing until the operator
@@ -37,6 +41,15 @@ export interface KeyRecord {
   epoch: number;
   /** Milliseconds since the epoch. */
   created: number;
+  /** SHA-256 over the public shares committed at `epoch` (absent in registries from before). */
+  sharesDigest?: Uint8Array;
+}
+
+/** A key being deleted: the holders that may still have a share. */
+export interface DeletingKey {
+  id: string;
+  signers: number[];
+  since: number;
 }
 
 interface StoredKey {
@@ -49,6 +62,7 @@ interface StoredKey {
   clients?: string[];
   epoch: number;
   created: number;
+  sharesDigest?: string;
 }
 
 /**
@@ -92,6 +106,7 @@ function parseKey(raw: unknown, file: string, version: number): KeyRecord {
   if (typeof k.created !== 'number') bad('invalid created');
   if (k.clients !== undefined && (!Array.isArray(k.clients) || !k.clients.every((c) => typeof c === 'string' && CLIENT_PATTERN.test(c)))) bad('invalid clients');
   if (version !== 1 && k.clients === undefined) bad('missing clients');
+  if (k.sharesDigest !== undefined && (typeof k.sharesDigest !== 'string' || !/^[0-9a-f]{64}$/.test(k.sharesDigest))) bad('invalid sharesDigest');
   return {
     id: k.id,
     threshold: k.threshold,
@@ -102,7 +117,17 @@ function parseKey(raw: unknown, file: string, version: number): KeyRecord {
     clients: [...new Set(k.clients ?? [])].sort(),
     epoch: k.epoch,
     created: k.created,
+    ...(k.sharesDigest ? { sharesDigest: Uint8Array.from(Buffer.from(k.sharesDigest, 'hex')) } : {}),
   };
+}
+
+function parseDeleting(raw: unknown, file: string): DeletingKey {
+  const d = raw as DeletingKey;
+  const ok =
+    typeof d === 'object' && d !== null && typeof d.id === 'string' && KEY_ID_PATTERN.test(d.id) &&
+    Array.isArray(d.signers) && d.signers.every((s) => Number.isInteger(s) && s >= 1) && typeof d.since === 'number';
+  if (!ok) throw new KeyStoreError(`${file}: invalid entry in "deleting": ${JSON.stringify(raw).slice(0, 80)}`);
+  return { id: d.id, signers: [...d.signers].sort((a, b) => a - b), since: d.since };
 }
 
 function toStored(k: KeyRecord): StoredKey {
@@ -116,11 +141,13 @@ function toStored(k: KeyRecord): StoredKey {
     clients: k.clients,
     epoch: k.epoch,
     created: k.created,
+    ...(k.sharesDigest ? { sharesDigest: Buffer.from(k.sharesDigest).toString('hex') } : {}),
   };
 }
 
 export class KeyStore {
   private readonly keys = new Map<string, KeyRecord>();
+  private readonly deleting = new Map<string, DeletingKey>();
   /** Serialises file writes. */
   private writing: Promise<void> = Promise.resolve();
 
@@ -136,7 +163,7 @@ export class KeyStore {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new KeyStoreError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code}`);
     }
     if (text !== undefined) {
-      let doc: { version?: unknown; keys?: unknown };
+      let doc: { version?: unknown; keys?: unknown; deleting?: unknown };
       try {
         doc = JSON.parse(text) as typeof doc;
       } catch {
@@ -147,6 +174,12 @@ export class KeyStore {
         const key = parseKey(raw, path, doc.version);
         if (store.keys.has(key.id)) throw new KeyStoreError(`${path}: duplicate key '${key.id}'`);
         store.keys.set(key.id, key);
+      }
+      if (doc.deleting !== undefined && !Array.isArray(doc.deleting)) throw new KeyStoreError(`${path}: "deleting" must be a list`);
+      for (const raw of (doc.deleting ?? []) as unknown[]) {
+        const d = parseDeleting(raw, path);
+        if (store.keys.has(d.id) || store.deleting.has(d.id)) throw new KeyStoreError(`${path}: key '${d.id}' is listed twice`);
+        store.deleting.set(d.id, d);
       }
     }
     return store;
@@ -162,21 +195,64 @@ export class KeyStore {
     return [...this.keys.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** A key being deleted (not returned by get / has / list). */
+  deletingKey(id: string): DeletingKey | undefined {
+    return this.deleting.get(id);
+  }
+  deletingKeys(): DeletingKey[] {
+    return [...this.deleting.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
   /**
    * Inserts or replaces a key and persists the registry; the in-memory view changes only once
    * the file is durable. Writes are serialised, each from the then-current registry.
    */
   put(key: KeyRecord): Promise<void> {
+    return this.write((keys) => keys.set(key.id, key));
+  }
+
+  /** Moves a key to `deleting` (durable before it returns): from now on nothing signs with it. */
+  markDeleting(id: string, now = Date.now()): Promise<void> {
+    return this.write((keys, deleting) => {
+      const key = keys.get(id);
+      if (!key) return;
+      keys.delete(id);
+      deleting.set(id, { id, signers: key.signers, since: now });
+    });
+  }
+
+  /** Updates (holders still to erase) or, with none left, removes a deleting entry. */
+  setDeleting(id: string, signers: number[]): Promise<void> {
+    return this.write((_keys, deleting) => {
+      const d = deleting.get(id);
+      if (!d) return;
+      if (signers.length === 0) deleting.delete(id);
+      else deleting.set(id, { ...d, signers: [...signers].sort((a, b) => a - b) });
+    });
+  }
+
+  private write(change: (keys: Map<string, KeyRecord>, deleting: Map<string, DeletingKey>) => void): Promise<void> {
     const run = async () => {
-      const next = new Map(this.keys);
-      next.set(key.id, key);
-      const doc = { version: VERSION, keys: [...next.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(toStored) };
+      const keys = new Map(this.keys);
+      const deleting = new Map(this.deleting);
+      change(keys, deleting);
+      const doc = {
+        version: VERSION,
+        keys: [...keys.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(toStored),
+        ...(deleting.size ? { deleting: [...deleting.values()].sort((a, b) => (a.id < b.id ? -1 : 1)) } : {}),
+      };
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
       await writeFileAtomic(this.path, Buffer.from(JSON.stringify(doc, null, 2) + '\n'), 0o600);
-      this.keys.set(key.id, key);
+      this.replace(this.keys, keys);
+      this.replace(this.deleting, deleting);
     };
     const p = this.writing.then(run, run);
     this.writing = p.catch(() => undefined);
     return p;
+  }
+
+  private replace<V>(target: Map<string, V>, source: Map<string, V>): void {
+    target.clear();
+    for (const [k, v] of source) target.set(k, v);
   }
 }

@@ -59,7 +59,7 @@ export interface PoolInfo {
   target: number;
 }
 
-export type DropReason = 'signer-restart' | 'refresh' | 'failed-sign' | 'pair-conflict';
+export type DropReason = 'signer-restart' | 'refresh' | 'failed-sign' | 'pair-conflict' | 'deleted';
 
 /** False for a subset that must not be scheduled for the key (it holds a conflicting pair). */
 export type SubsetFilter = (keyId: string, subset: readonly number[]) => boolean;
@@ -324,6 +324,14 @@ export class PoolSet {
     }
     if (n) this.hooks.dropped?.(keyId, reason, n);
     return n;
+  }
+
+  /** Forgets a key (deleted): its entries dropped, no refill for it again. */
+  removeKey(keyId: string): void {
+    this.dropKey(keyId, 'deleted');
+    this.keys.delete(keyId);
+    this.suspended.delete(keyId);
+    this.rankCache.delete(keyId);
   }
 
   /**

@@ -63,7 +63,7 @@ export class Presigner {
       let answers: PresignResponse[];
       try {
         answers = await Promise.all(
-          subset.map((i) => this.signers.presign(i, { key_id: job.keyId, session_id: sessionId, subset, count: job.count }, timeoutMs)),
+          subset.map((i) => this.signers.presign(i, { key_id: job.keyId, session_id: sessionId, subset, count: job.count, epoch: job.epoch }, timeoutMs)),
         );
       } catch (e) {
         if (!(e instanceof SignerCallError)) throw e;

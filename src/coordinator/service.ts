@@ -21,7 +21,7 @@ import { CoordinatorMetrics } from './metrics.js';
 import { PoolSet, Refiller, subsetLabel } from './pools.js';
 import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
-import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
+import { SignerRegistry, type PendingShare, type SignerRegistryOptions } from './signers.js';
 import { CtService } from '../ct/service.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 import { caResponder } from '../pki/ocsp/internal-signer.js';
@@ -178,6 +178,8 @@ export class Coordinator {
       pools.dropSigner(i);
       refiller.kick();
     });
+    // A signer lists a share it sealed but was never told to commit or discard: decide now.
+    signers.on('pending', (i: number, pending: PendingShare[]) => void admin.reconcilePending(i, pending));
     signers.on('change', (i: number) => {
       if (signers.healthy(i)) pools.resetBackoff(i);
       updateQuorum();

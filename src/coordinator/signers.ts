@@ -13,6 +13,8 @@
  *   with qk-blame=1 / qk-culprit=j, or j in the retired_peers of its Health answer for a key —
  *   only keeps that pair apart for that key. Each Health answer is stamped when its probe
  *   started, each Presign blame when it was observed, so that a stale answer cannot clear it.
+ * - epochs: each Health answer's key epochs and pending shares are kept (status shows them); a
+ *   pending share is announced ('pending' event) for the coordinator to commit or discard.
  * - boot id: a change means the signer restarted and lost its presignatures; listeners drop
  *   every pooled presignature involving it.
  */
@@ -38,10 +40,23 @@ export interface KeySummary {
   /** The policy sealed with this signer's share (canonical bytes; empty: none). */
   policy: Uint8Array;
 }
+/** A share a signer sealed by KeyGen / Refresh and holds neither committed nor discarded. */
+export interface PendingShare {
+  key_id: string;
+  epoch: number;
+  public_key: Uint8Array;
+  public_shares_digest: Uint8Array;
+}
 export interface HealthResponse {
   index: number;
   boot_id: string;
   keys: KeySummary[];
+  pending?: PendingShare[];
+}
+export interface CommitShareRequest {
+  key_id: string;
+  epoch: number;
+  public_shares_digest: Uint8Array;
 }
 export interface PairSetupRequest {
   key_id: string;
@@ -66,6 +81,8 @@ export interface PresignRequest {
   session_id: Uint8Array;
   subset: number[];
   count: number;
+  /** The committed epoch: a signer on another one refuses (qk-refusal: cross-epoch). */
+  epoch: number;
 }
 export interface PresignResponse {
   boot_id: string;
@@ -147,6 +164,9 @@ export interface SignerState {
   lastError: string;
   /** Consecutive probe deadlines. */
   probeTimeouts: number;
+  /** The epoch of each key this signer holds, and its pending shares, as its last Health said. */
+  epochs: { keyId: string; epoch: number }[];
+  pending: { keyId: string; epoch: number }[];
 }
 
 export interface SignerRegistryOptions {
@@ -160,7 +180,8 @@ type Client = grpc.Client & Record<string, (...args: unknown[]) => grpc.ClientUn
 
 /**
  * Events: 'boot-changed' (index, oldBootId, newBootId), 'change' (index) whenever up /
- * quarantined changes, 'quarantined' (index, reason), 'readmitted' (index).
+ * quarantined changes, 'quarantined' (index, reason), 'readmitted' (index), 'pending' (index,
+ * PendingShare[]) after each Health answer that lists pending shares.
  */
 export class SignerRegistry extends EventEmitter {
   private readonly clients = new Map<number, Client>();
@@ -196,6 +217,8 @@ export class SignerRegistry extends EventEmitter {
         latencyMs: undefined,
         lastError: 'not probed yet',
         probeTimeouts: 0,
+        epochs: [],
+        pending: [],
       });
       this.updateGauges(s.index);
     }
@@ -209,7 +232,10 @@ export class SignerRegistry extends EventEmitter {
       'grpc.min_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2000,
       'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
+      // A signer busy with a key generation or refresh on its main thread can answer a ping late
+      // on a loaded machine: a short timeout dropped its connection, failing the whole dealing
+      // ("Connection dropped"). A dead signer is still seen at once (connection refused / reset).
+      'grpc.keepalive_timeout_ms': 30_000,
       'grpc.max_receive_message_length': 16 * 1024 * 1024,
     }) as unknown as Client;
   }
@@ -293,6 +319,9 @@ export class SignerRegistry extends EventEmitter {
         this.log.info('signer up', { signer: index, boot_id: res.boot_id });
         this.changed(index);
       }
+      s.epochs = (res.keys ?? []).map((k) => ({ keyId: k.key_id, epoch: k.epoch }));
+      s.pending = (res.pending ?? []).map((p) => ({ keyId: p.key_id, epoch: p.epoch }));
+      if (res.pending?.length) this.emit('pending', index, res.pending);
       this.conflicts.reportHealth(
         index,
         stamp,
@@ -441,6 +470,18 @@ export class SignerRegistry extends EventEmitter {
   /** Pairwise re-setup of the key's OT correlation between signer `index` and `req.peer`. */
   pairSetup(index: number, req: PairSetupRequest, timeoutMs: number): Promise<KeySummary> {
     return this.call(index, 'PairSetup', req, timeoutMs);
+  }
+  /** Phase two of a key generation or refresh: the signer's pending share becomes its share. */
+  commitShare(index: number, req: CommitShareRequest, timeoutMs: number): Promise<KeySummary> {
+    return this.call(index, 'CommitShare', req, timeoutMs);
+  }
+  /** The dealing failed somewhere: the signer removes its pending share of that epoch. */
+  discardShare(index: number, req: { key_id: string; epoch: number }, timeoutMs: number): Promise<KeySummary> {
+    return this.call(index, 'DiscardShare', req, timeoutMs);
+  }
+  /** Erases every file of the key at the signer (the operator's approval rides along). */
+  eraseKey(index: number, req: { key_id: string; approval: OperatorApproval }, timeoutMs: number): Promise<KeySummary> {
+    return this.call(index, 'EraseKey', req, timeoutMs);
   }
   /** Seals a policy into a share from before policies (the operator's approval rides along). */
   setPolicy(index: number, req: { key_id: string; policy: Uint8Array; approval: OperatorApproval }, timeoutMs: number): Promise<KeySummary> {

@@ -116,6 +116,31 @@ export class Party {
     }
   }
 
+  /**
+   * Lets go of a finished key generation or refresh session without installing its share: the
+   * caller keeps the output as pending until every holder stored its own (two-phase), then
+   * installs it with installShare.
+   */
+  release(session: KeyDealingSession): KeyShare {
+    this.active.delete(session);
+    return session.output;
+  }
+
+  /** Forgets a key (erased): its share and presignatures, wiped. False when there was none. */
+  removeShare(keyId: string): boolean {
+    const share = this.shares.get(keyId);
+    if (!share) return false;
+    for (const [id, p] of this.presignatures) {
+      if (p.keyId !== keyId) continue;
+      this.presignatures.delete(id);
+      this.presignedAt.delete(id);
+      wipe(p.phi, p.u, p.v);
+    }
+    this.shares.delete(keyId);
+    share.otSender.forEach((s) => s.delta.fill(0));
+    return true;
+  }
+
   /** Installs a finished pair re-setup into the current share; returns the share to persist. */
   completePairSetup(session: PairSetupSession): KeyShare {
     this.active.delete(session);

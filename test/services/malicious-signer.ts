@@ -36,9 +36,13 @@
  *                  and it records the VOLE messages it receives (OBSERVED_FILE) for the test's
  *                  extraction arithmetic (test/services/replay.test.ts). Its presign sessions
  *                  are built on its compute thread by malicious-compute.ts.
+ *   refresh-drop   the first refresh echo (protocol round 3, wire round 4) it sends to its lowest-numbered
+ *                  peer is not sent at all (a lost message: that peer's refresh times out).
+ *   refresh-hold   every successful Refresh answer is held back for QK_MALICIOUS_DELAY_MS after
+ *                  the pending share is sealed (a test kills the coordinator meanwhile).
  *   none           behave honestly.
  *
- * Default: presign-tau. Key generation and refresh messages are never touched.
+ * Default: presign-tau. Key generation messages are never touched; refresh only as above.
  *
  * Seams (composition only, nothing in signer-node/ knows about tampering):
  *  - outgoing peer messages: SignerNodeOptions.createPeerTransport, an ordinary dependency-injection
@@ -75,8 +79,8 @@ import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
 /** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'presign-hold' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'presign-hold', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'presign-hold' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude' | 'refresh-drop' | 'refresh-hold';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'presign-hold', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude', 'refresh-drop', 'refresh-hold'];
 /** replay-collude: the file (in this signer's data directory) of the VOLE messages it received. */
 export const OBSERVED_FILE = 'observed-vole.jsonl';
 /** replay-collude: the compute thread's entry, whose presign sessions collude (malicious-compute.ts). */
@@ -116,13 +120,13 @@ function withField(m: ProtocolMessage, name: string, value: Uint8Array): Protoco
 /** Releases of everything presign-hold holds back, run at SIGUSR2. */
 const heldBack: (() => void)[] = [];
 
-/** SessionStreams that rewrite presign messages on their way out, or hold them back. */
+/** SessionStreams that rewrite (or drop: undefined) messages on their way out, or hold them back. */
 class TamperingStreams extends SessionStreams {
   private holding = false;
   private endWhenReleased = false;
 
   constructor(
-    private readonly tamper: (m: ProtocolMessage) => ProtocolMessage,
+    private readonly tamper: (m: ProtocolMessage) => ProtocolMessage | undefined,
     private readonly hold: (m: ProtocolMessage) => boolean,
     ...args: ConstructorParameters<typeof SessionStreams>
   ) {
@@ -130,7 +134,7 @@ class TamperingStreams extends SessionStreams {
   }
 
   override send(messages: readonly ProtocolMessage[]): void {
-    const out = messages.map(this.tamper);
+    const out = messages.map(this.tamper).filter((m): m is ProtocolMessage => m !== undefined);
     const later = out.filter(this.hold);
     super.send(out.filter((m) => !later.includes(m)));
     if (later.length === 0) return;
@@ -154,7 +158,7 @@ class TamperingTransport extends PeerTransport {
     private readonly modes: ReadonlySet<Tamper>,
     identity: TlsIdentity,
     self: number,
-    peers: readonly PeerAddress[],
+    private readonly peers: readonly PeerAddress[],
     log: Logger,
   ) {
     super(identity, self, peers, log);
@@ -170,7 +174,17 @@ class TamperingTransport extends PeerTransport {
     return true;
   }
 
-  private tamper(m: ProtocolMessage): ProtocolMessage {
+  private dropped = false;
+
+  private tamper(m: ProtocolMessage): ProtocolMessage | undefined {
+    // Protocol round 3 (the echo) is wire round 4 (session.ts: the nonce round comes first).
+    if (m.protocol === 'refresh' && m.round === 4 && this.modes.has('refresh-drop') && !this.dropped) {
+      const lowest = Math.min(...this.peers.map((p) => p.index).filter((i) => i !== this.self));
+      if (m.to !== lowest) return m;
+      this.dropped = true;
+      this.log.warn('malicious: tampered', { what: 'refresh', fields: ['drop'], round: m.round, to: m.to, session: toHex(m.sessionId).slice(0, 16) });
+      return undefined;
+    }
     if (m.protocol !== 'presign') return m;
     let out = m;
     const changed: string[] = [];
@@ -252,6 +266,14 @@ function handlerDecorator(
           }
         });
     }
+    if (method === 'Refresh' && modes.has('refresh-hold')) {
+      return (call, callback) =>
+        handler(call, (err, value, ...rest) => {
+          if (err) return callback(err, value, ...rest);
+          log.warn('malicious: tampered', { what: 'refresh', fields: ['hold'], delay_ms: delayMs });
+          setTimeout(() => callback(err, value, ...rest), delayMs);
+        });
+    }
     if (method === 'Presign' && modes.has('accuse-all')) {
       return (call, callback) => {
         const req = call.request as { key_id?: string; subset?: number[] };
@@ -327,7 +349,7 @@ async function main(): Promise<void> {
   const kek = createKek(dir, index, me.seal);
   const store = new ShareStore(dir, index, kek);
   await store.checkKek();
-  const { shares } = await store.loadAll();
+  const { shares, pending } = await store.loadAll();
   const audit = await openSignerAudit(p.signerAudit(index), log);
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
@@ -350,7 +372,11 @@ async function main(): Promise<void> {
         ...(modes.has('replay-collude') ? { compute: { entry: COLLUDING_COMPUTE, extra: { observedFile: join(store.dataDir, OBSERVED_FILE) } } } : {}),
       }),
   );
-  const wanted = [...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []), ...(modes.has('accuse-all') ? ['Presign', 'Health'] : [])];
+  const wanted = [
+    ...(modes.has('finish-fail') || modes.has('finish-slow') ? ['Finish'] : []),
+    ...(modes.has('accuse-all') ? ['Presign', 'Health'] : []),
+    ...(modes.has('refresh-hold') ? ['Refresh'] : []),
+  ];
   const missing = wanted.filter((m) => !decorated.includes(m));
   if (missing.length) fail(`could not decorate the Signer service handlers ${missing.join(', ')} (did SignerNode stop registering them through grpc.Server.addService?)`);
   if (modes.has('finish-w') || modes.has('finish-nonce')) {
@@ -371,7 +397,7 @@ async function main(): Promise<void> {
       return message;
     };
   }
-  node.installShares(shares);
+  await node.installShares(shares, pending);
   const addresses = await node.listen();
   log.warn('malicious signer ready: this process tampers with its messages (test only)', { modes: [...modes], delay_ms: delayMs, boot_id: node.bootId, keys: shares.map((s) => s.keyId) });
   process.stdout.write(`signer ${index} ready grpc=${addresses.grpc} http=${addresses.http}\n`);

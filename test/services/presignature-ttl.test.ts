@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { writeClusterConfig } from '../../src/cluster/config.js';
 import { waitFor } from '../coordinator/clients.js';
 import { launch, running, sample, stop, type Proc } from './processes.js';
-import { call, client, createTestCluster, httpGet, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
+import { call, client, commitShares, createTestCluster, httpGet, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
 import { runSessions } from '../../src/protocol/local-network.js';
 import { Cluster, sha256 } from '../protocol/harness.js';
 
@@ -52,7 +52,8 @@ describe('presignature expiry', function () {
       for (const s of cluster.config.signers) stubs.set(s.index, client('Signer', s.endpoint, `signer-${s.index}`, creds));
       const sid = randomBytes(32);
       try {
-        await Promise.all([1, 2].map((i) => ok(stubs.get(i)!, 'KeyGen', { key_id: KEY, session_id: sid, parties: [1, 2], threshold: 2, policy: policyBytes() }, 60_000)));
+        const [answer] = await Promise.all([1, 2].map((i) => ok<{ epoch: number; public_shares_digest: Buffer }>(stubs.get(i)!, 'KeyGen', { key_id: KEY, session_id: sid, parties: [1, 2], threshold: 2, policy: policyBytes() }, 60_000)));
+        await commitShares([...stubs.values()], KEY, answer!);
       } catch (e) {
         for (const p of procs) console.log(p.name, [...p.stdout, ...p.stderr].slice(-15).join('\n')); // why, in the CI log
         throw e;

@@ -20,7 +20,7 @@ import { bytesToBigInt, invert, mod, SCALAR_BYTES } from '../../src/protocol/mat
 import { VOLE_OTS } from '../../src/protocol/vole.js';
 import { MALICIOUS_MODE_ENV, OBSERVED_FILE } from './malicious-signer.js';
 import { launch, running, stop, type Proc } from './processes.js';
-import { client, createTestCluster, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
+import { client, commitShares, createTestCluster, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
 
 const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
 const SIGNER_READY = /^signer (\d+) ready grpc=(\S+) http=(\S+)$/;
@@ -61,7 +61,8 @@ describe('replayed presign label after kill -9 of an honest signer (real process
   const both = <T>(method: string, request: object) => Promise.all([HONEST, COLLUDER].map((i) => ok<T>(stubs.get(i)!, method, request, 60_000)));
 
   it('the same label twice, the honest signer killed and restarted in between: the extraction yields nothing', async () => {
-    await both('KeyGen', { key_id: KEY, session_id: randomBytes(32), parties: [HONEST, COLLUDER], threshold: 2, policy: policyBytes() });
+    const [dealt] = await both<{ epoch: number; public_shares_digest: Buffer }>('KeyGen', { key_id: KEY, session_id: randomBytes(32), parties: [HONEST, COLLUDER], threshold: 2, policy: policyBytes() });
+    await commitShares([HONEST, COLLUDER].map((i) => stubs.get(i)!), KEY, dealt!);
     const label = randomBytes(32);
     const presign = { key_id: KEY, session_id: label, subset: [HONEST, COLLUDER], count: 1 };
     await both('Presign', presign);

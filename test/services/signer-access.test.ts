@@ -26,7 +26,7 @@ import { services, type ProtocolEnvelope } from '../../src/transport/proto.js';
 import { sleep, tlsClient, unary, type AnyClient, type ClusterStatusWire, type KeyInfoWire } from '../coordinator/clients.js';
 import { cli } from './cluster-harness.js';
 import { launch, running, sample, stop, type Proc } from './processes.js';
-import { call, client, createTestCluster, httpGet, identity, mtls, SIGNER_MAIN, type CallResult, type Stub, type TestCluster } from './signer-cluster.js';
+import { call, client, commitShares, createTestCluster, httpGet, identity, mtls, SIGNER_MAIN, type CallResult, type Stub, type TestCluster } from './signer-cluster.js';
 
 const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
 const SIGNER_READY = /^signer (\d+) ready grpc=(\S+) http=(\S+)$/;
@@ -352,7 +352,8 @@ describe('signer access control: certificates, operator approvals, key limit (re
 
   it(`KeyGen stops at maxKeysPerSigner (${MAX_KEYS}), counting keys still being generated → RESOURCE_EXHAUSTED key-limit`, async () => {
     const keyGen = (i: number, keyId: string, sid: Buffer) =>
-      call<{ public_key: Buffer }>(stub(i, 'coordinator'), 'KeyGen', { key_id: keyId, session_id: sid, parties: [1, 2], threshold: 2, policy: policy() }, 120_000);
+      call<{ public_key: Buffer; epoch: number; public_shares_digest: Buffer }>(stub(i, 'coordinator'), 'KeyGen', { key_id: keyId, session_id: sid, parties: [1, 2], threshold: 2, policy: policy() }, 120_000);
+    const commit = (keyId: string, dealt: CallResult<{ epoch: number; public_shares_digest: Buffer }>) => commitShares([stub(1, 'coordinator'), stub(2, 'coordinator')], keyId, dealt.value!);
     const limit = (r: CallResult<unknown>, count: number) => {
       const err = expectCode(r, grpc.status.RESOURCE_EXHAUSTED, new RegExp(`^signer 1 holds or is generating ${count} keys, its limit \\(maxKeysPerSigner in cluster\\.json: ${MAX_KEYS}\\)$`));
       assert.equal(err.metadata.get('qk-refusal')[0], 'key-limit');
@@ -361,6 +362,7 @@ describe('signer access control: certificates, operator approvals, key limit (re
     const sid2 = randomBytes(32);
     const k2 = await Promise.all([keyGen(1, 'k2', sid2), keyGen(2, 'k2', sid2)]);
     for (const r of k2) assert.ok(!r.error, r.error?.details);
+    await commit('k2', k2[0]!);
     // 'k3' starts at signer 1 only; while it waits for signer 2, it counts.
     const sid3 = randomBytes(32);
     const started = signers.get(1)!.stderr.length;
@@ -369,6 +371,7 @@ describe('signer access control: certificates, operator approvals, key limit (re
     limit(await keyGen(1, 'k4', randomBytes(32)), 3);
     const k3 = await Promise.all([k3at1, keyGen(2, 'k3', sid3)]);
     for (const r of k3) assert.ok(!r.error, r.error?.details);
+    await commit('k3', k3[0]!);
     limit(await keyGen(1, 'k5', randomBytes(32)), 3);
     const m = await metrics(1);
     assert.equal(refusedCount(m, 'Signer', 'KeyGen', 'key-limit'), 2);

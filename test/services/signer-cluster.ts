@@ -238,3 +238,11 @@ export async function httpGet(hostPort: string, path: string): Promise<{ status:
   const res = await fetch(`http://${hostPort}${path}`);
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') };
 }
+
+/**
+ * Phase two of a KeyGen / Refresh the test drove itself: CommitShare at each stub with the epoch
+ * and public-shares digest the signers answered (the coordinator does this in the product).
+ */
+export async function commitShares(stubs: readonly Stub[], keyId: string, answer: { epoch: number; public_shares_digest: Uint8Array }): Promise<void> {
+  await Promise.all(stubs.map((s) => ok(s, 'CommitShare', { key_id: keyId, epoch: answer.epoch, public_shares_digest: answer.public_shares_digest })));
+}

@@ -25,6 +25,7 @@ import { fromEnvelope, services, toEnvelope, type ProtocolEnvelope } from '../..
 import { clientCredentials, serverCredentials } from '../../src/transport/tls.js';
 import {
   call,
+  commitShares,
   client,
   createTestCluster,
   httpGet,
@@ -115,9 +116,12 @@ describe('signer node: real processes, sockets and mTLS', function () {
     return sp;
   }
 
+  /** The key's committed epoch: every Presign names it. */
+  let epoch = 0;
+
   async function presign(subset: number[], count: number): Promise<PresignResponse[]> {
     const sid = randomBytes(32);
-    return Promise.all(subset.map((i) => ok<PresignResponse>(stub(i), 'Presign', { key_id: KEY, session_id: sid, subset, count })));
+    return Promise.all(subset.map((i) => ok<PresignResponse>(stub(i), 'Presign', { key_id: KEY, session_id: sid, subset, count, epoch })));
   }
 
   async function sign(subset: number[], presignature: { id: Buffer; nonce: Buffer }, message: Uint8Array): Promise<Signature> {
@@ -200,7 +204,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     for (const i of [1, 2, 3]) assert.equal(mode(paths(cluster.dir).signer(i)), 0o700);
   });
 
-  it('KeyGen 2-of-3 on all three concurrently → one public key, one public-shares digest, sealed before the answer', async () => {
+  it('KeyGen 2-of-3 on all three concurrently → one public key, one public-shares digest, sealed as pending before the answer; CommitShare makes it the share', async () => {
     keyGenSession = randomBytes(32);
     const answers = await Promise.all(
       [1, 2, 3].map((i) => ok<KeyGenResponse>(stub(i), 'KeyGen', { key_id: KEY, session_id: keyGenSession, parties: [1, 2, 3], threshold: 2, policy: policyBytes() })),
@@ -213,7 +217,18 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(a.public_shares_digest.length, 32);
       assert.equal(a.epoch, 0);
     }
+    const sharesDir = (i: number) => join(paths(cluster.dir).signer(i), 'shares');
     for (const i of [1, 2, 3]) {
+      assert.deepEqual(readdirSync(sharesDir(i)), [`${KEY}.pending`], `signer ${i}: pending, not committed`);
+      const h = await ok<Health & { pending: { key_id: string; epoch: number; public_shares_digest: Buffer }[] }>(stub(i), 'Health', {});
+      assert.deepEqual(h.keys, [], 'a pending key is not a key yet');
+      assert.deepEqual(h.pending.map((p) => [p.key_id, p.epoch, hex(p.public_shares_digest)]), [[KEY, 0, hex(answers[0]!.public_shares_digest)]]);
+    }
+    const wrong = await call(stub(1), 'CommitShare', { key_id: KEY, epoch: 0, public_shares_digest: randomBytes(32) });
+    expectStatus(wrong, grpc.status.FAILED_PRECONDITION, /other public shares than the ones committed/);
+    await commitShares([1, 2, 3].map(stub), KEY, answers[0]!);
+    for (const i of [1, 2, 3]) {
+      assert.deepEqual(readdirSync(sharesDir(i)), [`${KEY}.share`], `signer ${i}: committed`);
       const file = join(paths(cluster.dir).signer(i), 'shares', `${KEY}.share`);
       assert.equal(statSync(file).mode & 0o777, 0o600);
       const share = await unsealShare(i);
@@ -305,6 +320,14 @@ describe('signer node: real processes, sockets and mTLS', function () {
       assert.equal(a.epoch, 1);
       assert.equal(hex(a.public_shares_digest), hex(answers[0]!.public_shares_digest));
     }
+    for (const i of [1, 2, 3]) assert.equal((await ok<Health>(stub(i), 'Health', {})).keys[0]!.epoch, 0, `signer ${i}: epoch 0 stays active until the commit`);
+    await commitShares([1, 2, 3].map(stub), KEY, answers[0]!);
+    // A presign for the old epoch is refused as cross-epoch, before anything runs: not a blame.
+    const old = await call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch: 0 });
+    expectStatus(old, grpc.status.FAILED_PRECONDITION, /^cross-epoch: signer 1 holds key '.+' at epoch 1, asked for epoch 0$/);
+    assert.equal(old.error!.metadata.get('qk-refusal')[0], 'cross-epoch');
+    assert.deepEqual(old.error!.metadata.get('qk-blame'), []);
+    epoch = 1;
     for (const i of [1, 2, 3]) {
       const share = await unsealShare(i);
       assert.equal(share.epoch, 1);
@@ -354,7 +377,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
 
   it('bad input to every Signer RPC → the right status and a clear message; the service keeps serving', async () => {
     // Runs meanwhile: a presign whose peer is never asked to join → missing-message naming it.
-    const silent = call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 3], count: 1 }, 30_000);
+    const silent = call(stub(1), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 3], count: 1, epoch }, 30_000);
     const s = stub(1);
     const sid = () => randomBytes(32);
     const keyGen = (r: object) => call(s, 'KeyGen', { key_id: 'k2', session_id: sid(), parties: [1, 2, 3], threshold: 2, policy: policyBytes(), ...r });
@@ -379,7 +402,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     expectStatus(await keyGen({ key_id: KEY }), grpc.status.ALREADY_EXISTS, /already exists/);
     // A label seen before is no error: freshness comes from every party's session nonce.
 
-    const pre = (r: object) => call(s, 'Presign', { key_id: KEY, session_id: sid(), subset: [1, 2], count: 1, ...r });
+    const pre = (r: object) => call(s, 'Presign', { key_id: KEY, session_id: sid(), subset: [1, 2], count: 1, epoch, ...r });
     expectStatus(await pre({ key_id: 'nope' }), grpc.status.NOT_FOUND, /no share of key 'nope'/);
     expectStatus(await pre({ key_id: '' }), INVALID, /key_id/);
     expectStatus(await pre({ subset: [2, 3] }), INVALID, /does not include this signer/);
@@ -516,7 +539,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
       party.installShare(share1);
       const sid = randomBytes(32);
       const session = party.startPresign(KEY, sid, [1, 2], 1);
-      const honest = call(stub(2), 'Presign', { key_id: KEY, session_id: sid, subset: [1, 2], count: 1 });
+      const honest = call(stub(2), 'Presign', { key_id: KEY, session_id: sid, subset: [1, 2], count: 1, epoch });
       const peer = client('Peer', endpoint(2), 'signer-2', clientCredentials(me));
       const stream = (peer.Exchange as (cb: (e: grpc.ServiceError | null) => void) => grpc.ClientWritableStream<ProtocolEnvelope>)(() => undefined);
       const exchange = async () => {
@@ -542,7 +565,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
 
       assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
       const refusedPresign = async () => {
-        const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+        const refused = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch });
         const e2 = expectStatus(refused, grpc.status.ABORTED, /pair-retired/);
         assert.equal(e2.metadata.get('qk-abort-reason')[0], 'pair-retired');
         assert.equal(e2.metadata.get('qk-culprit')[0], '1');
@@ -722,8 +745,9 @@ describe('signer node: real processes, sockets and mTLS', function () {
     }
     const h = await httpGet(http, '/healthz');
     assert.equal(h.status, 200);
-    const body = JSON.parse(h.body) as { index: number; boot_id: string; keys: { key_id: string; epoch: number; public_key: string }[] };
+    const body = JSON.parse(h.body) as { index: number; boot_id: string; keys: { key_id: string; epoch: number; public_key: string }[]; pending: unknown[] };
     assert.equal(body.index, 2);
+    assert.deepEqual(body.pending, [], 'nothing pending after the commits');
     assert.equal(body.boot_id, bootIds.get(2));
     assert.equal(body.keys[0]!.key_id, KEY);
     assert.equal(body.keys[0]!.public_key, hex(publicKey));
@@ -736,7 +760,7 @@ describe('signer node: real processes, sockets and mTLS', function () {
     await stopSigner(procs.get(2)!, 'SIGKILL');
     await boot(2);
     assert.deepEqual(retiredPeers(await ok<Health>(stub(2), 'Health', {}), KEY), [1]);
-    const refusedAfterRestart = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1 });
+    const refusedAfterRestart = await call(stub(2), 'Presign', { key_id: KEY, session_id: randomBytes(32), subset: [1, 2], count: 1, epoch });
     expectStatus(refusedAfterRestart, grpc.status.ABORTED, /pair-retired/);
 
     // Signer 1 (honest again, restarted by the startup test): the pair re-setup is the only way
