@@ -14,7 +14,7 @@
  *
  * The arithmetic mod n (expanding OT outputs into scalars, τ, η, the check values, the gadget
  * sums) runs through a VoleKernel: the TypeScript bigint code below is the reference, and the
- * native addon (native/quorumkey.cc, section 6) is used when it is built — the same pattern as
+ * native addon (native/vole.cc) is used when it is built — the same pattern as
  * the curve backends of math/curve.ts. The transcripts (θ, the check digest), the message
  * fields and their validation stay here, shared by both kernels, so both produce the same bytes
  * (test/native/vole.test.ts compares them).
@@ -195,7 +195,7 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
   },
 };
 
-/** The native addon's VOLE surface (native/quorumkey.cc, section 6). */
+/** The native addon's VOLE surface (native/vole.cc). */
 export interface NativeVole {
   voleInit(gadget: Uint8Array): void;
   voleBobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: Uint8Array; pads: Uint8Array };

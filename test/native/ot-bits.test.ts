@@ -1,5 +1,5 @@
 /**
- * The native OT bit-matrix kernels (native/quorumkey.cc section 7) against the TypeScript
+ * The native OT bit-matrix kernels (native/ot.cc) against the TypeScript
  * reference of src/protocol/ot/bits.ts: columnParities and transposeToRows on random inputs of
  * several shapes (ncols 1 and 128, odd word counts, one and many row blocks), at any alignment.
  *

@@ -1,5 +1,5 @@
 /**
- * The native OT row hasher (native/quorumkey.cc, section 5; src/protocol/ot/native-hasher.ts)
+ * The native OT row hasher (native/ot.cc; src/protocol/ot/native-hasher.ts)
  * against the TypeScript one, nodeCryptoRowHasher: byte-identical output for every shape, and
  * the same OT-extension outputs when it is installed.
  *

@@ -1,5 +1,5 @@
 /**
- * The native addon (native/quorumkey.cc) and the registry of the kernels that handle secrets.
+ * The native addon (native/*.cc, registered in native/module.cc) and the registry of the kernels that handle secrets.
  *
  * DESIGN §3, "constant time by construction in the signer's path": secret scalars, choice bits
  * and OT columns are handled by the native kernels; a signer refuses to start without them and

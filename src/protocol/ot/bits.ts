@@ -12,7 +12,7 @@
  *   Uint32Array, W = rows / 32. Row j is the 128-bit vector whose bit i is bit j of column i.
  *
  * The columns and rows are secret (OT pads, Bob's choice bits). columnParities and
- * transposeToRows run in the native addon (native/quorumkey.cc section 7: 64-bit words, no
+ * transposeToRows run in the native addon (native/ot.cc: 64-bit words, no
  * branch or table index on the data) when it is loaded; the TypeScript functions
  * referenceColumnParities / referenceTransposeToRows are the reference, used only without the
  * addon (a signer refuses to start then) and tested against the native ones
@@ -90,7 +90,7 @@ export function referenceColumnParities(columns: Uint32Array, ncols: number, wor
 // ---------------------------------------------------------------------------------------------
 // Dispatch to the native kernels.
 
-/** The addon's bit-matrix surface (section 7). */
+/** The addon's bit-matrix surface (native/ot.cc). */
 export interface NativeOtBits {
   otColumnParities(columns: Uint8Array, ncols: number, words: number, chi: Uint8Array): Uint8Array;
   otTransposeToRows(cols: Uint8Array, w: number, rowBlocks: number, out: Uint8Array): void;

@@ -1,6 +1,6 @@
 /**
  * The native OT row hasher: OtRowHasher (extension.ts) computed by the addon
- * (native/quorumkey.cc, section 5: OpenSSL SHAKE256, one EVP context copied per row) instead of
+ * (native/ot.cc: OpenSSL SHAKE256, one EVP context copied per row) instead of
  * one node:crypto Hash per row. Byte-identical to nodeCryptoRowHasher
  * (test/native/ot-hasher.test.ts). Importing this module installs it when the addon is built
  * (and QUORUMKEY_NATIVE is not 0); src/protocol/vole.ts imports it, so the protocol always has it.

@@ -1,0 +1,294 @@
+// OT-extension kernels (src/protocol/ot/): SHAKE256 row hashing, and the bit matrices of the
+// consistency check and of the transposition into rows.
+
+#include "common.h"
+
+namespace qk {
+namespace {
+
+// SHAKE256 row hashing
+// --------------------
+//
+// otRowHash(prefix, rows, m, outputBytes, mask?): Uint8Array(m·outputBytes) computes exactly
+// OtRowHasher's function (src/protocol/ot/extension.ts): output j (j < m) is
+// SHAKE256(prefix ‖ u32be(j) ‖ (row_j ⊕ mask)) truncated to outputBytes, with
+// row_j = rows[16j, 16j + 16) and mask (Δ) 16 bytes, or absent (undefined / null). `rows` may be
+// longer than 16·m bytes. The prefix is absorbed once into a context of the per-environment
+// state and every row starts from a copy of it (EVP_MD_CTX_copy_ex), so there is no
+// per-row fetch, allocation on the JS heap or JS call. Rows and outputs are secret: the row
+// buffer is wiped, and the contexts are reset (the provider wipes its Keccak state) on return.
+
+constexpr size_t kOtRowBytes = 16;
+constexpr size_t kOtMaxRows = 0xffffffffu;         // j is written as a u32
+constexpr size_t kOtMaxTotal = size_t{1} << 31;    // bytes of output per call
+
+
+// Resets both contexts on scope exit.
+class ShakeReset {
+ public:
+  explicit ShakeReset(ShakeState& s) : s_(s) {}
+  ~ShakeReset() {
+    EVP_MD_CTX_reset(s_.work.get());
+    EVP_MD_CTX_reset(s_.base.get());
+  }
+  ShakeReset(const ShakeReset&) = delete;
+  ShakeReset& operator=(const ShakeReset&) = delete;
+
+ private:
+  ShakeState& s_;
+};
+
+Napi::Value OtRowHash(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otRowHash";
+  Napi::Env env = info.Env();
+  ErrorQueueGuard errors;
+  if (info.Length() != 4 && info.Length() != 5) {
+    return ThrowTypeError(env, std::string(fn) + ": expected 4 or 5 arguments, got " +
+                                   std::to_string(info.Length()));
+  }
+  const uint8_t* prefix;
+  size_t prefixLen;
+  const uint8_t* rows;
+  size_t rowsLen;
+  size_t m;
+  size_t outputBytes;
+  if (!GetBytes(info, 0, fn, "prefix", &prefix, &prefixLen) ||
+      !GetBytes(info, 1, fn, "rows", &rows, &rowsLen) ||
+      !GetSize(info, 2, fn, "m", 0, kOtMaxRows, &m) ||
+      !GetSize(info, 3, fn, "outputBytes", 0, kOtMaxTotal, &outputBytes)) {
+    return env.Undefined();
+  }
+  uint8_t mask[kOtRowBytes] = {0};
+  if (info.Length() == 5 && !info[4].IsUndefined() && !info[4].IsNull()) {
+    if (!CopyFixedBytes(info, 4, kOtRowBytes, fn, "mask", mask)) return env.Undefined();
+  }
+  if (rowsLen / kOtRowBytes < m) {
+    return ThrowTypeError(env, std::string(fn) + ": rows must hold at least 16·m = " +
+                                   std::to_string(m * kOtRowBytes) + " bytes, got " +
+                                   std::to_string(rowsLen));
+  }
+  if (outputBytes != 0 && m > kOtMaxTotal / outputBytes) {
+    return ThrowTypeError(env, std::string(fn) + ": m·outputBytes exceeds " +
+                                   std::to_string(kOtMaxTotal) + " bytes");
+  }
+  const size_t total = m * outputBytes;
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, total);
+  if (total == 0) return out;
+  uint8_t* dst = out.Data();
+
+  ShakeState& s = State(env)->shake;
+  ShakeReset reset(s);
+  SecretBytes<4 + kOtRowBytes> input;
+  const char* step = nullptr;
+  if (EVP_DigestInit_ex(s.base.get(), s.md.get(), nullptr) != 1) {
+    step = "EVP_DigestInit_ex";
+  } else if (EVP_DigestUpdate(s.base.get(), prefix, prefixLen) != 1) {
+    step = "EVP_DigestUpdate";
+  }
+  for (size_t j = 0; step == nullptr && j < m; j++) {
+    const uint32_t index = static_cast<uint32_t>(j);
+    input.b[0] = static_cast<uint8_t>(index >> 24);
+    input.b[1] = static_cast<uint8_t>(index >> 16);
+    input.b[2] = static_cast<uint8_t>(index >> 8);
+    input.b[3] = static_cast<uint8_t>(index);
+    const uint8_t* row = rows + j * kOtRowBytes;
+    for (size_t k = 0; k < kOtRowBytes; k++) input.b[4 + k] = row[k] ^ mask[k];
+    if (EVP_MD_CTX_copy_ex(s.work.get(), s.base.get()) != 1) {
+      step = "EVP_MD_CTX_copy_ex";
+    } else if (EVP_DigestUpdate(s.work.get(), input.b, sizeof input.b) != 1) {
+      step = "EVP_DigestUpdate";
+    } else if (EVP_DigestFinalXOF(s.work.get(), dst + j * outputBytes, outputBytes) != 1) {
+      step = "EVP_DigestFinalXOF";
+    }
+  }
+  OPENSSL_cleanse(mask, sizeof mask);
+  if (step != nullptr) {
+    OPENSSL_cleanse(dst, total);
+    return ThrowOpenSslError(env, fn, step);
+  }
+  return out;
+}
+
+
+// Bit matrices
+// ------------
+//
+// The two bit-matrix kernels of src/protocol/ot/bits.ts, on 64-bit words, with exactly the
+// results of its TypeScript reference (test/native/ot-bits.test.ts). Every input and output is
+// secret here except the challenge columns χ: only AND, XOR and constant shifts touch the
+// secret words, every loop bound and memory index depends on the sizes alone, and the local
+// copies are wiped. Layouts (little-endian 32-bit words, as the TypeScript side views them):
+//   - a column of `words` 32-bit words; column i at word i·words. `words` may be odd, so a
+//     column need not start on a 64-bit boundary: loads and stores go through memcpy.
+//   - otColumnParities(columns, ncols, words, chi): Uint8Array(ncols·16). Bit c of column i's
+//     128-bit value = ⟨column_i, chi_c⟩ over GF(2); it sits at byte i·16 + (c >> 3), bit c & 7.
+//   - otTransposeToRows(cols, w, rowBlocks, out): rows 0 … 32·rowBlocks − 1 of the 128-column
+//     matrix `cols` (w words per column) into `out`, row j at bytes [16j, 16j + 16), bit i of a
+//     row = bit j of column i. Works on 64×64 blocks (two 32-row blocks at once; a last odd
+//     32-row block is transposed zero-extended and only its 32 rows are stored).
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the OT bit-matrix kernels assume a little-endian platform (as src/protocol/ot/bits.ts does)"
+#endif
+
+constexpr size_t kOtColumns = 128;
+constexpr size_t kOtMaxWords = size_t{1} << 26;  // 32-bit words per column (2^31 rows)
+
+QK_INLINE uint64_t Load64Le(const uint8_t* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+QK_INLINE uint32_t Load32Le(const uint8_t* p) {
+  uint32_t x;
+  std::memcpy(&x, p, 4);
+  return x;
+}
+
+// Parity of a 64-bit word by folding (no table, no branch, no popcount fallback call).
+QK_INLINE uint64_t Parity64(uint64_t x) {
+  x ^= x >> 32;
+  x ^= x >> 16;
+  x ^= x >> 8;
+  x ^= x >> 4;
+  x ^= x >> 2;
+  x ^= x >> 1;
+  return x & 1;
+}
+
+// Copies `words` 32-bit words at p into 64-bit words (a last odd word zero-extended).
+void LoadWords64(const uint8_t* p, size_t words, uint64_t* out) {
+  const size_t full = words / 2;
+  for (size_t k = 0; k < full; k++) out[k] = Load64Le(p + 8 * k);
+  if (words & 1) out[full] = Load32Le(p + 8 * full);
+}
+
+// otColumnParities(columns: Uint8Array, ncols: number, words: number, chi: Uint8Array):
+//   Uint8Array(ncols·16)
+Napi::Value OtColumnParities(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otColumnParities";
+  Napi::Env env = info.Env();
+  if (!CheckArgCount(info, 4, fn)) return env.Undefined();
+  const uint8_t* columns;
+  size_t columnsLen;
+  size_t ncols;
+  size_t words;
+  const uint8_t* chiBytes;
+  size_t chiLen;
+  if (!GetBytes(info, 0, fn, "columns", &columns, &columnsLen) ||
+      !GetSize(info, 1, fn, "ncols", 0, kOtMaxWords, &ncols) ||
+      !GetSize(info, 2, fn, "words", 1, kOtMaxWords, &words) ||
+      !GetBytes(info, 3, fn, "chi", &chiBytes, &chiLen)) {
+    return env.Undefined();
+  }
+  if (columnsLen / 4 / words < ncols || chiLen / 4 / words < kOtColumns) {
+    return ThrowTypeError(env, std::string(fn) + ": buffers too short");
+  }
+  const size_t w64 = (words + 1) / 2;
+  // χ (public) as 64-bit words, padded; the column being hashed, padded (secret, wiped).
+  std::vector<uint64_t> chi(kOtColumns * w64, 0);
+  for (size_t c = 0; c < kOtColumns; c++) LoadWords64(chiBytes + c * words * 4, words, &chi[c * w64]);
+  SecretArray<uint64_t> col(w64);
+  if (!col.ok()) return ThrowOutOfMemory(env, fn);
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, ncols * 16);
+  uint8_t* dst = out.Data();
+  uint64_t acc[8];
+  WipeOnExit<uint64_t[8]> wipeAcc(acc);
+  for (size_t i = 0; i < ncols; i++) {
+    LoadWords64(columns + i * words * 4, words, col.data());
+    uint64_t result[2] = {0, 0};
+    for (size_t c0 = 0; c0 < kOtColumns; c0 += 8) {
+      QK_UNROLL
+      for (int t = 0; t < 8; t++) acc[t] = 0;
+      const uint64_t* ch = &chi[c0 * w64];
+      for (size_t k = 0; k < w64; k++) {
+        const uint64_t x = col[k];
+        QK_UNROLL
+        for (int t = 0; t < 8; t++) acc[t] ^= x & ch[t * w64 + k];
+      }
+      QK_UNROLL
+      for (int t = 0; t < 8; t++) result[c0 >> 6] |= Parity64(acc[t]) << ((c0 + t) & 63);
+    }
+    std::memcpy(dst + i * 16, result, 16);
+    OPENSSL_cleanse(result, sizeof result);
+  }
+  return out;
+}
+
+// In-place transpose of a 64×64 bit matrix: afterwards bit c of a[r] is the old bit r of a[c].
+void Transpose64(uint64_t a[64]) {
+  uint64_t m = 0x00000000ffffffffULL;
+  for (unsigned j = 32; j != 0; j >>= 1, m ^= m << j) {
+    for (unsigned k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      const uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+// otTransposeToRows(cols: Uint8Array(128·w·4), w: number, rowBlocks: number,
+//                   out: Uint8Array(≥ rowBlocks·512)): undefined — writes `out` in place.
+Napi::Value OtTransposeToRows(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otTransposeToRows";
+  Napi::Env env = info.Env();
+  if (!CheckArgCount(info, 4, fn)) return env.Undefined();
+  const uint8_t* cols;
+  size_t colsLen;
+  size_t w;
+  size_t rowBlocks;
+  if (!GetBytes(info, 0, fn, "cols", &cols, &colsLen) ||
+      !GetSize(info, 1, fn, "w", 1, kOtMaxWords, &w) ||
+      !GetSize(info, 2, fn, "rowBlocks", 0, kOtMaxWords, &rowBlocks)) {
+    return env.Undefined();
+  }
+  if (info[3].IsTypedArray() && info[3].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    return ThrowTypeError(env, std::string(fn) + ": out must be a Uint8Array");
+  }
+  uint8_t* out;
+  size_t outLen;
+  {
+    const uint8_t* p;
+    if (!GetBytes(info, 3, fn, "out", &p, &outLen)) return env.Undefined();
+    out = const_cast<uint8_t*>(p);
+  }
+  if (rowBlocks > w || colsLen != kOtColumns * w * 4 || outLen / 512 < rowBlocks) {
+    return ThrowTypeError(env, std::string(fn) + ": bad sizes");
+  }
+  uint64_t a[64];
+  WipeOnExit<uint64_t[64]> wipeA(a);
+  for (size_t rb = 0; rb < rowBlocks; rb += 2) {
+    const bool pair = rb + 1 < rowBlocks;  // public: depends on the sizes only
+    const size_t rows = pair ? 64 : 32;
+    for (size_t half = 0; half < 2; half++) {
+      for (size_t k = 0; k < 64; k++) {
+        const uint8_t* p = cols + ((half * 64 + k) * w + rb) * 4;
+        a[k] = pair ? Load64Le(p) : Load32Le(p);
+      }
+      Transpose64(a);
+      for (size_t r = 0; r < rows; r++) std::memcpy(out + (rb * 32 + r) * 16 + half * 8, &a[r], 8);
+    }
+  }
+  return env.Undefined();
+}
+
+}  // namespace
+
+bool InitShake(ShakeState& s) {
+  s.md.reset(EVP_MD_fetch(nullptr, "SHAKE256", nullptr));
+  s.base.reset(EVP_MD_CTX_new());
+  s.work.reset(EVP_MD_CTX_new());
+  return s.md && s.base && s.work;
+}
+
+namespace {
+constexpr KernelExport kExports[] = {
+    {"otRowHash", OtRowHash},
+    {"otColumnParities", OtColumnParities},
+    {"otTransposeToRows", OtTransposeToRows},
+};
+}  // namespace
+
+const KernelTable kOtKernels = TableOf(kExports);
+
+}  // namespace qk
