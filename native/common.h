@@ -229,15 +229,6 @@ struct P256State {
   BnCtxPtr ctx;  // secure: it holds temporaries derived from secret scalars
 };
 
-// OT row hashing (ot.cc). The contexts hold secret rows between calls only as Keccak state that the next
-// EVP_DigestInit_ex / EVP_MD_CTX_copy_ex overwrites; they are reset (and so cleansed by the
-// provider's freectx) at the end of every call.
-struct ShakeState {
-  EvpMdPtr md;       // SHAKE256, fetched once
-  EvpMdCtxPtr base;  // the prefix absorbed
-  EvpMdCtxPtr work;  // copy of base, plus one row
-};
-
 // VOLE (vole.cc). The gadget vector g (public protocol constants) set by voleInit, in ordinary and in
 // Montgomery form.
 struct VoleState {
@@ -248,7 +239,6 @@ struct VoleState {
 
 struct AddonState {
   P256State p256;
-  ShakeState shake;
   VoleState vole;
 };
 
@@ -276,7 +266,7 @@ extern const KernelTable kVoleKernels;    // vole.cc
 
 // Initialisation of each family's part of the state (false: OpenSSL failed, or a self-test).
 bool InitP256(P256State& s);
-bool InitShake(ShakeState& s);
+bool RowHashSelfTest();
 bool ScalarSelfTest();
 
 inline Napi::Value ThrowOutOfMemory(Napi::Env env, const char* fn) {

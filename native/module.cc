@@ -10,6 +10,7 @@
 //   scalar.h   constant-time arithmetic mod n on 4×64-bit limbs (Montgomery multiplication).
 //   curve.cc   P-256 group operations on 33-byte SEC1 compressed points.
 //   scalar.cc  secret scalar arithmetic for src/protocol/math/secret-scalar.ts.
+//   keccak.h   lane-parallel Keccak-f[1600] / SHAKE256 (AVX-512, AVX2 or 64-bit words).
 //   ot.cc      OT extension: SHAKE256 row hashing, column parities, transposition.
 //   vole.cc    the VOLE arithmetic of src/protocol/vole.ts.
 //   module.cc  this file: the state, the self-tests, the registration of every table.
@@ -35,8 +36,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     ThrowOpenSslError(env, "quorumkey_native", "P-256 initialisation");
     return exports;
   }
-  if (!InitShake(state->shake)) {
-    ThrowOpenSslError(env, "quorumkey_native", "SHAKE256 initialisation");
+  if (!RowHashSelfTest()) {
+    ThrowOpenSslError(env, "quorumkey_native", "OT row hash self-test against SHAKE256");
     return exports;
   }
   if (!ScalarSelfTest()) {

@@ -1,7 +1,7 @@
 // OT-extension kernels (src/protocol/ot/): SHAKE256 row hashing, and the bit matrices of the
 // consistency check and of the transposition into rows.
 
-#include "common.h"
+#include "keccak.h"
 
 namespace qk {
 namespace {
@@ -13,54 +13,85 @@ namespace {
 // OtRowHasher's function (src/protocol/ot/extension.ts): output j (j < m) is
 // SHAKE256(prefix ‖ u32be(j) ‖ (row_j ⊕ mask)) truncated to outputBytes, with
 // row_j = rows[16j, 16j + 16) and mask (Δ) 16 bytes, or absent (undefined / null). `rows` may be
-// longer than 16·m bytes. The prefix is absorbed once into a context of the per-environment
-// state and every row starts from a copy of it (EVP_MD_CTX_copy_ex), so there is no
-// per-row fetch, allocation on the JS heap or JS call. Rows and outputs are secret: the row
-// buffer is wiped, and the contexts are reset (the provider wipes its Keccak state) on return.
+// longer than 16·m bytes. The prefix is absorbed once; the rows are hashed 8, 4 or 1 at a time
+// by the lane-parallel Keccak of keccak.h. Rows and outputs are secret: every state and buffer
+// is wiped.
 
 constexpr size_t kOtRowBytes = 16;
 constexpr size_t kOtMaxRows = 0xffffffffu;         // j is written as a u32
 constexpr size_t kOtMaxTotal = size_t{1} << 31;    // bytes of output per call
 
-
-// Resets both contexts on scope exit.
-class ShakeReset {
- public:
-  explicit ShakeReset(ShakeState& s) : s_(s) {}
-  ~ShakeReset() {
-    EVP_MD_CTX_reset(s_.work.get());
-    EVP_MD_CTX_reset(s_.base.get());
+struct OtRowInput {
+  const uint8_t* rows;
+  uint8_t mask[kOtRowBytes];
+  QK_INLINE void operator()(size_t j, uint8_t out[kRowInputBytes]) const {
+    const uint32_t index = static_cast<uint32_t>(j);
+    out[0] = static_cast<uint8_t>(index >> 24);
+    out[1] = static_cast<uint8_t>(index >> 16);
+    out[2] = static_cast<uint8_t>(index >> 8);
+    out[3] = static_cast<uint8_t>(index);
+    const uint8_t* row = rows + j * kOtRowBytes;
+    for (size_t k = 0; k < kOtRowBytes; k++) out[4 + k] = row[k] ^ mask[k];
   }
-  ShakeReset(const ShakeReset&) = delete;
-  ShakeReset& operator=(const ShakeReset&) = delete;
-
- private:
-  ShakeState& s_;
 };
+using OtRowJob = RowHashJob<OtRowInput>;
+using RowHasherFn = void (*)(const OtRowJob&);
+
+void HashRowsWords(const OtRowJob& job) { HashRows<uint64_t, 1>(job); }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define QK_ROW_HASH_SIMD 1
+using V4 = uint64_t __attribute__((vector_size(32)));
+using V8 = uint64_t __attribute__((vector_size(64)));
+__attribute__((target("avx2"))) void HashRowsAvx2(const OtRowJob& job) { HashRows<V4, 4>(job); }
+__attribute__((target("avx512f"))) void HashRowsAvx512(const OtRowJob& job) { HashRows<V8, 8>(job); }
+#endif
+
+struct RowHasherVariant {
+  const char* name;
+  RowHasherFn fn;
+  bool (*supported)();
+};
+const RowHasherVariant kRowHashers[] = {
+#ifdef QK_ROW_HASH_SIMD
+    {"avx512", HashRowsAvx512, [] { return __builtin_cpu_supports("avx512f") != 0; }},
+    {"avx2", HashRowsAvx2, [] { return __builtin_cpu_supports("avx2") != 0; }},
+#endif
+    {"words", HashRowsWords, [] { return true; }},
+};
+
+// The fastest variant this CPU runs (the table is in order of preference).
+const RowHasherVariant& SelectedRowHasher() {
+  static const RowHasherVariant* const selected = [] {
+    for (const RowHasherVariant& v : kRowHashers) {
+      if (v.supported()) return &v;
+    }
+    return &kRowHashers[sizeof kRowHashers / sizeof kRowHashers[0] - 1];
+  }();
+  return *selected;
+}
 
 Napi::Value OtRowHash(const Napi::CallbackInfo& info) {
   static const char* const fn = "otRowHash";
   Napi::Env env = info.Env();
-  ErrorQueueGuard errors;
   if (info.Length() != 4 && info.Length() != 5) {
     return ThrowTypeError(env, std::string(fn) + ": expected 4 or 5 arguments, got " +
                                    std::to_string(info.Length()));
   }
   const uint8_t* prefix;
   size_t prefixLen;
-  const uint8_t* rows;
   size_t rowsLen;
   size_t m;
   size_t outputBytes;
+  OtRowInput input{};
+  WipeOnExit<OtRowInput> wipeInput(input);
   if (!GetBytes(info, 0, fn, "prefix", &prefix, &prefixLen) ||
-      !GetBytes(info, 1, fn, "rows", &rows, &rowsLen) ||
+      !GetBytes(info, 1, fn, "rows", &input.rows, &rowsLen) ||
       !GetSize(info, 2, fn, "m", 0, kOtMaxRows, &m) ||
       !GetSize(info, 3, fn, "outputBytes", 0, kOtMaxTotal, &outputBytes)) {
     return env.Undefined();
   }
-  uint8_t mask[kOtRowBytes] = {0};
   if (info.Length() == 5 && !info[4].IsUndefined() && !info[4].IsNull()) {
-    if (!CopyFixedBytes(info, 4, kOtRowBytes, fn, "mask", mask)) return env.Undefined();
+    if (!CopyFixedBytes(info, 4, kOtRowBytes, fn, "mask", input.mask)) return env.Undefined();
   }
   if (rowsLen / kOtRowBytes < m) {
     return ThrowTypeError(env, std::string(fn) + ": rows must hold at least 16·m = " +
@@ -74,41 +105,16 @@ Napi::Value OtRowHash(const Napi::CallbackInfo& info) {
   const size_t total = m * outputBytes;
   Napi::Uint8Array out = Napi::Uint8Array::New(env, total);
   if (total == 0) return out;
-  uint8_t* dst = out.Data();
-
-  ShakeState& s = State(env)->shake;
-  ShakeReset reset(s);
-  SecretBytes<4 + kOtRowBytes> input;
-  const char* step = nullptr;
-  if (EVP_DigestInit_ex(s.base.get(), s.md.get(), nullptr) != 1) {
-    step = "EVP_DigestInit_ex";
-  } else if (EVP_DigestUpdate(s.base.get(), prefix, prefixLen) != 1) {
-    step = "EVP_DigestUpdate";
-  }
-  for (size_t j = 0; step == nullptr && j < m; j++) {
-    const uint32_t index = static_cast<uint32_t>(j);
-    input.b[0] = static_cast<uint8_t>(index >> 24);
-    input.b[1] = static_cast<uint8_t>(index >> 16);
-    input.b[2] = static_cast<uint8_t>(index >> 8);
-    input.b[3] = static_cast<uint8_t>(index);
-    const uint8_t* row = rows + j * kOtRowBytes;
-    for (size_t k = 0; k < kOtRowBytes; k++) input.b[4 + k] = row[k] ^ mask[k];
-    if (EVP_MD_CTX_copy_ex(s.work.get(), s.base.get()) != 1) {
-      step = "EVP_MD_CTX_copy_ex";
-    } else if (EVP_DigestUpdate(s.work.get(), input.b, sizeof input.b) != 1) {
-      step = "EVP_DigestUpdate";
-    } else if (EVP_DigestFinalXOF(s.work.get(), dst + j * outputBytes, outputBytes) != 1) {
-      step = "EVP_DigestFinalXOF";
-    }
-  }
-  OPENSSL_cleanse(mask, sizeof mask);
-  if (step != nullptr) {
-    OPENSSL_cleanse(dst, total);
-    return ThrowOpenSslError(env, fn, step);
-  }
+  ShakePrefix absorbed;
+  AbsorbPrefix(prefix, prefixLen, &absorbed);
+  SelectedRowHasher().fn(OtRowJob{&absorbed, input, m, outputBytes, out.Data()});
   return out;
 }
 
+// otRowHashVariant(): string — which variant SelectedRowHasher runs ('avx512', 'avx2', 'words').
+Napi::Value OtRowHashVariant(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), SelectedRowHasher().name);
+}
 
 // Bit matrices
 // ------------
@@ -274,16 +280,46 @@ Napi::Value OtTransposeToRows(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-bool InitShake(ShakeState& s) {
-  s.md.reset(EVP_MD_fetch(nullptr, "SHAKE256", nullptr));
-  s.base.reset(EVP_MD_CTX_new());
-  s.work.reset(EVP_MD_CTX_new());
-  return s.md && s.base && s.work;
+// Every variant this CPU runs against OpenSSL's SHAKE256 on inputs that cross block boundaries
+// at every stage (prefix, row input, padding, output).
+bool RowHashSelfTest() {
+  EvpMdPtr md(EVP_MD_fetch(nullptr, "SHAKE256", nullptr));
+  EvpMdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!md || !ctx) return false;
+  constexpr size_t kRows = 9;
+  uint8_t data[300 + kRows * kOtRowBytes];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = static_cast<uint8_t>(i * 131 + 7);
+  OtRowInput input{data + 300, {}};
+  for (size_t k = 0; k < kOtRowBytes; k++) input.mask[k] = static_cast<uint8_t>(k * 29 + 1);
+  std::vector<uint8_t> got(kRows * 300), want(300);
+  uint8_t row[kRowInputBytes];
+  for (const size_t prefixLen : {size_t{0}, size_t{32}, size_t{116}, size_t{117}, size_t{135}, size_t{136}, size_t{300}}) {
+    for (const size_t outputBytes : {size_t{1}, size_t{136}, size_t{144}, size_t{300}}) {
+      ShakePrefix absorbed;
+      AbsorbPrefix(data, prefixLen, &absorbed);
+      for (const RowHasherVariant& v : kRowHashers) {
+        if (!v.supported()) continue;
+        v.fn(OtRowJob{&absorbed, input, kRows, outputBytes, got.data()});
+        for (size_t j = 0; j < kRows; j++) {
+          input(j, row);
+          if (EVP_DigestInit_ex(ctx.get(), md.get(), nullptr) != 1 ||
+              EVP_DigestUpdate(ctx.get(), data, prefixLen) != 1 ||
+              EVP_DigestUpdate(ctx.get(), row, sizeof row) != 1 ||
+              EVP_DigestFinalXOF(ctx.get(), want.data(), outputBytes) != 1 ||
+              std::memcmp(want.data(), got.data() + j * outputBytes, outputBytes) != 0) {
+            return false;
+          }
+        }
+      }
+    }
+  }
+  return true;
 }
 
 namespace {
 constexpr KernelExport kExports[] = {
     {"otRowHash", OtRowHash},
+    {"otRowHashVariant", OtRowHashVariant},
     {"otColumnParities", OtColumnParities},
     {"otTransposeToRows", OtTransposeToRows},
 };

@@ -56,7 +56,7 @@ describe('native OT row hasher', function () {
 
   it(`is byte-identical to nodeCryptoRowHasher for every shape (seed ${seed})`, () => {
     const rng = seededRng(`hasher ${seed}`);
-    for (const prefixLength of [0, 1, 32, 200]) {
+    for (const prefixLength of [0, 1, 32, 116, 117, 135, 136, 200, 272]) {
       for (const m of [0, 1, 2, 7, 33, 416]) {
         for (const outputBytes of [1, 16, 135, 136, 137, 144, 272, 300]) {
           for (const withMask of [false, true]) {
@@ -73,6 +73,10 @@ describe('native OT row hasher', function () {
         }
       }
     }
+  });
+
+  it('names the Keccak variant it runs (checked against OpenSSL SHAKE256 at load, with every other variant this CPU runs)', () => {
+    assert.ok(['avx512', 'avx2', 'words'].includes(raw.otRowHashVariant()), raw.otRowHashVariant());
   });
 
   it('writes the row index as a 32-bit big-endian number (rows beyond 2^16)', () => {
