@@ -7,6 +7,8 @@
       "sources": [
         "native/module.cc",
         "native/curve.cc",
+        "native/hash-to-curve.cc",
+        "native/base-ot.cc",
         "native/scalar.cc",
         "native/ot.cc",
         "native/vole.cc"

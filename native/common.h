@@ -263,6 +263,8 @@ extern const KernelTable kCurveKernels;   // curve.cc
 extern const KernelTable kScalarKernels;  // scalar.cc
 extern const KernelTable kOtKernels;      // ot.cc
 extern const KernelTable kVoleKernels;    // vole.cc
+extern const KernelTable kHashToCurveKernels;  // hash-to-curve.cc
+extern const KernelTable kBaseOtKernels;  // base-ot.cc
 
 // Initialisation of each family's part of the state (false: OpenSSL failed, or a self-test).
 bool InitP256(P256State& s);

@@ -1,21 +1,17 @@
 // P-256 group operations on 33-byte SEC1 compressed points (src/protocol/math/curve.ts),
 // through OpenSSL's constant-time EC_POINT_mul for secret scalars.
 
-#include "common.h"
+#include "curve.h"
 
 namespace qk {
-namespace {
-
-constexpr size_t kP256PointBytes = 33;
-constexpr size_t kP256ScalarBytes = 32;
 
 // Group order n, big-endian.
 constexpr uint8_t kP256Order[kP256ScalarBytes] = {
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51};
 
-// k mod n for a 256-bit k, in constant time: since k < 2^256 < 2n, one conditional
-// subtraction suffices, selected by mask on the final borrow.
+// Since k < 2^256 < 2n, one conditional subtraction suffices, selected by mask on the final
+// borrow.
 void ReduceScalarModN(const uint8_t in[kP256ScalarBytes], uint8_t out[kP256ScalarBytes]) {
   SecretBytes<kP256ScalarBytes> diff;
   unsigned borrow = 0;
@@ -31,29 +27,16 @@ void ReduceScalarModN(const uint8_t in[kP256ScalarBytes], uint8_t out[kP256Scala
   }
 }
 
-// Reads argument `index` as a secret scalar (32 bytes, reduced mod n) into a constant-time,
-// secure-heap BIGNUM. Returns null with a pending exception on failure.
-SecretBnPtr ReadScalar(const Napi::CallbackInfo& info, size_t index, const char* fn) {
-  SecretBytes<kP256ScalarBytes> raw;
-  if (!CopyFixedBytes(info, index, kP256ScalarBytes, fn, "scalar", raw.b)) return nullptr;
+SecretBnPtr SecretScalarBn(const uint8_t k[kP256ScalarBytes]) {
   SecretBytes<kP256ScalarBytes> reduced;
-  ReduceScalarModN(raw.b, reduced.b);
-  SecretBnPtr k(BN_secure_new());
-  if (!k) {
-    ThrowOpenSslError(info.Env(), fn, "BN_secure_new");
-    return nullptr;
-  }
-  BN_set_flags(k.get(), BN_FLG_CONSTTIME);
-  if (BN_bin2bn(reduced.b, kP256ScalarBytes, k.get()) == nullptr) {
-    ThrowOpenSslError(info.Env(), fn, "BN_bin2bn");
-    return nullptr;
-  }
-  return k;
+  ReduceScalarModN(k, reduced.b);
+  SecretBnPtr bn(BN_secure_new());
+  if (!bn) return nullptr;
+  BN_set_flags(bn.get(), BN_FLG_CONSTTIME);
+  if (BN_bin2bn(reduced.b, kP256ScalarBytes, bn.get()) == nullptr) return nullptr;
+  return bn;
 }
 
-// Decodes a canonical 33-byte compressed encoding (02/03 prefix, x < p, on the curve, not the
-// identity). Returns null for anything else; never throws. Any OpenSSL errors stay behind the
-// caller's ErrorQueueGuard.
 EcPointPtr DecodeCompressed(const P256State& s, const uint8_t enc[kP256PointBytes]) {
   if (enc[0] != 0x02 && enc[0] != 0x03) return nullptr;
   EcPointPtr p(EC_POINT_new(s.group.get()));
@@ -67,6 +50,27 @@ EcPointPtr DecodeCompressed(const P256State& s, const uint8_t enc[kP256PointByte
     return nullptr;
   }
   return p;
+}
+
+bool EncodeCompressed(const P256State& s, const EC_POINT* p, uint8_t out[kP256PointBytes]) {
+  if (EC_POINT_is_at_infinity(s.group.get(), p)) {
+    std::memset(out, 0, kP256PointBytes);
+    return true;
+  }
+  return EC_POINT_point2oct(s.group.get(), p, POINT_CONVERSION_COMPRESSED, out, kP256PointBytes,
+                            s.ctx.get()) == kP256PointBytes;
+}
+
+namespace {
+
+// Reads argument `index` as a secret scalar (32 bytes, reduced mod n) into a constant-time,
+// secure-heap BIGNUM. Returns null with a pending exception on failure.
+SecretBnPtr ReadScalar(const Napi::CallbackInfo& info, size_t index, const char* fn) {
+  SecretBytes<kP256ScalarBytes> raw;
+  if (!CopyFixedBytes(info, index, kP256ScalarBytes, fn, "scalar", raw.b)) return nullptr;
+  SecretBnPtr k = SecretScalarBn(raw.b);
+  if (!k) ThrowOpenSslError(info.Env(), fn, "BN_secure_new / BN_bin2bn");
+  return k;
 }
 
 // Reads argument `index` as a point: the identity (33 zero bytes) or a valid compressed
@@ -94,14 +98,7 @@ EcPointPtr ReadPoint(const Napi::CallbackInfo& info, size_t index, const P256Sta
 // Encodes a point as 33 bytes: compressed SEC1, or 33 zero bytes for the identity.
 Napi::Value EncodePoint(Napi::Env env, const P256State& s, const EC_POINT* p, const char* fn) {
   Napi::Uint8Array out = Napi::Uint8Array::New(env, kP256PointBytes);
-  uint8_t* dst = out.Data();
-  if (EC_POINT_is_at_infinity(s.group.get(), p)) {
-    std::memset(dst, 0, kP256PointBytes);
-    return out;
-  }
-  size_t n = EC_POINT_point2oct(s.group.get(), p, POINT_CONVERSION_COMPRESSED, dst,
-                                kP256PointBytes, s.ctx.get());
-  if (n != kP256PointBytes) return ThrowOpenSslError(env, fn, "EC_POINT_point2oct");
+  if (!EncodeCompressed(s, p, out.Data())) return ThrowOpenSslError(env, fn, "EC_POINT_point2oct");
   return out;
 }
 

@@ -5,15 +5,18 @@
 // (test/native/*.test.ts).
 //
 // Layout, one file per kernel family, each ending with its table of exported functions:
-//   common.h   OpenSSL RAII helpers, error-queue hygiene, argument checking, wiped buffers,
-//              the per-environment state (one instance per Node environment / worker thread).
-//   scalar.h   constant-time arithmetic mod n on 4×64-bit limbs (Montgomery multiplication).
-//   curve.cc   P-256 group operations on 33-byte SEC1 compressed points.
-//   scalar.cc  secret scalar arithmetic for src/protocol/math/secret-scalar.ts.
-//   keccak.h   lane-parallel Keccak-f[1600] / SHAKE256 (AVX-512, AVX2 or 64-bit words).
-//   ot.cc      OT extension: SHAKE256 row hashing, column parities, transposition.
-//   vole.cc    the VOLE arithmetic of src/protocol/vole.ts.
-//   module.cc  this file: the state, the self-tests, the registration of every table.
+//   common.h          OpenSSL RAII helpers, error-queue hygiene, argument checking, wiped
+//                     buffers, the per-environment state (one per Node environment).
+//   scalar.h          constant-time arithmetic mod n on 4×64-bit limbs (Montgomery multiplication).
+//   curve.h/.cc       P-256 group operations on 33-byte SEC1 compressed points.
+//   field.h           arithmetic mod p (the P-256 field) on the limbs of scalar.h.
+//   hash-to-curve.cc  RFC 9380 P256_XMD:SHA-256_SSWU_RO_.
+//   base-ot.cc        the base OT of src/protocol/ot/base-ot.ts, 128 instances per call.
+//   scalar.cc         secret scalar arithmetic for src/protocol/math/secret-scalar.ts.
+//   keccak.h          lane-parallel Keccak-f[1600] / SHAKE256 (AVX-512, AVX2 or 64-bit words).
+//   ot.cc             OT extension: SHAKE256 row hashing, column parities, transposition.
+//   vole.cc           the VOLE arithmetic of src/protocol/vole.ts.
+//   module.cc         this file: the state, the self-tests, the registration of every table.
 // A new family is a new file with its own table, listed in kFamilies below.
 //
 // Node.js note: a Node binary that bundles OpenSSL exports its libcrypto symbols, and the dynamic
@@ -27,7 +30,7 @@
 namespace qk {
 namespace {
 
-const KernelTable* const kFamilies[] = {&kCurveKernels, &kOtKernels, &kVoleKernels, &kScalarKernels};
+const KernelTable* const kFamilies[] = {&kCurveKernels, &kHashToCurveKernels, &kBaseOtKernels, &kOtKernels, &kVoleKernels, &kScalarKernels};
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ErrorQueueGuard errors;

@@ -104,11 +104,22 @@ QK_INLINE uint64_t Opaque(uint64_t x) {
 
 QK_INLINE uint64_t MaskOf(uint64_t bit) { return Opaque(uint64_t{0} - bit); }  // bit ∈ {0, 1}
 
-// out = a − n mod 2^256; returns the borrow, 1 iff a < n.
-QK_INLINE uint64_t SubOrder(uint64_t out[4], const uint64_t a[4]) {
+// A modulus of this arithmetic: odd, between 2^255 and 2^256 (so every 256-bit value is below
+// 2m and one conditional subtraction reduces it), with inv = −m^−1 mod 2^64 and r2 = 2^512 mod m.
+// The functions below take it as a template argument; n (OrderModulus) unless they say
+// otherwise. field.h adds the P-256 field prime.
+struct OrderModulus {
+  static constexpr Scalar m = kOrder;
+  static constexpr uint64_t inv = kOrderInv;
+  static constexpr Scalar r2 = kR2;
+};
+
+// out = a − m mod 2^256; returns the borrow, 1 iff a < m.
+template <typename M = OrderModulus>
+QK_INLINE uint64_t SubModulus(uint64_t out[4], const uint64_t a[4]) {
   unsigned char borrow = 0;
   QK_UNROLL
-  for (int i = 0; i < 4; i++) out[i] = SubBorrow(a[i], kOrder.v[i], borrow);
+  for (int i = 0; i < 4; i++) out[i] = SubBorrow(a[i], M::m.v[i], borrow);
   return borrow;
 }
 
@@ -127,48 +138,53 @@ QK_INLINE Scalar AndMask(const Scalar& a, uint64_t mask) {
   return r;
 }
 
-// 1 iff a < n.
+// 1 iff a < m.
+template <typename M = OrderModulus>
 QK_INLINE uint64_t IsCanonical(const Scalar& a) {
   uint64_t d[4];
-  return SubOrder(d, a.v);
+  return SubModulus<M>(d, a.v);
 }
 
-// a mod n for any a < 2^256 (< 2n, so one conditional subtraction).
+// a mod m for any a < 2^256 (< 2m, so one conditional subtraction).
+template <typename M = OrderModulus>
 QK_INLINE Scalar Reduce256(const Scalar& a) {
   Scalar d;
-  const uint64_t borrow = SubOrder(d.v, a.v);
+  const uint64_t borrow = SubModulus<M>(d.v, a.v);
   return Select(MaskOf(borrow), a, d);
 }
 
+template <typename M = OrderModulus>
 QK_INLINE Scalar AddMod(const Scalar& a, const Scalar& b) {
   Scalar s;
   unsigned char carry = 0;
   QK_UNROLL
   for (int i = 0; i < 4; i++) s.v[i] = AddCarry(a.v[i], b.v[i], carry);
   Scalar d;
-  const uint64_t borrow = SubOrder(d.v, s.v);
-  // a + b ≥ n  ⟺  the sum overflowed 2^256, or its low 256 bits are ≥ n.
+  const uint64_t borrow = SubModulus<M>(d.v, s.v);
+  // a + b ≥ m  ⟺  the sum overflowed 2^256, or its low 256 bits are ≥ n.
   return Select(MaskOf(carry | (borrow ^ 1)), d, s);
 }
 
+template <typename M = OrderModulus>
 QK_INLINE Scalar SubMod(const Scalar& a, const Scalar& b) {
   Scalar d;
   unsigned char borrow = 0;
   QK_UNROLL
   for (int i = 0; i < 4; i++) d.v[i] = SubBorrow(a.v[i], b.v[i], borrow);
-  const uint64_t mask = MaskOf(borrow);  // a < b: add n back
+  const uint64_t mask = MaskOf(borrow);  // a < b: add m back
   unsigned char carry = 0;
   QK_UNROLL
-  for (int i = 0; i < 4; i++) d.v[i] = AddCarry(d.v[i], kOrder.v[i] & mask, carry);
+  for (int i = 0; i < 4; i++) d.v[i] = AddCarry(d.v[i], M::m.v[i] & mask, carry);
   return d;
 }
 
-QK_INLINE Scalar NegMod(const Scalar& a) { return SubMod(kZero, a); }
+template <typename M = OrderModulus>
+QK_INLINE Scalar NegMod(const Scalar& a) { return SubMod<M>(kZero, a); }
 
 // a·b·2^(−64·rounds) mod n by CIOS Montgomery multiplication over the first `rounds` limbs of b,
 // for a < n and b < 2^(64·rounds) (b < n when rounds = 4): the result before the final
 // subtraction is below (n·2^(64·rounds) + 2^(64·rounds)·n) / 2^(64·rounds) = 2n.
-template <int rounds>
+template <int rounds, typename M = OrderModulus>
 QK_INLINE Scalar MontMulRounds(const Scalar& a, const Scalar& b) {
   uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0;
   QK_UNROLL
@@ -182,12 +198,12 @@ QK_INLINE Scalar MontMulRounds(const Scalar& a, const Scalar& b) {
     unsigned char k = 0;
     t4 = AddCarry(t4, c, k);
     const uint64_t t5 = k;
-    const uint64_t q = t0 * kOrderInv;
+    const uint64_t q = t0 * M::inv;
     c = 0;
-    (void)MulAdd(q, kOrder.v[0], t0, c);  // low word is zero by the choice of q
-    t0 = MulAdd(q, kOrder.v[1], t1, c);
-    t1 = MulAdd(q, kOrder.v[2], t2, c);
-    t2 = MulAdd(q, kOrder.v[3], t3, c);
+    (void)MulAdd(q, M::m.v[0], t0, c);  // low word is zero by the choice of q
+    t0 = MulAdd(q, M::m.v[1], t1, c);
+    t1 = MulAdd(q, M::m.v[2], t2, c);
+    t2 = MulAdd(q, M::m.v[3], t3, c);
     k = 0;
     t3 = AddCarry(t4, c, k);
     t4 = t5 + k;
@@ -195,14 +211,16 @@ QK_INLINE Scalar MontMulRounds(const Scalar& a, const Scalar& b) {
   // t < 2n: subtract n once if t ≥ n (t4 is 0 or 1).
   const Scalar lo = {{t0, t1, t2, t3}};
   Scalar d;
-  const uint64_t borrow = SubOrder(d.v, lo.v);
+  const uint64_t borrow = SubModulus<M>(d.v, lo.v);
   return Select(MaskOf(t4 | (borrow ^ 1)), d, lo);
 }
 
-// a·b·2^−256 mod n for a, b < n.
-inline Scalar MontMul(const Scalar& a, const Scalar& b) { return MontMulRounds<4>(a, b); }
+// a·b·2^−256 mod m for a, b < m.
+template <typename M = OrderModulus>
+inline Scalar MontMul(const Scalar& a, const Scalar& b) { return MontMulRounds<4, M>(a, b); }
 
-inline Scalar ToMont(const Scalar& a) { return MontMul(a, kR2); }
+template <typename M = OrderModulus>
+inline Scalar ToMont(const Scalar& a) { return MontMul<M>(a, M::r2); }
 
 // acc += a·b (a, b < n).
 QK_INLINE void MulAcc(Wide& acc, const Scalar& a, const Scalar& b) {

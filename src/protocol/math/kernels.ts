@@ -68,7 +68,7 @@ export function nativeAddonStatus(): { loaded: boolean; disabled: boolean; path:
 // The registry.
 
 /** The kernels a signer needs native: every one handles secrets. */
-export const SIGNER_KERNELS = ['p256', 'vole', 'ot-bits', 'ot-row-hash', 'secret-scalar'] as const;
+export const SIGNER_KERNELS = ['p256', 'vole', 'ot-bits', 'ot-row-hash', 'secret-scalar', 'base-ot'] as const;
 export type KernelName = (typeof SIGNER_KERNELS)[number];
 
 export interface KernelRegistration {
