@@ -98,12 +98,6 @@ bool GetBaseOtInputs(const Napi::CallbackInfo& info, const char* fn, BaseOtInput
   return true;
 }
 
-bool GetFixed(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* what,
-              size_t len, const uint8_t** data) {
-  size_t got;
-  return GetBytes(info, index, fn, what, data, &got) && CheckLength(info.Env(), fn, what, got, len);
-}
-
 QK_INLINE uint8_t ChoiceByteMask(const uint8_t* choices, size_t i) {
   return static_cast<uint8_t>(0u - ((choices[i >> 3] >> (i & 7)) & 1u));
 }
@@ -141,9 +135,9 @@ Napi::Value BaseOtReceiverStart(const Napi::CallbackInfo& info) {
   const uint8_t* secrets;
   const uint8_t* others;
   if (!CheckArgCount(info, 5, fn) || !GetBaseOtInputs(info, fn, &in) ||
-      !GetFixed(info, 2, fn, "choices", kBaseOtCount / 8, &choices) ||
-      !GetFixed(info, 3, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets) ||
-      !GetFixed(info, 4, fn, "others", kBaseOtCount * kP256ScalarBytes, &others)) {
+      !GetFixedBytes(info, 2, fn, "choices", kBaseOtCount / 8, &choices) ||
+      !GetFixedBytes(info, 3, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets) ||
+      !GetFixedBytes(info, 4, fn, "others", kBaseOtCount * kP256ScalarBytes, &others)) {
     return env.Undefined();
   }
   const P256State& s = State(env)->p256;
@@ -188,8 +182,8 @@ Napi::Value BaseOtSenderRespond(const Napi::CallbackInfo& info) {
   const uint8_t* secrets;
   if (!CheckArgCount(info, 5, fn) || !GetBaseOtInputs(info, fn, &in) ||
       !GetBytes(info, 2, fn, "keyPrefix", &keyPrefix, &keyPrefixLen) ||
-      !GetFixed(info, 3, fn, "message", kBaseOtCount * 2 * kP256PointBytes, &message) ||
-      !GetFixed(info, 4, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets)) {
+      !GetFixedBytes(info, 3, fn, "message", kBaseOtCount * 2 * kP256PointBytes, &message) ||
+      !GetFixedBytes(info, 4, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets)) {
     return env.Undefined();
   }
   const P256State& s = State(env)->p256;
@@ -246,10 +240,10 @@ Napi::Value BaseOtReceiverFinish(const Napi::CallbackInfo& info) {
   const uint8_t* secrets;
   const uint8_t* message;
   if (!CheckArgCount(info, 5, fn) || !GetBytes(info, 0, fn, "keyPrefix", &keyPrefix, &keyPrefixLen) ||
-      !GetFixed(info, 1, fn, "sent", kBaseOtCount * 2 * kP256PointBytes, &sent) ||
-      !GetFixed(info, 2, fn, "choices", kBaseOtCount / 8, &choices) ||
-      !GetFixed(info, 3, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets) ||
-      !GetFixed(info, 4, fn, "message", kBaseOtCount * kP256PointBytes, &message)) {
+      !GetFixedBytes(info, 1, fn, "sent", kBaseOtCount * 2 * kP256PointBytes, &sent) ||
+      !GetFixedBytes(info, 2, fn, "choices", kBaseOtCount / 8, &choices) ||
+      !GetFixedBytes(info, 3, fn, "secrets", kBaseOtCount * kP256ScalarBytes, &secrets) ||
+      !GetFixedBytes(info, 4, fn, "message", kBaseOtCount * kP256PointBytes, &message)) {
     return env.Undefined();
   }
   const P256State& s = State(env)->p256;

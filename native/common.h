@@ -201,6 +201,13 @@ inline bool CheckLength(Napi::Env env, const char* fn, const char* what, size_t 
   return false;
 }
 
+// Argument `index` as a Uint8Array of exactly `len` bytes, read in place.
+inline bool GetFixedBytes(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* what,
+                          size_t len, const uint8_t** data) {
+  size_t got;
+  return GetBytes(info, index, fn, what, data, &got) && CheckLength(info.Env(), fn, what, got, len);
+}
+
 // Argument `index` as an integer Number in [min, max].
 inline bool GetSize(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* what,
              size_t min, size_t max, size_t* out) {

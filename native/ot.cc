@@ -1,5 +1,5 @@
-// OT-extension kernels (src/protocol/ot/): SHAKE256 row hashing, and the bit matrices of the
-// consistency check and of the transposition into rows.
+// OT-extension kernels (src/protocol/ot/): SHAKE256 row hashing, the bit matrices of the
+// consistency check and of the transposition into rows, and the PRG column expansion.
 
 #include "keccak.h"
 
@@ -278,6 +278,143 @@ Napi::Value OtTransposeToRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Column expansion
+// ----------------
+//
+// The PRG columns of the OT extension (src/protocol/ot/extension.ts): PRG(seed) is AES-256-CTR
+// with a zero IV over zeros, keyed by SHA-256(prgDigest ‖ seed), colBytes long.
+//   otReceiverColumns(prgDigest, seeds0: U8(128·32), seeds1: U8(128·32), b: U8(colBytes),
+//                     t0: U8(128·colBytes), u: U8(128·colBytes)): undefined
+//     t0_i = PRG(k_{i,0}), u_i = t0_i ⊕ PRG(k_{i,1}) ⊕ b, written into t0 and u.
+//   otSenderColumns(prgDigest, seeds: U8(128·32), delta: U8(16), u: U8(128·colBytes),
+//                   q: U8(128·colBytes)): undefined
+//     q_i = PRG(s_i) ⊕ (Δ_i · u_i), Δ_i selecting by mask.
+// Seeds, keys, b, Δ and the columns are secret: the keys and the local column are wiped.
+
+constexpr size_t kOtSeedBytes = 32;
+constexpr size_t kOtMaxColumnBytes = kOtMaxWords * 4;
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+struct CipherFree {
+  void operator()(EVP_CIPHER* c) const { EVP_CIPHER_free(c); }
+};
+
+class ColumnPrg {
+ public:
+  ColumnPrg(const uint8_t* prgDigest, size_t colBytes)
+      : prgDigest_(prgDigest), zeros_(colBytes, 0), cipher_(EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr)),
+        ctx_(EVP_CIPHER_CTX_new()), md_(EVP_MD_CTX_new()), sha256_(EVP_MD_fetch(nullptr, "SHA256", nullptr)) {}
+  bool ok() const { return cipher_ && ctx_ && md_ && sha256_; }
+
+  // PRG(seed) into out (colBytes).
+  bool Expand(const uint8_t* seed, uint8_t* out) {
+    static const uint8_t kZeroIv[16] = {0};
+    uint8_t key[32];
+    unsigned keyLen = 0;
+    int written = 0;
+    const bool ok = EVP_DigestInit_ex(md_.get(), sha256_.get(), nullptr) == 1 &&
+                    EVP_DigestUpdate(md_.get(), prgDigest_, 32) == 1 &&
+                    EVP_DigestUpdate(md_.get(), seed, kOtSeedBytes) == 1 &&
+                    EVP_DigestFinal_ex(md_.get(), key, &keyLen) == 1 &&
+                    EVP_EncryptInit_ex(ctx_.get(), cipher_.get(), nullptr, key, kZeroIv) == 1 &&
+                    EVP_EncryptUpdate(ctx_.get(), out, &written, zeros_.data(), static_cast<int>(zeros_.size())) == 1 &&
+                    static_cast<size_t>(written) == zeros_.size();
+    OPENSSL_cleanse(key, sizeof key);
+    return ok;
+  }
+  ~ColumnPrg() {
+    if (ctx_) EVP_CIPHER_CTX_reset(ctx_.get());  // wipes the key schedule
+  }
+  ColumnPrg(const ColumnPrg&) = delete;
+  ColumnPrg& operator=(const ColumnPrg&) = delete;
+
+ private:
+  const uint8_t* prgDigest_;
+  std::vector<uint8_t> zeros_;
+  std::unique_ptr<EVP_CIPHER, CipherFree> cipher_;
+  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx_;
+  EvpMdCtxPtr md_;
+  EvpMdPtr sha256_;
+};
+
+// The column length: a positive multiple of 16 bytes; on failure a TypeError is pending.
+bool CheckColumnBytes(Napi::Env env, const char* fn, size_t colBytes) {
+  if (colBytes != 0 && colBytes % 16 == 0 && colBytes <= kOtMaxColumnBytes) return true;
+  ThrowTypeError(env, std::string(fn) + ": columns must be a positive multiple of 16 bytes");
+  return false;
+}
+
+// An output argument of exactly `len` bytes, written in place; null with a TypeError pending.
+uint8_t* WritableBytes(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* what, size_t len) {
+  const uint8_t* p;
+  return GetFixedBytes(info, index, fn, what, len, &p) ? const_cast<uint8_t*>(p) : nullptr;
+}
+
+Napi::Value OtReceiverColumns(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otReceiverColumns";
+  Napi::Env env = info.Env();
+  ErrorQueueGuard errors;
+  if (!CheckArgCount(info, 6, fn)) return env.Undefined();
+  const uint8_t *prgDigest, *seeds0, *seeds1, *b;
+  size_t colBytes;
+  if (!GetFixedBytes(info, 0, fn, "prgDigest", 32, &prgDigest) ||
+      !GetFixedBytes(info, 1, fn, "seeds0", kOtColumns * kOtSeedBytes, &seeds0) ||
+      !GetFixedBytes(info, 2, fn, "seeds1", kOtColumns * kOtSeedBytes, &seeds1) ||
+      !GetBytes(info, 3, fn, "b", &b, &colBytes) || !CheckColumnBytes(env, fn, colBytes)) {
+    return env.Undefined();
+  }
+  uint8_t* t0 = WritableBytes(info, 4, fn, "t0", kOtColumns * colBytes);
+  uint8_t* u = t0 ? WritableBytes(info, 5, fn, "u", kOtColumns * colBytes) : nullptr;
+  if (!u) return env.Undefined();
+  ColumnPrg prg(prgDigest, colBytes);
+  SecretArray<uint8_t> t1(colBytes);
+  if (!prg.ok() || !t1.ok()) return ThrowOpenSslError(env, fn, "AES-256-CTR / SHA-256 set-up");
+  for (size_t i = 0; i < kOtColumns; i++) {
+    uint8_t* t0i = t0 + i * colBytes;
+    uint8_t* ui = u + i * colBytes;
+    if (!prg.Expand(seeds0 + i * kOtSeedBytes, t0i) || !prg.Expand(seeds1 + i * kOtSeedBytes, t1.data())) {
+      OPENSSL_cleanse(t0, kOtColumns * colBytes);
+      return ThrowOpenSslError(env, fn, "PRG");
+    }
+    for (size_t k = 0; k < colBytes; k++) ui[k] = static_cast<uint8_t>(t0i[k] ^ t1[k] ^ b[k]);
+  }
+  return env.Undefined();
+}
+
+Napi::Value OtSenderColumns(const Napi::CallbackInfo& info) {
+  static const char* const fn = "otSenderColumns";
+  Napi::Env env = info.Env();
+  ErrorQueueGuard errors;
+  if (!CheckArgCount(info, 5, fn)) return env.Undefined();
+  const uint8_t *prgDigest, *seeds, *delta, *u;
+  size_t uBytes;
+  if (!GetFixedBytes(info, 0, fn, "prgDigest", 32, &prgDigest) ||
+      !GetFixedBytes(info, 1, fn, "seeds", kOtColumns * kOtSeedBytes, &seeds) ||
+      !GetFixedBytes(info, 2, fn, "delta", kOtColumns / 8, &delta) ||
+      !GetBytes(info, 3, fn, "u", &u, &uBytes) ||
+      !CheckColumnBytes(env, fn, uBytes % kOtColumns == 0 ? uBytes / kOtColumns : 0)) {
+    return env.Undefined();
+  }
+  const size_t colBytes = uBytes / kOtColumns;
+  uint8_t* q = WritableBytes(info, 4, fn, "q", kOtColumns * colBytes);
+  if (!q) return env.Undefined();
+  ColumnPrg prg(prgDigest, colBytes);
+  if (!prg.ok()) return ThrowOpenSslError(env, fn, "AES-256-CTR / SHA-256 set-up");
+  for (size_t i = 0; i < kOtColumns; i++) {
+    uint8_t* qi = q + i * colBytes;
+    const uint8_t* ui = u + i * colBytes;
+    if (!prg.Expand(seeds + i * kOtSeedBytes, qi)) {
+      OPENSSL_cleanse(q, kOtColumns * colBytes);
+      return ThrowOpenSslError(env, fn, "PRG");
+    }
+    const uint8_t mask = static_cast<uint8_t>(0u - ((delta[i >> 3] >> (i & 7)) & 1u));
+    for (size_t k = 0; k < colBytes; k++) qi[k] = static_cast<uint8_t>(qi[k] ^ (ui[k] & mask));
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 // Every variant this CPU runs against OpenSSL's SHAKE256 on inputs that cross block boundaries
@@ -322,6 +459,8 @@ constexpr KernelExport kExports[] = {
     {"otRowHashVariant", OtRowHashVariant},
     {"otColumnParities", OtColumnParities},
     {"otTransposeToRows", OtTransposeToRows},
+    {"otReceiverColumns", OtReceiverColumns},
+    {"otSenderColumns", OtSenderColumns},
 };
 }  // namespace
 

@@ -150,7 +150,7 @@ describe('native OT row hasher', function () {
       const ctx = enc.encode('native-hasher|session');
       const r = otExtReceive(response.setup, ctx, seededRng('choices')(104), 832, 144, seededRng('pad'));
       const s = otExtSend(sender, ctx, 832, 144, r.message, 6);
-      return { r: r.outputs.map(hex), s0: s.outputs0.map(hex), s1: s.outputs1.map(hex) };
+      return { r: hex(r.outputs), s0: hex(s.outputs0), s1: hex(s.outputs1) };
     };
     try {
       assert.deepEqual(run(native), run(nodeCryptoRowHasher));
