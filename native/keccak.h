@@ -30,46 +30,81 @@ constexpr uint64_t kKeccakRoundConstants[24] = {
     0x000000008000808bULL, 0x800000000000008bULL, 0x8000000000008089ULL, 0x8000000000008003ULL,
     0x8000000000008002ULL, 0x8000000000000080ULL, 0x000000000000800aULL, 0x800000008000000aULL,
     0x8000000080008081ULL, 0x8000000000008080ULL, 0x0000000080000001ULL, 0x8000000080008008ULL};
-// ρ offsets along the π walk that starts at lane 1, and the lanes of that walk.
-constexpr int kKeccakRho[24] = {1,  3,  6,  10, 15, 21, 28, 36, 45, 55, 2,  14,
-                                27, 41, 56, 8,  25, 43, 62, 18, 39, 61, 20, 44};
-constexpr int kKeccakPi[24] = {10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24, 4,
-                               15, 23, 19, 13, 12, 2, 20, 14, 22, 9,  6,  1};
-
-template <typename V>
-QK_INLINE V Rotl64(V x, int n) {
-  return (x << n) | (x >> (64 - n));
+template <int n, typename V>
+QK_INLINE V Rotl(V x) {
+  if constexpr (n == 0) {
+    return x;
+  } else {
+    return (x << n) | (x >> (64 - n));
+  }
 }
 
-// Keccak-f[1600] on every state of s (each element of V is one state's lane).
+// Keccak-f[1600] on every state of s (each element of V is one state's lane), one round per
+// iteration written out lane by lane (θ, then ρ and π into b, then χ and ι): every index and
+// rotation is a constant, so the lanes stay in registers and rotations are immediate.
 template <typename V>
 QK_INLINE void KeccakF1600(V s[kKeccakLanes]) {
   for (int round = 0; round < 24; round++) {
-    V c[5];
-    QK_UNROLL
-    for (int x = 0; x < 5; x++) c[x] = s[x] ^ s[x + 5] ^ s[x + 10] ^ s[x + 15] ^ s[x + 20];
-    QK_UNROLL
-    for (int x = 0; x < 5; x++) {
-      const V d = c[(x + 4) % 5] ^ Rotl64(c[(x + 1) % 5], 1);
-      QK_UNROLL
-      for (int y = 0; y < 25; y += 5) s[y + x] ^= d;
-    }
-    V t = s[1];
-    QK_UNROLL
-    for (int i = 0; i < 24; i++) {
-      const V b = s[kKeccakPi[i]];
-      s[kKeccakPi[i]] = Rotl64(t, kKeccakRho[i]);
-      t = b;
-    }
-    QK_UNROLL
-    for (int y = 0; y < 25; y += 5) {
-      const V b0 = s[y], b1 = s[y + 1], b2 = s[y + 2], b3 = s[y + 3], b4 = s[y + 4];
-      s[y] = b0 ^ (~b1 & b2);
-      s[y + 1] = b1 ^ (~b2 & b3);
-      s[y + 2] = b2 ^ (~b3 & b4);
-      s[y + 3] = b3 ^ (~b4 & b0);
-      s[y + 4] = b4 ^ (~b0 & b1);
-    }
+    const V c0 = s[0] ^ s[5] ^ s[10] ^ s[15] ^ s[20];
+    const V c1 = s[1] ^ s[6] ^ s[11] ^ s[16] ^ s[21];
+    const V c2 = s[2] ^ s[7] ^ s[12] ^ s[17] ^ s[22];
+    const V c3 = s[3] ^ s[8] ^ s[13] ^ s[18] ^ s[23];
+    const V c4 = s[4] ^ s[9] ^ s[14] ^ s[19] ^ s[24];
+    const V d0 = c4 ^ Rotl<1>(c1);
+    const V d1 = c0 ^ Rotl<1>(c2);
+    const V d2 = c1 ^ Rotl<1>(c3);
+    const V d3 = c2 ^ Rotl<1>(c4);
+    const V d4 = c3 ^ Rotl<1>(c0);
+    const V b0 = Rotl<0>(s[0] ^ d0);
+    const V b1 = Rotl<44>(s[6] ^ d1);
+    const V b2 = Rotl<43>(s[12] ^ d2);
+    const V b3 = Rotl<21>(s[18] ^ d3);
+    const V b4 = Rotl<14>(s[24] ^ d4);
+    const V b5 = Rotl<28>(s[3] ^ d3);
+    const V b6 = Rotl<20>(s[9] ^ d4);
+    const V b7 = Rotl<3>(s[10] ^ d0);
+    const V b8 = Rotl<45>(s[16] ^ d1);
+    const V b9 = Rotl<61>(s[22] ^ d2);
+    const V b10 = Rotl<1>(s[1] ^ d1);
+    const V b11 = Rotl<6>(s[7] ^ d2);
+    const V b12 = Rotl<25>(s[13] ^ d3);
+    const V b13 = Rotl<8>(s[19] ^ d4);
+    const V b14 = Rotl<18>(s[20] ^ d0);
+    const V b15 = Rotl<27>(s[4] ^ d4);
+    const V b16 = Rotl<36>(s[5] ^ d0);
+    const V b17 = Rotl<10>(s[11] ^ d1);
+    const V b18 = Rotl<15>(s[17] ^ d2);
+    const V b19 = Rotl<56>(s[23] ^ d3);
+    const V b20 = Rotl<62>(s[2] ^ d2);
+    const V b21 = Rotl<55>(s[8] ^ d3);
+    const V b22 = Rotl<39>(s[14] ^ d4);
+    const V b23 = Rotl<41>(s[15] ^ d0);
+    const V b24 = Rotl<2>(s[21] ^ d1);
+    s[0] = b0 ^ (~b1 & b2);
+    s[1] = b1 ^ (~b2 & b3);
+    s[2] = b2 ^ (~b3 & b4);
+    s[3] = b3 ^ (~b4 & b0);
+    s[4] = b4 ^ (~b0 & b1);
+    s[5] = b5 ^ (~b6 & b7);
+    s[6] = b6 ^ (~b7 & b8);
+    s[7] = b7 ^ (~b8 & b9);
+    s[8] = b8 ^ (~b9 & b5);
+    s[9] = b9 ^ (~b5 & b6);
+    s[10] = b10 ^ (~b11 & b12);
+    s[11] = b11 ^ (~b12 & b13);
+    s[12] = b12 ^ (~b13 & b14);
+    s[13] = b13 ^ (~b14 & b10);
+    s[14] = b14 ^ (~b10 & b11);
+    s[15] = b15 ^ (~b16 & b17);
+    s[16] = b16 ^ (~b17 & b18);
+    s[17] = b17 ^ (~b18 & b19);
+    s[18] = b18 ^ (~b19 & b15);
+    s[19] = b19 ^ (~b15 & b16);
+    s[20] = b20 ^ (~b21 & b22);
+    s[21] = b21 ^ (~b22 & b23);
+    s[22] = b22 ^ (~b23 & b24);
+    s[23] = b23 ^ (~b24 & b20);
+    s[24] = b24 ^ (~b20 & b21);
     s[0] ^= kKeccakRoundConstants[round];
   }
 }
