@@ -67,8 +67,10 @@ QK_INLINE Fe SqrtRatio(const Fe& u, const Fe& v, uint64_t* isQr) {
   return FeSelect(*isQr, y1, y2);
 }
 
-// map_to_curve_simple_swu(u), §6.6.2 step by step; (x, y) affine, Montgomery form.
-void MapToCurve(const Fe& u, Fe* xOut, Fe* yOut) {
+// map_to_curve_simple_swu(u), §6.6.2 step by step, up to its last step x = x / tv4: returns
+// that numerator x, the denominator tv4 (never zero: A·Z or A·(−tv2) with tv2 ≠ 0) and y,
+// Montgomery form. HashToCurve divides both maps' x by one inversion.
+void MapToCurve(const Fe& u, Fe* xOut, Fe* denominator, Fe* yOut) {
   const SswuConstants& k = Constants();
   Fe tv1 = FeMul(k.z, FeSqr(u));
   Fe tv2 = FeAdd(FeSqr(tv1), tv1);
@@ -88,7 +90,8 @@ void MapToCurve(const Fe& u, Fe* xOut, Fe* yOut) {
   x = FeSelect(isGx1Square, tv3, x);
   y = FeSelect(isGx1Square, y1, y);
   y = FeSelect(Sgn0(u) ^ Sgn0(y) ^ 1, y, FeNeg(y));
-  *xOut = FeMul(x, FePow(tv4, kInverseExponent));
+  *xOut = x;
+  *denominator = tv4;
   *yOut = y;
 }
 
@@ -161,10 +164,13 @@ bool HashToCurve(const P256State& s, const uint8_t* msg, size_t msgLen, const ui
   if (dstLen == 0 || dstLen > kMaxDst) return false;
   uint8_t uniform[kUniformBytes];
   if (!ExpandMessageXmd(msg, msgLen, dst, dstLen, uniform)) return false;
-  Fe x[2], y[2];
+  Fe x[2], d[2], y[2];
   for (int i = 0; i < 2; i++) {
-    MapToCurve(FeToMont(FieldReduceWide48(uniform + i * kFieldBytes)), &x[i], &y[i]);
+    MapToCurve(FeToMont(FieldReduceWide48(uniform + i * kFieldBytes)), &x[i], &d[i], &y[i]);
   }
+  const Fe inverse = FePow(FeMul(d[0], d[1]), kInverseExponent);  // 1 / (d0·d1)
+  x[0] = FeMul(x[0], FeMul(d[1], inverse));
+  x[1] = FeMul(x[1], FeMul(d[0], inverse));
   EcPointPtr q1(EC_POINT_new(s.group.get()));
   return q1 && ToEcPoint(s, x[0], y[0], out) && ToEcPoint(s, x[1], y[1], q1.get()) &&
          EC_POINT_add(s.group.get(), out, out, q1.get(), s.ctx.get()) == 1;
