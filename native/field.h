@@ -1,6 +1,6 @@
 // Arithmetic in the P-256 base field (mod p) on the 4-limb code of scalar.h, for hash-to-curve
-// (hash-to-curve.cc). Field elements are kept in Montgomery form (a·2^256 mod p) between
-// FieldFromBytes / FieldToBytes. Exponents are public constants.
+// (hash-to-curve.cc). Field elements are kept in Montgomery form (a·2^256 mod p); the
+// exponentiations are fixed addition chains.
 #ifndef QUORUMKEY_NATIVE_FIELD_H_
 #define QUORUMKEY_NATIVE_FIELD_H_
 
@@ -37,18 +37,46 @@ QK_INLINE uint64_t FeIsZero(const Fe& a) {
 }
 QK_INLINE uint64_t FeEqual(const Fe& a, const Fe& b) { return FeIsZero(FeSub(a, b)); }
 
-// a^e for a public exponent e, by 4-bit fixed windows.
-inline Fe FePow(const Fe& a, const Scalar& e) {
-  Fe table[16];
-  table[0] = FeToMont(kOne);
-  for (int i = 1; i < 16; i++) table[i] = FeMul(table[i - 1], a);
-  Fe r = table[0];
-  for (int w = 63; w >= 0; w--) {
-    r = FeSqr(FeSqr(FeSqr(FeSqr(r))));
-    const unsigned digit = static_cast<unsigned>((e.v[w / 16] >> (4 * (w % 16))) & 0xf);
-    r = FeMul(r, table[digit]);  // the exponent is public
-  }
-  return r;
+// a^(2^n).
+inline Fe FeSqrN(Fe a, int n) {
+  for (int i = 0; i < n; i++) a = FeSqr(a);
+  return a;
+}
+
+// a^(2^k − 1) for the k these exponents need, by the usual addition chain.
+struct FeRuns {
+  Fe x1, x2, x30, x32;
+};
+inline FeRuns FeRunsOf(const Fe& x) {
+  const Fe x2 = FeMul(FeSqr(x), x);
+  const Fe x3 = FeMul(FeSqr(x2), x);
+  const Fe x6 = FeMul(FeSqrN(x3, 3), x3);
+  const Fe x12 = FeMul(FeSqrN(x6, 6), x6);
+  const Fe x15 = FeMul(FeSqrN(x12, 3), x3);
+  const Fe x30 = FeMul(FeSqrN(x15, 15), x15);
+  const Fe x32 = FeMul(FeSqrN(x30, 2), x2);
+  return FeRuns{x, x2, x30, x32};
+}
+
+// a^(p − 2) = 1/a (0 for 0). p − 2 = ffffffff 00000001 0^96 ffffffff ffffffff fffffffd.
+inline Fe FeInvert(const Fe& a) {
+  const FeRuns r = FeRunsOf(a);
+  Fe t = FeMul(FeSqrN(r.x32, 32), r.x1);
+  t = FeSqrN(t, 96);
+  t = FeMul(FeSqrN(t, 32), r.x32);
+  t = FeMul(FeSqrN(t, 32), r.x32);
+  t = FeMul(FeSqrN(t, 30), r.x30);
+  return FeMul(FeSqrN(t, 2), r.x1);
+}
+
+// a^((p − 3) / 4), the exponent of sqrt_ratio: 1^32 0^31 1 0^96 1^94.
+inline Fe FePowSqrtRatio(const Fe& a) {
+  const FeRuns r = FeRunsOf(a);
+  Fe t = FeMul(FeSqrN(r.x32, 32), r.x1);
+  t = FeSqrN(t, 96);
+  t = FeMul(FeSqrN(t, 32), r.x32);
+  t = FeMul(FeSqrN(t, 32), r.x32);
+  return FeMul(FeSqrN(t, 30), r.x30);
 }
 
 // OS2IP(48 bytes) mod p: hi·2^256 + lo with hi < 2^128, hi·2^256 ≡ (2^384 mod p)·hi·2^−128.

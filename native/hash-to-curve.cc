@@ -4,7 +4,7 @@
 // (base-ot.cc) hashes public points with it; p256HashToCurve exposes it to the tests, which
 // check it against @noble/curves and the RFC's vectors (test/native/hash-to-curve.test.ts).
 // Its inputs are public, but the map is straight-line code anyway: selections by mask, and
-// exponentiations by public constants.
+// exponentiations by fixed addition chains.
 
 #include "hash-to-curve.h"
 
@@ -19,13 +19,9 @@ constexpr size_t kFieldBytes = 48;           // L = ceil((256 + 128) / 8)
 constexpr size_t kUniformBytes = 2 * kFieldBytes;
 constexpr size_t kMaxDst = 255;
 
-// Curve constants: b, and the exponents (p − 3) / 4 and p − 2.
+// The curve constant b.
 constexpr Scalar kCurveB = {
     {0x3bce3c3e27d2604bULL, 0x651d06b0cc53b0f6ULL, 0xb3ebbd55769886bcULL, 0x5ac635d8aa3a93e7ULL}};
-constexpr Scalar kSqrtRatioExponent = {
-    {0xffffffffffffffffULL, 0x000000003fffffffULL, 0x4000000000000000ULL, 0x3fffffffc0000000ULL}};
-constexpr Scalar kInverseExponent = {
-    {0xfffffffffffffffdULL, 0x00000000ffffffffULL, 0x0000000000000000ULL, 0xffffffff00000001ULL}};
 
 struct SswuConstants {
   Fe a, b, z, c2, one;  // A = −3, B, Z = −10, c2 = sqrt(−Z), 1 (Montgomery form)
@@ -40,11 +36,10 @@ const SswuConstants& Constants() {
     k.a = FeNeg(FeToMont(Small(3)));
     k.b = FeToMont(kCurveB);
     k.z = FeNeg(FeToMont(Small(10)));
-    // sqrt(10) = 10^((p + 1) / 4); any root serves (the map fixes the sign of y by sgn0).
-    Scalar e = kSqrtRatioExponent;  // (p − 3) / 4 + 1
-    unsigned char carry = 1;
-    for (int i = 0; i < 4; i++) e.v[i] = AddCarry(e.v[i], 0, carry);
-    k.c2 = FePow(FeToMont(Small(10)), e);
+    // sqrt(10) = 10^((p + 1) / 4) = 10^((p − 3) / 4)·10; any root serves (the map fixes the
+    // sign of y by sgn0).
+    const Fe ten = FeToMont(Small(10));
+    k.c2 = FeMul(FePowSqrtRatio(ten), ten);
     return k;
   }();
   return c;
@@ -59,7 +54,7 @@ QK_INLINE Fe SqrtRatio(const Fe& u, const Fe& v, uint64_t* isQr) {
   Fe tv1 = FeSqr(v);
   const Fe tv2 = FeMul(u, v);
   tv1 = FeMul(tv1, tv2);
-  Fe y1 = FePow(tv1, kSqrtRatioExponent);
+  Fe y1 = FePowSqrtRatio(tv1);
   y1 = FeMul(y1, tv2);
   const Fe y2 = FeMul(y1, k.c2);
   const Fe tv3 = FeMul(FeSqr(y1), v);
@@ -168,7 +163,7 @@ bool HashToCurve(const P256State& s, const uint8_t* msg, size_t msgLen, const ui
   for (int i = 0; i < 2; i++) {
     MapToCurve(FeToMont(FieldReduceWide48(uniform + i * kFieldBytes)), &x[i], &d[i], &y[i]);
   }
-  const Fe inverse = FePow(FeMul(d[0], d[1]), kInverseExponent);  // 1 / (d0·d1)
+  const Fe inverse = FeInvert(FeMul(d[0], d[1]));  // 1 / (d0·d1)
   x[0] = FeMul(x[0], FeMul(d[1], inverse));
   x[1] = FeMul(x[1], FeMul(d[0], inverse));
   EcPointPtr q1(EC_POINT_new(s.group.get()));
