@@ -1,10 +1,18 @@
 {
-  # quorumkey native kernels (see native/quorumkey.cc). `npm install` runs `node-gyp rebuild`,
+  # quorumkey native kernels (see native/module.cc). `npm install` runs `node-gyp rebuild`,
   # which builds build/Release/quorumkey_native.node; src/protocol/math/curve.ts loads it.
   "targets": [
     {
       "target_name": "quorumkey_native",
-      "sources": ["native/quorumkey.cc"],
+      "sources": [
+        "native/module.cc",
+        "native/curve.cc",
+        "native/hash-to-curve.cc",
+        "native/base-ot.cc",
+        "native/scalar.cc",
+        "native/ot.cc",
+        "native/vole.cc"
+      ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"
       ],

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Cluster, sha256 } from '../test/protocol/harness.js';
 import { curveBackend, nativeCurveBackend, nobleBackend, useCurveBackend, type CurveBackend } from '../src/protocol/math/curve.js';
 import type { ProtocolMessage } from '../src/protocol/message.js';
-import { defaultOtRowHasher } from '../src/protocol/ot/native-hasher.js';
+import { defaultOtRowHasher, nativeRowHashVariant } from '../src/protocol/ot/native-hasher.js';
 import { voleBackend } from '../src/protocol/vole.js';
 
 const SUBSET = [1, 3, 5];
@@ -27,7 +27,7 @@ function measure(backend: CurveBackend, batches: readonly number[], rounds: numb
   useCurveBackend(backend);
   const cluster = new Cluster(5);
   const dkg = cpuMs(() => cluster.keyGen('bench', 3));
-  console.log(`\n[${backend.name}] backends: curve ${backend.name}, VOLE arithmetic ${voleBackend().name}, OT row hashing ${defaultOtRowHasher}`);
+  console.log(`\n[${backend.name}] backends: curve ${backend.name}, VOLE arithmetic ${voleBackend().name}, OT row hashing ${defaultOtRowHasher}${nativeRowHashVariant ? ` (${nativeRowHashVariant})` : ''}`);
   console.log(`[${backend.name}] key generation 3-of-5: ${dkg.ms.toFixed(0)} ms CPU (all five parties)`);
   cluster.presign('bench', SUBSET, 1); // warm-up
   for (const batch of batches) {

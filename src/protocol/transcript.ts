@@ -15,6 +15,13 @@ function u32(n: number): Uint8Array {
   return b;
 }
 
+/** The encoding of one item, in four parts (hashed one after the other, never concatenated). */
+function itemParts(label: string, value: Uint8Array | string | number): Uint8Array[] {
+  const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : typeof value === 'number' ? u32(value) : value;
+  const labelBytes = new TextEncoder().encode(label);
+  return [u32(labelBytes.length), labelBytes, u32(bytes.length), bytes];
+}
+
 export class Transcript {
   private readonly hash: Hash;
 
@@ -25,9 +32,7 @@ export class Transcript {
   }
 
   append(label: string, value: Uint8Array | string | number): this {
-    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : typeof value === 'number' ? u32(value) : value;
-    const labelBytes = new TextEncoder().encode(label);
-    this.hash.update(u32(labelBytes.length)).update(labelBytes).update(u32(bytes.length)).update(bytes);
+    for (const part of itemParts(label, value)) this.hash.update(part);
     return this;
   }
 
@@ -40,6 +45,15 @@ export class Transcript {
   challengeScalar(): bigint {
     return reduceWide(new Uint8Array(this.hash.digest()));
   }
+}
+
+/**
+ * The bytes a Transcript(domain) hashes for these items, for native code that continues the
+ * same hash (native/base-ot.cc appends the items of its key derivation to it).
+ */
+export function transcriptPrefix(domain: string, items: ReadonlyArray<readonly [string, Uint8Array | string | number]>): Uint8Array {
+  const parts = [['protocol', PROTOCOL_TAG] as const, ['domain', domain] as const, ...items].flatMap(([label, value]) => itemParts(label, value));
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /** Hash of labelled items under a domain tag: H(domain, items...). */

@@ -14,7 +14,7 @@
  *
  * The arithmetic mod n (expanding OT outputs into scalars, τ, η, the check values, the gadget
  * sums) runs through a VoleKernel: the TypeScript bigint code below is the reference, and the
- * native addon (native/quorumkey.cc, section 6) is used when it is built — the same pattern as
+ * native addon (native/vole.cc) is used when it is built — the same pattern as
  * the curve backends of math/curve.ts. The transcripts (θ, the check digest), the message
  * fields and their validation stay here, shared by both kernels, so both produce the same bytes
  * (test/native/vole.test.ts compares them).
@@ -195,7 +195,7 @@ export const typescriptVoleKernel: VoleKernel<bigint[][], TypescriptAliceOwn> = 
   },
 };
 
-/** The native addon's VOLE surface (native/quorumkey.cc, section 6). */
+/** The native addon's VOLE surface (native/vole.cc). */
 export interface NativeVole {
   voleInit(gadget: Uint8Array): void;
   voleBobExpand(outputs: Uint8Array, choices: Uint8Array, count: number): { chi: Uint8Array; pads: Uint8Array };
@@ -290,23 +290,6 @@ function checkDigest(context: Uint8Array, values: Uint8Array): Uint8Array {
   return new Transcript('vole-check').append('context', context).append('values', values).digest();
 }
 
-/**
- * The OT outputs as one m·144-byte buffer. otExtSend/otExtReceive return views in order into
- * one contiguous buffer (documented in ot/extension.ts); the first, middle and last views are
- * checked (checking all 13,312 of a batch-32 VOLE side cost ≈ 1 ms), else the outputs are copied.
- */
-function contiguous(outputs: readonly Uint8Array[]): Uint8Array {
-  const m = outputs.length;
-  const first = outputs[0]!;
-  const fits =
-    first.byteOffset + m * OUTPUT_BYTES <= first.buffer.byteLength &&
-    [0, m >> 1, m - 1].every((j) => {
-      const o = outputs[j]!;
-      return o.buffer === first.buffer && o.byteOffset === first.byteOffset + j * OUTPUT_BYTES && o.length === OUTPUT_BYTES;
-    });
-  return fits ? new Uint8Array(first.buffer, first.byteOffset, m * OUTPUT_BYTES) : concatBytes(outputs);
-}
-
 export interface VoleBobState {
   readonly count: number;
   readonly choices: Uint8Array;
@@ -324,9 +307,8 @@ export function voleBobStart(setup: OtExtReceiverSetup, context: Uint8Array, cou
   const choices = rng(Math.ceil(m / 8));
   const { message, outputs } = otExtReceive(setup, context, choices, m, OUTPUT_BYTES, rng);
   const kernel = active;
-  const data = contiguous(outputs);
-  const expanded = kernel.bobExpand(data, choices, count);
-  data.fill(0);
+  const expanded = kernel.bobExpand(outputs, choices, count);
+  outputs.fill(0);
   const chi = pairsOrSingles(expanded.chi, 1).map(([x]) => x!);
   return { payload: { ote: message }, state: { count, choices, message, chi, kernel, pads: expanded.pads } };
 }
@@ -373,11 +355,9 @@ export function voleAliceRespond(
     wipe(mask);
   });
   const kernel = active;
-  const data0 = contiguous(outputs0);
-  const data1 = contiguous(outputs1);
-  const { tau, own } = kernel.aliceCorrect(data0, data1, alpha);
-  data0.fill(0);
-  data1.fill(0);
+  const { tau, own } = kernel.aliceCorrect(outputs0, outputs1, alpha);
+  outputs0.fill(0);
+  outputs1.fill(0);
   const thetas = challenges(context, bobMessage, tau, count);
   const { eta, checkValues, shares } = kernel.aliceFinish(own, thetas);
   kernel.aliceDiscard(own);

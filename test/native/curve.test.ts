@@ -1,5 +1,5 @@
 /**
- * The native P-256 kernels (native/quorumkey.cc) against the TypeScript reference (@noble/curves).
+ * The native P-256 kernels (native/curve.cc) against the TypeScript reference (@noble/curves).
  *
  * The addon is built by `npm install` (node-gyp) and the product uses it by default, so a
  * missing or unloadable addon is a test FAILURE here, never a skip. With QUORUMKEY_NATIVE=0 the

@@ -1,7 +1,8 @@
 /**
- * The native OT bit-matrix kernels (native/quorumkey.cc section 7) against the TypeScript
+ * The native OT bit-matrix kernels (native/ot.cc) against the TypeScript
  * reference of src/protocol/ot/bits.ts: columnParities and transposeToRows on random inputs of
- * several shapes (ncols 1 and 128, odd word counts, one and many row blocks), at any alignment.
+ * several shapes (ncols 1 and 128, odd word counts, one and many row blocks), at any alignment,
+ * and the PRG column expansion of both sides of the extension.
  *
  * A missing addon is a FAILURE, never a skip (as in curve.test.ts); with QUORUMKEY_NATIVE=0 the
  * product runs on the reference and the addon is loaded directly so that it is still checked.
@@ -13,6 +14,8 @@ import {
   columnParities,
   otBitsBackend,
   referenceColumnParities,
+  referenceReceiverColumns,
+  referenceSenderColumns,
   referenceTransposeToRows,
   transposeToRows,
   type NativeOtBits,
@@ -50,7 +53,7 @@ describe('native OT bit-matrix kernels', function () {
 
   it('are what the product uses (unless QUORUMKEY_NATIVE=0)', () => {
     assert.equal(otBitsBackend(), nativeDisabled ? 'typescript' : 'native');
-    for (const name of ['otColumnParities', 'otTransposeToRows']) assert.equal(typeof (raw as unknown as Record<string, unknown>)[name], 'function', name);
+    for (const name of ['otColumnParities', 'otTransposeToRows', 'otReceiverColumns', 'otSenderColumns']) assert.equal(typeof (raw as unknown as Record<string, unknown>)[name], 'function', name);
   });
 
   describe('columnParities', () => {
@@ -154,6 +157,55 @@ describe('native OT bit-matrix kernels', function () {
       assert.throws(() => raw.otTransposeToRows(bytesOf(cols), 4, 5, new Uint8Array(5 * 512)), TypeError);
       assert.throws(() => raw.otTransposeToRows(bytesOf(cols), 4, 2, new Uint8Array(511)), TypeError);
       assert.throws(() => (raw.otTransposeToRows as (...a: unknown[]) => unknown)(bytesOf(cols), 4, 1, new Uint32Array(128)), TypeError);
+    });
+  });
+  describe('PRG column expansion', () => {
+    // Column lengths of the smallest extension (m' = 384 rows), a one-presignature VOLE (768) and
+    // a batch-32 VOLE (13,568), in bytes.
+    for (const colBytes of [48, 96, 1696]) {
+      it(`Bob's t0 and u, and Alice's q, equal the reference (${colBytes}-byte columns, seed ${seed})`, () => {
+        const rng = seededRng(`columns ${seed} ${colBytes}`);
+        const prgDigest = rng(32);
+        const seeds0 = rng(128 * 32);
+        const seeds1 = rng(128 * 32);
+        const b = rng(colBytes);
+        const [t0, u, t0Ref, uRef] = [0, 1, 2, 3].map(() => new Uint8Array(128 * colBytes));
+        raw.otReceiverColumns(prgDigest, seeds0, seeds1, b, t0!, u!);
+        referenceReceiverColumns(prgDigest, seeds0, seeds1, b, t0Ref!, uRef!);
+        assert.deepEqual([t0, u], [t0Ref, uRef]);
+        for (const delta of [rng(16), new Uint8Array(16), new Uint8Array(16).fill(0xff)]) {
+          const q = new Uint8Array(128 * colBytes);
+          const qRef = new Uint8Array(128 * colBytes);
+          raw.otSenderColumns(prgDigest, seeds0, delta, u!, q);
+          referenceSenderColumns(prgDigest, seeds0, delta, u!, qRef);
+          assert.deepEqual(q, qRef);
+        }
+        // The correlation the extension relies on: with s_i = k_{i,Δ_i}, q_i = t0_i ⊕ Δ_i·b.
+        const delta = rng(16);
+        const chosen = new Uint8Array(128 * 32);
+        for (let i = 0; i < 128; i++) chosen.set(((delta[i >> 3]! >> (i & 7)) & 1 ? seeds1 : seeds0).subarray(32 * i, 32 * i + 32), 32 * i);
+        const q = new Uint8Array(128 * colBytes);
+        raw.otSenderColumns(prgDigest, chosen, delta, u!, q);
+        for (let i = 0; i < 128; i++) {
+          const d = (delta[i >> 3]! >> (i & 7)) & 1;
+          const expected = t0!.subarray(i * colBytes, (i + 1) * colBytes).map((x, k) => x ^ (d ? b[k]! : 0));
+          assert.deepEqual(q.subarray(i * colBytes, (i + 1) * colBytes), expected, `column ${i}`);
+        }
+      });
+    }
+
+    it('throw TypeError on bad lengths', () => {
+      const d = new Uint8Array(32);
+      const seeds = new Uint8Array(128 * 32);
+      const cols = new Uint8Array(128 * 48);
+      assert.throws(() => raw.otReceiverColumns(d.subarray(1), seeds, seeds, new Uint8Array(48), cols, cols), TypeError);
+      assert.throws(() => raw.otReceiverColumns(d, seeds.subarray(32), seeds, new Uint8Array(48), cols, cols), TypeError);
+      assert.throws(() => raw.otReceiverColumns(d, seeds, seeds, new Uint8Array(47), cols, cols), TypeError);
+      assert.throws(() => raw.otReceiverColumns(d, seeds, seeds, new Uint8Array(48), cols.subarray(1), cols), TypeError);
+      assert.throws(() => raw.otSenderColumns(d, seeds, new Uint8Array(15), cols, cols), TypeError);
+      assert.throws(() => raw.otSenderColumns(d, seeds, new Uint8Array(16), cols.subarray(16), cols), TypeError);
+      assert.throws(() => raw.otSenderColumns(d, seeds, new Uint8Array(16), cols, cols.subarray(1)), TypeError);
+      assert.throws(() => raw.otSenderColumns(d, seeds, new Uint8Array(16), new Uint8Array(128 * 48 + 5), cols), TypeError);
     });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The native OT row hasher (native/quorumkey.cc, section 5; src/protocol/ot/native-hasher.ts)
+ * The native OT row hasher (native/ot.cc; src/protocol/ot/native-hasher.ts)
  * against the TypeScript one, nodeCryptoRowHasher: byte-identical output for every shape, and
  * the same OT-extension outputs when it is installed.
  *
@@ -56,7 +56,7 @@ describe('native OT row hasher', function () {
 
   it(`is byte-identical to nodeCryptoRowHasher for every shape (seed ${seed})`, () => {
     const rng = seededRng(`hasher ${seed}`);
-    for (const prefixLength of [0, 1, 32, 200]) {
+    for (const prefixLength of [0, 1, 32, 116, 117, 135, 136, 200, 272]) {
       for (const m of [0, 1, 2, 7, 33, 416]) {
         for (const outputBytes of [1, 16, 135, 136, 137, 144, 272, 300]) {
           for (const withMask of [false, true]) {
@@ -73,6 +73,10 @@ describe('native OT row hasher', function () {
         }
       }
     }
+  });
+
+  it('names the Keccak variant it runs (checked against OpenSSL SHAKE256 at load, with every other variant this CPU runs)', () => {
+    assert.ok(['avx512', 'avx2', 'words'].includes(raw.otRowHashVariant()), raw.otRowHashVariant());
   });
 
   it('writes the row index as a 32-bit big-endian number (rows beyond 2^16)', () => {
@@ -146,7 +150,7 @@ describe('native OT row hasher', function () {
       const ctx = enc.encode('native-hasher|session');
       const r = otExtReceive(response.setup, ctx, seededRng('choices')(104), 832, 144, seededRng('pad'));
       const s = otExtSend(sender, ctx, 832, 144, r.message, 6);
-      return { r: r.outputs.map(hex), s0: s.outputs0.map(hex), s1: s.outputs1.map(hex) };
+      return { r: hex(r.outputs), s0: hex(s.outputs0), s1: hex(s.outputs1) };
     };
     try {
       assert.deepEqual(run(native), run(nodeCryptoRowHasher));

@@ -1,5 +1,5 @@
 /**
- * The native secret-scalar kernels (native/quorumkey.cc section 8) against the bigint reference
+ * The native secret-scalar kernels (native/scalar.cc) against the bigint reference
  * of src/protocol/math/secret-scalar.ts and against plain BigInt arithmetic mod n: element-wise
  * and broadcast operands, edge values (0, 1, n−1, n and above, 2^256−1), in-place outputs, the
  * exact wide reduction, and randomSecret drawing the same scalars as scalar.ts randomScalar.

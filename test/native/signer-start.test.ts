@@ -108,7 +108,7 @@ describe('the signer refuses to start without the native kernels', function () {
     const r = JSON.parse(exit.stdout) as { before: string | null; after: string | null; kernels: Record<string, string> };
     assert.equal(r.before, null, 'all kernels native before the switch');
     assert.ok(r.after?.includes('useReferenceKernelsForTests') && r.after.includes(ADDON_FILE), String(r.after));
-    assert.deepEqual(r.kernels, { p256: 'noble', vole: 'typescript', 'ot-bits': 'typescript', 'ot-row-hash': 'node:crypto', 'secret-scalar': 'typescript' });
+    assert.deepEqual(r.kernels, { p256: 'noble', vole: 'typescript', 'ot-bits': 'typescript', 'ot-row-hash': 'node:crypto', 'secret-scalar': 'typescript', 'base-ot': 'typescript' });
   });
 
   it('a kernel module that was never loaded counts as not native', async () => {

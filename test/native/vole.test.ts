@@ -1,5 +1,5 @@
 /**
- * The native VOLE kernel (native/quorumkey.cc, sections 4 and 6) against the TypeScript
+ * The native VOLE kernel (native/scalar.h and native/vole.cc) against the TypeScript
  * reference kernel of src/protocol/vole.ts: the same bytes and scalars for random inputs and edge
  * values, the same ProtocolAbort for out-of-range received scalars, and the exact wide
  * reduction BigInt(48 bytes) mod n.

@@ -61,7 +61,7 @@ export const nobleBackend: CurveBackend = {
   },
 };
 
-/** The native addon's P-256 surface (see native/quorumkey.cc). */
+/** The native addon's P-256 surface (native/curve.cc). */
 export interface NativeCurve {
   p256MulBase(k: Uint8Array): Uint8Array;
   p256Mul(point: Uint8Array, k: Uint8Array): Uint8Array;

@@ -1,5 +1,5 @@
 /**
- * The native addon (native/quorumkey.cc) and the registry of the kernels that handle secrets.
+ * The native addon (native/*.cc, registered in native/module.cc) and the registry of the kernels that handle secrets.
  *
  * DESIGN §3, "constant time by construction in the signer's path": secret scalars, choice bits
  * and OT columns are handled by the native kernels; a signer refuses to start without them and
@@ -68,7 +68,7 @@ export function nativeAddonStatus(): { loaded: boolean; disabled: boolean; path:
 // The registry.
 
 /** The kernels a signer needs native: every one handles secrets. */
-export const SIGNER_KERNELS = ['p256', 'vole', 'ot-bits', 'ot-row-hash', 'secret-scalar'] as const;
+export const SIGNER_KERNELS = ['p256', 'vole', 'ot-bits', 'ot-row-hash', 'secret-scalar', 'base-ot'] as const;
 export type KernelName = (typeof SIGNER_KERNELS)[number];
 
 export interface KernelRegistration {

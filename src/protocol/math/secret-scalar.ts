@@ -1,6 +1,6 @@
 /**
  * Secret scalars mod n as 32-byte big-endian buffers, with their arithmetic in the native addon
- * (native/quorumkey.cc section 8: fixed 4×64-bit limbs, Montgomery multiplication, no branch or
+ * (native/scalar.cc: fixed 4×64-bit limbs, Montgomery multiplication, no branch or
  * index on a value). The protocol keeps its secrets (nonce shares r, masks φ, key shares, the
  * VOLE shares and the presignature's u, v) in these buffers instead of bigints — a bigint can
  * neither be computed on in constant time nor wiped — and wipes them (wipe) when done.
@@ -23,7 +23,7 @@ export type SecretScalar = Uint8Array;
 
 const WIDE_BYTES = 48;
 
-/** The addon's scalar surface (section 8). */
+/** The addon's scalar surface (native/scalar.cc). */
 export interface NativeScalar {
   scalarAdd(out: Uint8Array, a: Uint8Array, b: Uint8Array): void;
   scalarSub(out: Uint8Array, a: Uint8Array, b: Uint8Array): void;

@@ -11,13 +11,14 @@
  * - A 128-column matrix is stored column-major: column i occupies words [i·W, (i+1)·W) of one
  *   Uint32Array, W = rows / 32. Row j is the 128-bit vector whose bit i is bit j of column i.
  *
- * The columns and rows are secret (OT pads, Bob's choice bits). columnParities and
- * transposeToRows run in the native addon (native/quorumkey.cc section 7: 64-bit words, no
- * branch or table index on the data) when it is loaded; the TypeScript functions
- * referenceColumnParities / referenceTransposeToRows are the reference, used only without the
- * addon (a signer refuses to start then) and tested against the native ones
+ * The columns and rows are secret (OT pads, Bob's choice bits). columnParities,
+ * transposeToRows and the PRG column expansion (receiverColumns, senderColumns) run in the
+ * native addon (native/ot.cc: 64-bit words, no branch or table index on the data, Δ bits as
+ * masks) when it is loaded; the TypeScript functions reference… are the reference, used only
+ * without the addon (a signer refuses to start then) and tested against the native ones
  * (test/native/ot-bits.test.ts).
  */
+import { createCipheriv, createHash } from 'node:crypto';
 import { loadNative, registerKernel } from '../math/kernels.js';
 
 if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
@@ -87,13 +88,50 @@ export function referenceColumnParities(columns: Uint32Array, ncols: number, wor
   return out;
 }
 
+const ZERO_IV = new Uint8Array(16);
+
+/** PRG(seed) = AES-256-CTR(key = SHA-256(prgDigest ‖ seed), zero IV) over zeros, into out. */
+function referencePrg(prgDigest: Uint8Array, seed: Uint8Array, out: Uint8Array): void {
+  const key = createHash('sha256').update(prgDigest).update(seed).digest();
+  const stream = createCipheriv('aes-256-ctr', key, ZERO_IV).update(new Uint8Array(out.length));
+  out.set(stream);
+  stream.fill(0);
+  key.fill(0);
+}
+
+/** Bob's columns: t0_i = PRG(k_{i,0}) and u_i = t0_i ⊕ PRG(k_{i,1}) ⊕ b (seeds packed, 32 bytes each). */
+export function referenceReceiverColumns(prgDigest: Uint8Array, seeds0: Uint8Array, seeds1: Uint8Array, b: Uint8Array, t0: Uint8Array, u: Uint8Array): void {
+  const n = b.length;
+  const t1 = new Uint8Array(n);
+  for (let i = 0; i < 128; i++) {
+    const t0i = t0.subarray(i * n, (i + 1) * n);
+    referencePrg(prgDigest, seeds0.subarray(32 * i, 32 * i + 32), t0i);
+    referencePrg(prgDigest, seeds1.subarray(32 * i, 32 * i + 32), t1);
+    for (let k = 0; k < n; k++) u[i * n + k] = t0i[k]! ^ t1[k]! ^ b[k]!;
+  }
+  t1.fill(0);
+}
+
+/** Alice's columns: q_i = PRG(s_i) ⊕ Δ_i·u_i, without a branch on Δ_i. */
+export function referenceSenderColumns(prgDigest: Uint8Array, seeds: Uint8Array, delta: Uint8Array, u: Uint8Array, q: Uint8Array): void {
+  const n = u.length / 128;
+  for (let i = 0; i < 128; i++) {
+    const qi = q.subarray(i * n, (i + 1) * n);
+    referencePrg(prgDigest, seeds.subarray(32 * i, 32 * i + 32), qi);
+    const mask = -((delta[i >>> 3]! >>> (i & 7)) & 1) & 0xff;
+    for (let k = 0; k < n; k++) qi[k]! ^= u[i * n + k]! & mask;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dispatch to the native kernels.
 
-/** The addon's bit-matrix surface (section 7). */
+/** The addon's bit-matrix surface (native/ot.cc). */
 export interface NativeOtBits {
   otColumnParities(columns: Uint8Array, ncols: number, words: number, chi: Uint8Array): Uint8Array;
   otTransposeToRows(cols: Uint8Array, w: number, rowBlocks: number, out: Uint8Array): void;
+  otReceiverColumns(prgDigest: Uint8Array, seeds0: Uint8Array, seeds1: Uint8Array, b: Uint8Array, t0: Uint8Array, u: Uint8Array): void;
+  otSenderColumns(prgDigest: Uint8Array, seeds: Uint8Array, delta: Uint8Array, u: Uint8Array, q: Uint8Array): void;
 }
 
 const bytesOf = (a: Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -122,4 +160,14 @@ export function transposeToRows(cols: Uint32Array, w: number, rowBlocks: number,
   if (rowBlocks > w || cols.length !== 128 * w || out.length < rowBlocks * 128) throw new RangeError('transposeToRows: bad sizes');
   if (rowBlocks === 0) return;
   native.otTransposeToRows(bytesOf(cols), w, rowBlocks, bytesOf(out));
+}
+
+/** See referenceReceiverColumns; native when the addon is loaded. */
+export function receiverColumns(prgDigest: Uint8Array, seeds0: Uint8Array, seeds1: Uint8Array, b: Uint8Array, t0: Uint8Array, u: Uint8Array): void {
+  (native ? native.otReceiverColumns : referenceReceiverColumns)(prgDigest, seeds0, seeds1, b, t0, u);
+}
+
+/** See referenceSenderColumns; native when the addon is loaded. */
+export function senderColumns(prgDigest: Uint8Array, seeds: Uint8Array, delta: Uint8Array, u: Uint8Array, q: Uint8Array): void {
+  (native ? native.otSenderColumns : referenceSenderColumns)(prgDigest, seeds, delta, u, q);
 }

@@ -43,15 +43,18 @@
  * bit j&7) ‖ x̃ (16 bytes) ‖ t̃_0 … t̃_127 (16 bytes each; bit c of a value at byte c>>3, bit
  * c&7): 16·m' + 16 + 2048 bytes in total.
  *
- * Outputs: an array of m views (subarrays) into ONE contiguous buffer of m·outputBytes bytes
- * (outputs[0].buffer), so a caller can hand it to native code or wipe it at once.
+ * Outputs: ONE contiguous buffer of m·outputBytes bytes (output j at [j·outputBytes,
+ * (j+1)·outputBytes)), so a caller can hand it to native code or wipe it at once.
+ *
+ * The column work (PRG expansion, u, q, the check's parities, the transposition) and Hout run in
+ * the native addon through bits.ts and native-hasher.ts; this file keeps the protocol.
  */
 import { createCipheriv, createHash, type Hash } from 'node:crypto';
 import { abort } from '../errors.js';
 import type { Rng } from '../rng.js';
 import { taggedHash } from '../transcript.js';
 import { BASE_OT_KEY_BYTES, baseOtReceiverFinish, baseOtReceiverStart, baseOtSenderRespond, type BaseOtReceiverState } from './base-ot.js';
-import { columnParities, transposeToRows } from './bits.js';
+import { columnParities, receiverColumns, senderColumns, transposeToRows } from './bits.js';
 
 /** κ: number of base OTs / columns; also the bit length of Δ and of each row. */
 export const KAPPA = 128;
@@ -205,14 +208,11 @@ function checkParams(m: number, outputBytes: number): void {
   }
 }
 
-/** Writes PRG(seed, ctx) (colBytes bytes) into dst at byte offset `offset`. */
-function prgInto(prgDigest: Uint8Array, seed: Uint8Array, dst: Uint8Array, offset: number, zeros: Uint8Array): void {
-  const key = createHash('sha256').update(prgDigest).update(seed).digest();
-  const cipher = createCipheriv('aes-256-ctr', key, ZERO_IV);
-  const stream = cipher.update(zeros);
-  dst.set(stream, offset);
-  stream.fill(0);
-  key.fill(0);
+/** κ seeds of 32 bytes as one buffer (secret: the caller wipes it). */
+function packSeeds(seeds: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(KAPPA * BASE_OT_KEY_BYTES);
+  seeds.forEach((s, i) => out.set(s, i * BASE_OT_KEY_BYTES));
+  return out;
 }
 
 /** The 128 challenge columns chi_c (m' bits each) from the Fiat–Shamir hash of ctx and u. */
@@ -262,21 +262,19 @@ export function useOtRowHasher(hasher: OtRowHasher | undefined): void {
   rowHasher = hasher ?? nodeCryptoRowHasher;
 }
 
-/** Hout(ctx, j, row_j [⊕ Δ]) for rows [0, m) of `rows` (4 words each), as views into one buffer. */
-function hashRows(ctx: Uint8Array, rows: Uint32Array, m: number, outputBytes: number, delta?: Uint8Array): Uint8Array[] {
+/** Hout(ctx, j, row_j [⊕ Δ]) for rows [0, m) of `rows` (4 words each), in one buffer. */
+function hashRows(ctx: Uint8Array, rows: Uint32Array, m: number, outputBytes: number, delta?: Uint8Array): Uint8Array {
   const prefix = taggedHash(OUT_DOMAIN, [['ctx', ctx], ['outputBytes', outputBytes]]);
   const rowBytes = new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength);
   const data = rowHasher(prefix, rowBytes, m, outputBytes, delta);
   if (data.length !== m * outputBytes) throw new Error('OT row hasher returned the wrong number of bytes');
-  const outputs: Uint8Array[] = new Array(m);
-  for (let j = 0; j < m; j++) outputs[j] = data.subarray(j * outputBytes, (j + 1) * outputBytes);
-  return outputs;
+  return data;
 }
 
 /**
  * Bob (extension receiver): m random OTs with the given choice bits (⌈m/8⌉ bytes, packed
  * LSB-first; bits beyond m in the last byte are ignored). Returns the message for Alice and
- * his outputs v_j = Hout(ctx, j, t_j) = Alice's output for b_j.
+ * his outputs v_j = Hout(ctx, j, t_j) = Alice's output for b_j (m·outputBytes bytes).
  */
 export function otExtReceive(
   setup: OtExtReceiverSetup,
@@ -285,7 +283,7 @@ export function otExtReceive(
   m: number,
   outputBytes: number,
   rng: Rng,
-): { message: Uint8Array; outputs: Uint8Array[] } {
+): { message: Uint8Array; outputs: Uint8Array } {
   checkParams(m, outputBytes);
   if (choiceBits.length !== Math.ceil(m / 8)) abort('bad-parameters', `OT extension: expected ${Math.ceil(m / 8)} bytes of choice bits, got ${choiceBits.length}`);
   checkSeeds(setup.seeds0, 'OT extension receiver set-up');
@@ -305,18 +303,15 @@ export function otExtReceive(
     b8[full] = (choiceBits[full]! & lowMask) | (b8[full]! & ~lowMask);
   }
 
-  // t^0 columns (kept), t^1 columns written straight into the message, then u = t^0 ⊕ t^1 ⊕ b.
+  // t^0 columns (kept) and u = t^0 ⊕ t^1 ⊕ b, written straight into the message.
   const prgDigest = taggedHash(PRG_DOMAIN, [['ctx', ctx]]);
-  const zeros = new Uint8Array(colBytes);
   const t0 = new Uint32Array(KAPPA * w);
-  const t08 = new Uint8Array(t0.buffer);
   const message = new Uint8Array(KAPPA * colBytes + CHECK_BYTES);
-  const u = new Uint32Array(message.buffer, 0, KAPPA * w);
-  for (let i = 0; i < KAPPA; i++) {
-    prgInto(prgDigest, setup.seeds0[i]!, t08, i * colBytes, zeros);
-    prgInto(prgDigest, setup.seeds1[i]!, message, i * colBytes, zeros);
-    for (let k = 0, off = i * w; k < w; k++, off++) u[off]! ^= t0[off]! ^ b[k]!;
-  }
+  const seeds0 = packSeeds(setup.seeds0);
+  const seeds1 = packSeeds(setup.seeds1);
+  receiverColumns(prgDigest, seeds0, seeds1, b8, new Uint8Array(t0.buffer), message.subarray(0, KAPPA * colBytes));
+  seeds0.fill(0);
+  seeds1.fill(0);
 
   // Consistency-check values.
   const chi = challenges(ctx, message.subarray(0, KAPPA * colBytes), rows);
@@ -340,8 +335,8 @@ export function otExtReceive(
 }
 
 /**
- * Alice (extension sender): checks Bob's message and returns both outputs of every OT:
- * outputs0[j] = Hout(ctx, j, q_j), outputs1[j] = Hout(ctx, j, q_j ⊕ Δ). A failed
+ * Alice (extension sender): checks Bob's message and returns both outputs of every OT (m·outputBytes
+ * bytes each): output j of outputs0 is Hout(ctx, j, q_j), of outputs1 Hout(ctx, j, q_j ⊕ Δ). A failed
  * consistency check throws ProtocolAbort('ot-check-failed', …, peer): a blame of `peer`.
  */
 export function otExtSend(
@@ -351,7 +346,7 @@ export function otExtSend(
   outputBytes: number,
   message: Uint8Array,
   peer: number,
-): { outputs0: Uint8Array[]; outputs1: Uint8Array[] } {
+): { outputs0: Uint8Array; outputs1: Uint8Array } {
   checkParams(m, outputBytes);
   checkSeeds(setup.seeds, 'OT extension sender set-up');
   if (setup.delta.length !== KAPPA / 8) abort('bad-parameters', `OT extension: delta must be ${KAPPA / 8} bytes`);
@@ -362,21 +357,12 @@ export function otExtSend(
   const colBytes = rows >>> 3;
   const uBytes = message.subarray(0, KAPPA * colBytes);
 
-  // u as aligned words (the caller's buffer may sit at any byte offset).
-  const u = new Uint32Array(KAPPA * w);
-  new Uint8Array(u.buffer).set(uBytes);
-
   const prgDigest = taggedHash(PRG_DOMAIN, [['ctx', ctx]]);
-  const zeros = new Uint8Array(colBytes);
   const q = new Uint32Array(KAPPA * w);
-  const q8 = new Uint8Array(q.buffer);
   const delta = setup.delta;
-  for (let i = 0; i < KAPPA; i++) {
-    prgInto(prgDigest, setup.seeds[i]!, q8, i * colBytes, zeros);
-    // q_i ^= Δ_i · u_i, without a branch on Δ_i.
-    const mask = -((delta[i >>> 3]! >>> (i & 7)) & 1);
-    for (let k = 0, off = i * w; k < w; k++, off++) q[off]! ^= u[off]! & mask;
-  }
+  const seeds = packSeeds(setup.seeds);
+  senderColumns(prgDigest, seeds, delta, uBytes, new Uint8Array(q.buffer));
+  seeds.fill(0);
 
   const chi = challenges(ctx, uBytes, rows);
   const qHat = columnParities(q, KAPPA, w, chi);

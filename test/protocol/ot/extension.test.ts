@@ -9,9 +9,9 @@ import {
   deserializeOtExtReceiverSetup,
   deserializeOtExtSenderSetup,
   otExtMessageBytes,
-  otExtReceive,
+  otExtReceive as otExtReceiveBytes,
   otExtReceiverSetupFromBaseOt,
-  otExtSend,
+  otExtSend as otExtSendBytes,
   otExtSenderSetupFromBaseOt,
   otExtSetupReceiverRespond,
   otExtSetupSenderFinish,
@@ -24,6 +24,19 @@ import {
   type OtExtReceiverSetup,
   type OtExtSenderSetup,
 } from '../../../src/protocol/ot/extension.js';
+
+/** The m outputs of one contiguous buffer (as the extension returns them) as views. */
+const outputViews = (data: Uint8Array, outputBytes: number): Uint8Array[] =>
+  Array.from({ length: data.length / outputBytes }, (_, j) => data.subarray(j * outputBytes, (j + 1) * outputBytes));
+
+function otExtReceive(...args: Parameters<typeof otExtReceiveBytes>) {
+  const r = otExtReceiveBytes(...args);
+  return { message: r.message, outputs: outputViews(r.outputs, args[4]) };
+}
+function otExtSend(...args: Parameters<typeof otExtSendBytes>) {
+  const r = otExtSendBytes(...args);
+  return { outputs0: outputViews(r.outputs0, args[3]), outputs1: outputViews(r.outputs1, args[3]) };
+}
 
 const enc = new TextEncoder();
 const ALICE = 1; // extension sender
