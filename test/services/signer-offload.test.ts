@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { writeClusterConfig } from '../../src/cluster/config.js';
 import { MALICIOUS_MODE_ENV } from './malicious-signer.js';
 import { launch, running, stop, type Proc } from './processes.js';
-import { call, client, createTestCluster, httpGet, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
+import { call, client, commitShares, createTestCluster, httpGet, identity, mtls, ok, policyBytes, SIGNER_MAIN, type Stub, type TestCluster } from './signer-cluster.js';
 
 const MALICIOUS_MAIN = fileURLToPath(new URL('./malicious-signer.js', import.meta.url));
 const SIGNER_READY = /^signer (\d+) ready grpc=(\S+) http=(\S+)$/;
@@ -77,7 +77,8 @@ describe('signer compute thread: Finish and Health are answered while a presign 
     const creds = mtls(identity(cluster, 'coordinator'));
     for (const s of cluster.config.signers) stubs.set(s.index, client('Signer', s.endpoint, `signer-${s.index}`, creds));
     const keyGen = { key_id: KEY, session_id: randomBytes(32), parties: [1, 2], threshold: 2, policy: policyBytes() };
-    await Promise.all([1, 2].map((i) => ok(stubs.get(i)!, 'KeyGen', keyGen, 120_000)));
+    const [dealt] = await Promise.all([1, 2].map((i) => ok<{ epoch: number; public_shares_digest: Buffer }>(stubs.get(i)!, 'KeyGen', keyGen, 120_000)));
+    await commitShares([...stubs.values()], KEY, dealt!);
   });
 
   after(async () => {
