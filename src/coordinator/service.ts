@@ -23,6 +23,10 @@ import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
 import { CtService } from '../ct/service.js';
+import { ConsoleAccess, consoleTokenFile, ensureConsoleToken } from '../console/access.js';
+import { AuditView } from '../console/audit-view.js';
+import { RateSampler } from '../console/rates.js';
+import { ConsoleRoutes } from '../console/routes.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
@@ -186,12 +190,24 @@ export class Coordinator {
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
     const ct = new CtService({ clusterDir: dir, sign, keys, log });
-    const httpServer = newHttpServer({ ...deps, ct }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    const rates = new RateSampler(metrics);
+    const consoleRoutes = new ConsoleRoutes({
+      access: new ConsoleAccess(await ensureConsoleToken(consoleTokenFile(layout.coordinator))),
+      admin,
+      keys,
+      audit,
+      auditView: new AuditView(join(layout.coordinator, 'audit.log'), () => audit.head()),
+      rates: () => rates.history(),
+      poolBatch: pool.batch,
+      log,
+    });
+    const httpServer = newHttpServer({ ...deps, ct, console: consoleRoutes }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
       httpServer.close();
       signers.stop();
+      rates.stop();
       await ct.close();
       await audit.close();
     };
@@ -225,6 +241,7 @@ export class Coordinator {
       signers.start();
       await Promise.race([signers.probeAll(), new Promise((r) => setTimeout(r, 3000).unref())]);
       refiller.start();
+      rates.start();
       updateQuorum();
       log.info('coordinator serving', {
         socket: socketPath,
