@@ -150,7 +150,7 @@ export function renderPage(page: PageName, s: ConsoleSnapshot, caller: string): 
     : html`<div class="banner ok" id="healthy">All keys have quorum with a spare signer; the audit log is writable.</div>`;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>quorumkey console: ${page}</title><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script></head>
+<title>quorumkey console: ${page}</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script></head>
 <body data-refresh-ms="${REFRESH_MS}"><header><span class="brand">quorumkey</span><nav>${PAGES.map(
     (p) => html`<a href="${PATHS[p]}"${p === page ? html` class="current"` : ''}>${p}</a>`,
   )}</nav><span class="who">signed in as ${caller}</span></header>
@@ -162,7 +162,7 @@ export function renderPage(page: PageName, s: ConsoleSnapshot, caller: string): 
 /** The sign-in page (no data). `message`: why the last attempt failed. */
 export function renderLogin(message?: string): string {
   return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>quorumkey console: sign in</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>quorumkey console: sign in</title><link rel="icon" href="data:,"></head>
 <body><h1>quorumkey console</h1>${message ? html`<p role="alert">${message}</p>` : ''}
 <form method="post" action="/console/login"><label>Console token (the file coordinator/console.token in the cluster directory)<br><input type="password" name="token" autocomplete="off" required></label> <button type="submit">Sign in</button></form>
 <p>Or use an admin client certificate of the cluster CA over HTTPS.</p></body></html>

@@ -22,12 +22,13 @@ import { takeSnapshot, type SnapshotDeps } from './snapshot.js';
 export const CONSOLE_PREFIX = '/console';
 const MAX_LOGIN_BODY = 4096;
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 const HEADERS = {
   'content-security-policy': CSP,
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // same-origin, not no-referrer: with no-referrer a form POST carries "Origin: null".
+  'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
 
