@@ -1,11 +1,13 @@
 /**
  * The audit page's data: the chain verified from the file, the Merkle root over all its records
- * (as `quorumkey audit head` computes it) and the latest records. One scan of the file per new
- * head (the result is kept until the log grows), never two at once.
+ * (as `quorumkey audit head` computes it) and the latest records. The file is scanned again only
+ * when the log has grown, at most every MIN_RESCAN_MS, never twice at once: the cost of open
+ * pages stays bounded on a busy log (whose root may then lag its head by a few seconds).
  */
 import { merkleRoot, scanAuditLog, type AuditEntry, type AuditHead } from '../audit/log.js';
 
 export const LATEST_RECORDS = 20;
+const MIN_RESCAN_MS = 5000;
 
 export interface AuditScan {
   /** Head of the records scanned (the file may have grown since). */
@@ -19,6 +21,7 @@ export interface AuditScan {
 export class AuditView {
   private cached: AuditScan | undefined;
   private running: Promise<AuditScan> | undefined;
+  private scannedAt = 0;
 
   constructor(
     private readonly path: string,
@@ -28,12 +31,14 @@ export class AuditView {
   /** The scan for the current head (joins one in flight; rescans when the log has grown). */
   current(): Promise<AuditScan> {
     const live = this.liveHead();
-    if (this.cached && this.cached.head.seq === live.seq && this.cached.head.hash === live.hash) return Promise.resolve(this.cached);
+    const fresh = this.cached && ((this.cached.head.seq === live.seq && this.cached.head.hash === live.hash) || Date.now() - this.scannedAt < MIN_RESCAN_MS);
+    if (fresh) return Promise.resolve(this.cached!);
     this.running ??= this.scan().finally(() => (this.running = undefined));
     return this.running;
   }
 
   private async scan(): Promise<AuditScan> {
+    this.scannedAt = Date.now();
     const leaves: Uint8Array[] = [];
     const latest: AuditEntry[] = [];
     const res = await scanAuditLog(this.path, (e) => {

@@ -202,12 +202,12 @@ export class Coordinator {
       log,
     });
     const httpServer = newHttpServer({ ...deps, ct, console: consoleRoutes }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    httpServer.once('close', () => rates.stop());
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
       httpServer.close();
       signers.stop();
-      rates.stop();
       await ct.close();
       await audit.close();
     };
