@@ -67,6 +67,7 @@ describe('operator console (headless Chromium, real cluster)', function () {
     await browser?.close();
     await up.stop();
     rmSync(work, { recursive: true, force: true });
+    rmSync(up.dir, { recursive: true, force: true });
   });
 
   it('up prints the console URL and how to sign in', async () => {
