@@ -106,6 +106,7 @@ export class Coordinator {
       throw new Error('cluster.json: coordinator.httpHosts must be a list of host names');
     }
     mkdirSync(layout.coordinator, { recursive: true, mode: 0o700 });
+    const consoleToken = await ensureConsoleToken(consoleTokenFile(layout.coordinator));
     const keys = KeyStore.load(join(layout.coordinator, 'keys.json'));
     const metrics = new CoordinatorMetrics();
     metrics.keys.set(keys.list().length);
@@ -192,7 +193,7 @@ export class Coordinator {
     const ct = new CtService({ clusterDir: dir, sign, keys, log });
     const rates = new RateSampler(metrics);
     const consoleRoutes = new ConsoleRoutes({
-      access: new ConsoleAccess(await ensureConsoleToken(consoleTokenFile(layout.coordinator))),
+      access: new ConsoleAccess(consoleToken),
       admin,
       keys,
       audit,
