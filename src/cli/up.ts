@@ -16,6 +16,7 @@ import { caInit, coordinatorHttpUrl } from './ca.js';
 import { caInitialised, caPaths, readCaConfig } from '../pki/ca/store.js';
 import { freePort, startChild, type Child } from './children.js';
 import { PROVIDER_MODULE } from './provider-config.js';
+import { consoleTokenFile } from '../console/access.js';
 import { normaliseKeyPolicy, type KeyPolicy } from '../policy/key-policy.js';
 
 export interface UpOptions {
@@ -198,6 +199,7 @@ export async function up(options: UpOptions): Promise<void> {
     admin.close();
     const scheme = httpSign === 'mtls' ? 'https' : 'http';
     console.log(`quorumkey ready: sign=unix:${config.coordinator.socket} http=${scheme}://${config.coordinator.http}`);
+    console.log(`quorumkey console: open ${scheme}://${config.coordinator.http}/console/login and sign in with the token in ${consoleTokenFile(p.coordinator)}${scheme === 'https' ? ` (or with the admin certificate ${join(p.pki, 'admin.crt')})` : ''}`);
     const door = config.coordinator.httpSign;
     if (door?.mode === 'token') {
       console.log(`quorumkey http-sign: POST ${scheme}://${config.coordinator.http}/v1/sign with "Authorization: Bearer <the token in ${door.tokenFile}>" and "Content-Type: application/json" (caller http-token)`);

@@ -51,30 +51,30 @@ const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest();
  * readable or writable by group or others, or belongs to another user; a token shorter than
  * MIN_TOKEN_LENGTH or with characters outside visible ASCII.
  */
-export function loadTokenFile(file: string): Buffer {
+export function loadTokenFile(file: string, what = 'HTTP sign token file'): Buffer {
   let fd: number;
   try {
     fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`HTTP sign token file ${file}: ${code === 'ENOENT' ? 'does not exist' : code === 'ELOOP' ? 'is a symbolic link' : `cannot be opened (${code})`}`);
+    throw new Error(`${what} ${file}: ${code === 'ENOENT' ? 'does not exist' : code === 'ELOOP' ? 'is a symbolic link' : `cannot be opened (${code})`}`);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error(`HTTP sign token file ${file} is not a regular file`);
+    if (!st.isFile()) throw new Error(`${what} ${file} is not a regular file`);
     const mode = st.mode & 0o777;
     if ((mode & 0o077) !== 0 || (mode & 0o400) === 0) {
-      throw new Error(`HTTP sign token file ${file} has mode 0${mode.toString(8)}; it must be 0600 (chmod 600 ${file})`);
+      throw new Error(`${what} ${file} has mode 0${mode.toString(8)}; it must be 0600 (chmod 600 ${file})`);
     }
     const uid = process.geteuid?.();
-    if (uid !== undefined && st.uid !== uid) throw new Error(`HTTP sign token file ${file} belongs to uid ${st.uid}, not to the coordinator's user (uid ${uid})`);
-    if (st.size > MAX_TOKEN_FILE_BYTES) throw new Error(`HTTP sign token file ${file} is larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
+    if (uid !== undefined && st.uid !== uid) throw new Error(`${what} ${file} belongs to uid ${st.uid}, not to the coordinator's user (uid ${uid})`);
+    if (st.size > MAX_TOKEN_FILE_BYTES) throw new Error(`${what} ${file} is larger than ${MAX_TOKEN_FILE_BYTES} bytes`);
     const buf = Buffer.alloc(MAX_TOKEN_FILE_BYTES);
     const n = readSync(fd, buf, 0, buf.length, 0);
     const token = buf.subarray(0, n).toString('latin1').replace(/[\r\n]+$/, '');
     buf.fill(0);
-    if (!/^[\x21-\x7e]*$/.test(token)) throw new Error(`HTTP sign token file ${file}: the token must be one line of visible ASCII characters`);
-    if (token.length < MIN_TOKEN_LENGTH) throw new Error(`HTTP sign token file ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters`);
+    if (!/^[\x21-\x7e]*$/.test(token)) throw new Error(`${what} ${file}: the token must be one line of visible ASCII characters`);
+    if (token.length < MIN_TOKEN_LENGTH) throw new Error(`${what} ${file}: the token is shorter than ${MIN_TOKEN_LENGTH} characters`);
     return sha256(token);
   } finally {
     closeSync(fd);
@@ -111,7 +111,7 @@ export function allowedHosts(port: number, names: readonly string[] | undefined,
   return out;
 }
 
-function checkHost(req: IncomingMessage, hosts: Set<string>): void {
+export function checkHost(req: IncomingMessage, hosts: Set<string>): void {
   const host = req.headers.host;
   if (!host) throw new HttpRefusal(421, 'misdirected_request', 'no-host', 'the request has no Host header');
   if (!hosts.has(host.toLowerCase().replace(/\.(?=:\d+$)|\.$/, ''))) {

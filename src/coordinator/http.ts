@@ -23,6 +23,7 @@
  *                   (10 s), 500 internal; 405 wrong method, 404 unknown path; 404 HTTP signing off,
  *                   421 wrong Host, 401 no or wrong token / client certificate, 403 identity not allowed,
  *                   415 Content-Type not application/json.
+ *   /console/*      The operator console, for admin identities only: src/console/routes.ts.
  *   /ct/v1/*        The CT log (RFC 6962), when one is configured: src/ct/http.ts.
  *   POST /ocsp, GET /ocsp/{req}, GET /crl   the CA's OCSP responder and CRL (pki/ocsp/http.ts).
  * Caller identity for policy and audit: "http-token" (token) or the client certificate's CN (mTLS).
@@ -44,6 +45,7 @@ import type { CtService } from '../ct/service.js';
 import { handleCaRoute, isCaRoute } from '../pki/ocsp/http.js';
 import type { OcspResponder } from '../pki/ocsp/responder.js';
 import type { CaPaths } from '../pki/ca/store.js';
+import { CONSOLE_PREFIX, type ConsoleRoutes } from '../console/routes.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /** Bodies beyond this are not even drained: the connection is closed. */
@@ -131,6 +133,8 @@ export interface HttpDeps {
   ct?: CtService;
   /** The CA's OCSP responder and CRL (absent: no such routes). */
   ca?: { responder: OcspResponder; paths: CaPaths };
+  /** The operator console (absent: no /console routes). */
+  console?: ConsoleRoutes;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, extraHeaders: Record<string, string> = {}): void {
@@ -292,6 +296,7 @@ export function newHttpServer(d: HttpDeps, options: HttpOptions = {}): Server {
             audit_seq: out.auditSeq,
           });
         }
+        if (d.console && (url === CONSOLE_PREFIX || url.startsWith(`${CONSOLE_PREFIX}/`))) return await d.console.serve(req, res, url, hostsNow(), https);
         if (d.ct && url?.startsWith(CT_PREFIX)) return await serveCt(req, res, url, d.ct, { readBody, send, sendError });
         return sendError(res, 404, 'not_found', `no route ${req.method} ${url?.slice(0, 200)}`);
       } catch (e) {

@@ -23,6 +23,10 @@ import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type PendingShare, type SignerRegistryOptions } from './signers.js';
 import { CtService } from '../ct/service.js';
+import { ConsoleAccess, consoleTokenFile, ensureConsoleToken } from '../console/access.js';
+import { AuditView } from '../console/audit-view.js';
+import { RateSampler } from '../console/rates.js';
+import { ConsoleRoutes } from '../console/routes.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 import { caResponder } from '../pki/ocsp/internal-signer.js';
 
@@ -105,6 +109,7 @@ export class Coordinator {
       throw new Error('cluster.json: coordinator.httpHosts must be a list of host names');
     }
     mkdirSync(layout.coordinator, { recursive: true, mode: 0o700 });
+    const consoleToken = await ensureConsoleToken(consoleTokenFile(layout.coordinator));
     const keys = KeyStore.load(join(layout.coordinator, 'keys.json'));
     const metrics = new CoordinatorMetrics();
     metrics.keys.set(keys.list().length);
@@ -191,7 +196,19 @@ export class Coordinator {
     const socketServer = newSocketServer(deps);
     const tlsServer = newTlsServer(deps);
     const ct = new CtService({ clusterDir: dir, sign, keys, log });
-    const httpServer = newHttpServer({ ...deps, ct, ca: caResponder(dir, sign, log) }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    const rates = new RateSampler(metrics);
+    const consoleRoutes = new ConsoleRoutes({
+      access: new ConsoleAccess(consoleToken),
+      admin,
+      keys,
+      audit,
+      auditView: new AuditView(join(layout.coordinator, 'audit.log'), () => audit.head()),
+      rates: () => rates.history(),
+      poolBatch: pool.batch,
+      log,
+    });
+    const httpServer = newHttpServer({ ...deps, ct, ca: caResponder(dir, sign, log), console: consoleRoutes }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });
+    httpServer.once('close', () => rates.stop());
     const closeAll = async () => {
       socketServer.forceShutdown();
       tlsServer.forceShutdown();
@@ -230,6 +247,7 @@ export class Coordinator {
       signers.start();
       await Promise.race([signers.probeAll(), new Promise((r) => setTimeout(r, 3000).unref())]);
       refiller.start();
+      rates.start();
       updateQuorum();
       log.info('coordinator serving', {
         socket: socketPath,
