@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, verify, X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { AsnConvert, AsnParser, OctetString } from '@peculiar/asn1-schema';
@@ -168,10 +168,15 @@ describe('CT log front with a threshold log key', function () {
     await up.stop();
   });
 
-  it('answers 404 on its routes until a log is configured', async function () {
+  it('answers 404 on its routes, and cert issue --ct refuses, until a log is configured', async function () {
     const res = await http('GET', `${base}/ct/v1/get-sth`);
     assert.equal(res.status, 404);
     assert.match(String(res.json.message), /quorumkey ct init/);
+    // Nor does cert issue --ct issue anything without a log.
+    const refused = cli(up.dir, 'cert', 'issue', '--csr', csr, '--ct', '--out', join(material, 'none.crt'));
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /no CT log is configured .*quorumkey ct init/);
+    assert.equal(existsSync(join(material, 'none.crt')), false);
   });
 
   it('ct init creates the threshold log key (policy sct, client ct-log) and the log serves get-roots', async function () {
