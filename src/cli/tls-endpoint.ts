@@ -15,6 +15,7 @@ import { paths } from '../cluster/config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
 import { caPaths } from '../pki/ca/store.js';
 import { refreshStaple, watchStaple } from '../pki/ocsp/staple-file.js';
+import { writeFileAtomic } from '../storage/atomic-write.js';
 import { hasEmbeddedScts } from '../ct/precert.js';
 import { certIssue, stapleSource } from './ca.js';
 import { ctLogList } from './ct.js';
@@ -78,7 +79,7 @@ export async function ensureTlsMaterial(dir: string, keyId: string): Promise<Tls
   await writeKeyRef(dir, keyId, m.keyRef);
   const root = readFileSync(caPaths(paths(dir).root).rootCert);
   writeFileSync(m.caCert, root, { mode: 0o644 });
-  writeFileSync(m.ctLogList, await ctLogList(dir), { mode: 0o644 });
+  await writeFileAtomic(m.ctLogList, Buffer.from(await ctLogList(dir)), 0o644);
   // A certificate from before the CA (or another CA, or without SCTs) is replaced by one this CA issues.
   if (!issuedWithScts(m.serverCert, root)) {
     const csr = join(tlsDir, `${keyId}.csr`);

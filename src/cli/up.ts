@@ -1,8 +1,8 @@
 /**
  * `quorumkey up`: the embedded default. N signer processes and a coordinator as children under
- * one directory, the cluster CA on first run, key `tls` on first run, the embedded threshold CA
- * and CT log with the TLS endpoint (its certificate with an SCT and a stapled OCSP response), one ready line, and a clean
- * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
+ * one directory, the cluster CA on first run, key `tls` on first run, one ready line, the
+ * embedded threshold CA and CT log with the TLS endpoint (its certificate with an SCT, and a
+ * stapled OCSP response), and a clean stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
