@@ -21,6 +21,7 @@ import { normaliseKeyPolicy, type KeyPolicy } from '../policy/key-policy.js';
 import { services } from '../transport/proto.js';
 import { channelOptions, clientCredentials } from '../transport/tls.js';
 import { adminClient, unary } from './clients.js';
+import { localSctLog } from './ct.js';
 
 export const CA_COMMANDS = ['ca', 'cert', 'crl', 'ocsp'];
 
@@ -30,7 +31,9 @@ export const CA_USAGE = `  ca init [--ca-key ID] [--responder-key ID]    a thres
       [--ocsp-url U] [--crl-url U]                 the responder's certificate; URLs default to the coordinator's HTTP
       [--threshold T --signers N]                  address (/ocsp, /crl)
   cert issue --csr F [--days N] [--out F]       issues a certificate for a CSR (PEM on stdout or --out), recorded in
-      [--profile server|ocsp-responder]            DIR/ca/issued.json; server: the CSR's subjectAltName, AIA OCSP, CRL DP
+      [--profile server|ocsp-responder] [--ct]     DIR/ca/issued.json; server: the CSR's subjectAltName, AIA OCSP, CRL DP;
+                                                   --ct: a precertificate to the coordinator's CT log first, and its
+                                                   SCT embedded in the certificate (the log must accept the CA's root)
   cert revoke SERIAL --reason R                 R: unspecified, keyCompromise, cACompromise, affiliationChanged,
                                                 superseded, cessationOfOperation, privilegeWithdrawn
   cert list                                     serial, status, profile, validity, subject of every issued certificate
@@ -152,9 +155,11 @@ export async function caInit(o: CaInitOptions): Promise<{ root: Uint8Array; conf
   }
 }
 
-export async function certIssue(dir: string, csr: Uint8Array, profile: Profile, days: number): Promise<IssuedCertificate> {
+/** `ct`: with SCTs from the coordinator's CT log embedded (`quorumkey ct init` configures it). */
+export async function certIssue(dir: string, csr: Uint8Array, profile: Profile, days: number, ct = false): Promise<IssuedCertificate> {
   const p = caPaths(paths(dir).root);
-  return withSigner(dir, readCaConfig(p).caKey, (sign) => issueCertificate(p, csr, profile, days, sign));
+  const logs = ct ? [await localSctLog(dir)] : [];
+  return withSigner(dir, readCaConfig(p).caKey, (sign) => issueCertificate(p, csr, profile, days, sign, logs));
 }
 
 /** A staple source for a certificate of this CA (issuer: the CA's root unless given). */
@@ -203,6 +208,7 @@ export async function runCaCommand(argv: string[]): Promise<void> {
       issuer: { type: 'string' },
       url: { type: 'string' },
       watch: { type: 'boolean', default: false },
+      ct: { type: 'boolean', default: false },
     },
   });
   const dir = values.dir!;
@@ -231,9 +237,9 @@ export async function runCaCommand(argv: string[]): Promise<void> {
   } else if (command === 'cert' && sub === 'issue') {
     if (!values.csr) throw new Error('cert issue needs --csr FILE');
     if (!(PROFILES as readonly string[]).includes(values.profile!)) throw new Error(`--profile must be one of ${PROFILES.join(', ')}`);
-    const issued = await certIssue(dir, readFileSync(values.csr), values.profile as Profile, positiveInt(values.days, 'days', DEFAULT_CERT_DAYS));
+    const issued = await certIssue(dir, readFileSync(values.csr), values.profile as Profile, positiveInt(values.days, 'days', DEFAULT_CERT_DAYS), values.ct);
     write(pem('CERTIFICATE', Buffer.from(issued.der, 'base64')));
-    console.error(`quorumkey: issued serial ${issued.serial} to ${issued.subject} (${issued.profile}) until ${issued.notAfter}`);
+    console.error(`quorumkey: issued serial ${issued.serial} to ${issued.subject} (${issued.profile}) until ${issued.notAfter}${values.ct ? ", the CT log's SCT embedded" : ''}`);
   } else if (command === 'cert' && sub === 'revoke') {
     if (!arg) throw new Error('cert revoke needs a SERIAL');
     const cert = await revokeCertificate(p, normaliseSerial(arg), parseReason(values.reason ?? 'unspecified'));

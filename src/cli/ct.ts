@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { paths, readClusterConfig } from '../cluster/config.js';
 import { CtLogClient } from '../ct/client.js';
 import { CT_LOG_CALLER, ctPaths, parseCtConfig, pemCertificates, writeCtConfig } from '../ct/config.js';
+import type { SctLog } from '../ct/precert-flow.js';
 import { sctServerInfoPem } from '../ct/serverinfo.js';
 import { logIdOf } from '../ct/structures.js';
 import { sctValid, treeHeadValid } from '../ct/verify.js';
@@ -72,17 +73,18 @@ function count(text: string | undefined, what: string, fallback: number): number
   return Number(text);
 }
 
-async function init(dir: string, flags: CtFlags): Promise<void> {
-  const keyId = flags.key ?? DEFAULT_KEY;
-  if (!flags.root?.length) throw new Error('ct init needs --root FILE (the CA certificates whose chains the log accepts)');
-  const roots = flags.root.flatMap((f) => pemCertificates(readFileSync(f, 'utf8'), f));
+/**
+ * Makes the coordinator's log: key `keyId` (policy sct, client ct-log) unless it exists — an
+ * existing one must have that policy and client — and the accepted roots.
+ */
+export async function ensureCtLog(dir: string, keyId: string, roots: string[], threshold?: number, signers?: number): Promise<void> {
   const admin = adminClient(dir);
   try {
     const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
     const key = keys.find((k) => k.key_id === keyId);
     if (!key) {
-      const n = count(flags.signers, 'signers', readClusterConfig(dir).signers.length);
-      const t = count(flags.threshold, 'threshold', Math.floor(n / 2) + 1);
+      const n = signers ?? readClusterConfig(dir).signers.length;
+      const t = threshold ?? Math.floor(n / 2) + 1;
       console.error(`quorumkey: creating the CT log key '${keyId}' (${t}-of-${n}, policy sct, client ${CT_LOG_CALLER}) by distributed key generation…`);
       const policy = JSON.stringify(normaliseKeyPolicy({ contexts: ['sct'] }));
       await unary(admin, 'CreateKey', { key_id: keyId, threshold: t, signer_count: n, policy_json: policy, clients: [CT_LOG_CALLER] }, 180_000);
@@ -94,6 +96,26 @@ async function init(dir: string, flags: CtFlags): Promise<void> {
     admin.close();
   }
   await writeCtConfig(dir, { keyId, roots });
+}
+
+/** The local log as a log of the precertificate flow (issueWithEmbeddedScts). */
+export async function localSctLog(dir: string): Promise<SctLog> {
+  const { client, spki } = await localLog(dir);
+  return { addPreChain: (chain) => client.addPreChain(chain), spki };
+}
+
+/** The local log as an OpenSSL CT log list (s_client -ct -ctlogfile). */
+export async function ctLogList(dir: string): Promise<string> {
+  const { spki, keyId } = await localLog(dir);
+  return `enabled_logs = quorumkey\n\n[quorumkey]\ndescription = quorumkey threshold CT log (key ${keyId})\nkey = ${Buffer.from(spki).toString('base64')}\n`;
+}
+
+async function init(dir: string, flags: CtFlags): Promise<void> {
+  const keyId = flags.key ?? DEFAULT_KEY;
+  if (!flags.root?.length) throw new Error('ct init needs --root FILE (the CA certificates whose chains the log accepts)');
+  const roots = flags.root.flatMap((f) => pemCertificates(readFileSync(f, 'utf8'), f));
+  const n = count(flags.signers, 'signers', readClusterConfig(dir).signers.length);
+  await ensureCtLog(dir, keyId, roots, count(flags.threshold, 'threshold', Math.floor(n / 2) + 1), n);
   const { spki } = await localLog(dir);
   const config = readClusterConfig(dir);
   console.log(`CT log: key '${keyId}', log id ${Buffer.from(logIdOf(spki)).toString('base64')}, ${roots.length} accepted root(s)`);
@@ -103,10 +125,7 @@ async function init(dir: string, flags: CtFlags): Promise<void> {
 
 export async function ctCommand(dir: string, sub: string | undefined, flags: CtFlags): Promise<void> {
   if (sub === 'init') return init(dir, flags);
-  if (sub === 'loglist') {
-    const { spki, keyId } = await localLog(dir);
-    return void process.stdout.write(`enabled_logs = quorumkey\n\n[quorumkey]\ndescription = quorumkey threshold CT log (key ${keyId})\nkey = ${Buffer.from(spki).toString('base64')}\n`);
-  }
+  if (sub === 'loglist') return void process.stdout.write(await ctLogList(dir));
   if (sub === 'sth') {
     const { client, spki } = await localLog(dir);
     const head = await client.getSth();

@@ -1,8 +1,10 @@
 /**
  * The embedded TLS 1.3 endpoint of `quorumkey up`: the threshold CA (DIR/ca, `quorumkey ca
  * init`) issues a server certificate — with the AIA OCSP URL and CRL distribution point — for
- * the threshold TLS key's CSR, and `openssl s_server` serves it with the key reference and
- * staples the OCSP response that `up` keeps fresh (staple-file.ts). Everything lives in <dir>/tls.
+ * the threshold TLS key's CSR — through the coordinator's CT log, so it carries an embedded SCT —
+ * and `openssl s_server` serves it with the key reference and staples the OCSP response that `up`
+ * keeps fresh (staple-file.ts). Everything lives in <dir>/tls, with the log list for
+ * `openssl s_client -ct -ctlogfile`.
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -13,7 +15,10 @@ import { paths } from '../cluster/config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
 import { caPaths } from '../pki/ca/store.js';
 import { refreshStaple, watchStaple } from '../pki/ocsp/staple-file.js';
+import { writeFileAtomic } from '../storage/atomic-write.js';
+import { hasEmbeddedScts } from '../ct/precert.js';
 import { certIssue, stapleSource } from './ca.js';
+import { ctLogList } from './ct.js';
 import { startChild, type Child } from './children.js';
 import { coordinatorClient, unary } from './clients.js';
 import { keyReferenceFor, opensslConf, PROVIDER_MODULE } from './provider-config.js';
@@ -29,6 +34,8 @@ export interface TlsMaterial {
   serverCert: string;
   /** The DER OCSP response stapled by the servers (s_server -status_file, nginx ssl_stapling_file). */
   staple: string;
+  /** The CT log list of the SCT's log (OpenSSL format). */
+  ctLogList: string;
 }
 
 async function writeKeyRef(dir: string, keyId: string, file: string): Promise<void> {
@@ -41,11 +48,12 @@ async function writeKeyRef(dir: string, keyId: string, file: string): Promise<vo
   }
 }
 
-/** Whether `certFile` exists and was issued by the CA whose root is `rootPem`. */
-function issuedBy(certFile: string, rootPem: Buffer): boolean {
+/** Whether `certFile` exists, was issued by the CA whose root is `rootPem` and carries SCTs. */
+function issuedWithScts(certFile: string, rootPem: Buffer): boolean {
   if (!existsSync(certFile)) return false;
   try {
-    return new X509Certificate(readFileSync(certFile)).verify(new X509Certificate(rootPem).publicKey);
+    const cert = new X509Certificate(readFileSync(certFile));
+    return cert.verify(new X509Certificate(rootPem).publicKey) && hasEmbeddedScts(new Uint8Array(cert.raw));
   } catch {
     return false;
   }
@@ -65,19 +73,21 @@ export async function ensureTlsMaterial(dir: string, keyId: string): Promise<Tls
     caCert: join(tlsDir, 'ca.crt'),
     serverCert: join(tlsDir, `${keyId}.crt`),
     staple: join(tlsDir, `${keyId}.ocsp`),
+    ctLogList: join(tlsDir, 'ctlog.cnf'),
   };
   writeFileSync(m.opensslConf, opensslConf());
   await writeKeyRef(dir, keyId, m.keyRef);
   const root = readFileSync(caPaths(paths(dir).root).rootCert);
   writeFileSync(m.caCert, root, { mode: 0o644 });
-  // A certificate from before the CA (or another CA) is replaced by one this CA issues.
-  if (!issuedBy(m.serverCert, root)) {
+  await writeFileAtomic(m.ctLogList, Buffer.from(await ctLogList(dir)), 0o644);
+  // A certificate from before the CA (or another CA, or without SCTs) is replaced by one this CA issues.
+  if (!issuedWithScts(m.serverCert, root)) {
     const csr = join(tlsDir, `${keyId}.csr`);
     execFileSync('bash', [join(CERTS, 'make-csr.sh'), m.keyRef, csr, '/CN=localhost', 'DNS:localhost,IP:127.0.0.1'], {
       env: { ...process.env, OPENSSL_CONF: m.opensslConf },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    const issued = await certIssue(dir, readFileSync(csr), 'server', SERVER_DAYS);
+    const issued = await certIssue(dir, readFileSync(csr), 'server', SERVER_DAYS, true);
     writeFileSync(m.serverCert, new X509Certificate(Buffer.from(issued.der, 'base64')).toString(), { mode: 0o644 });
   }
   await refreshStaple(stapleSource(dir, m.serverCert), m.staple);

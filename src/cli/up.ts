@@ -1,10 +1,11 @@
 /**
  * `quorumkey up`: the embedded default. N signer processes and a coordinator as children under
- * one directory, the cluster CA on first run, key `tls` on first run, one ready line, and a clean
- * stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
+ * one directory, the cluster CA on first run, key `tls` on first run, one ready line, the
+ * embedded threshold CA and CT log with the TLS endpoint (its certificate with an SCT, and a
+ * stapled OCSP response), and a clean stop on SIGINT/SIGTERM. A second `up` on the same directory reuses everything it finds.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_POOL, paths, readClusterConfig, writeClusterConfig, type ClusterConfig, type HttpSignConfig } from '../cluster/config.js';
@@ -13,6 +14,8 @@ import { ensureDevPassphrase } from '../../signer-node/shares.js';
 import { adminClient, describeError, unary } from './clients.js';
 import { ensureTlsMaterial, keepStapleFresh, startTlsServer } from './tls-endpoint.js';
 import { caInit, coordinatorHttpUrl } from './ca.js';
+import { ensureCtLog } from './ct.js';
+import { ctPaths, pemCertificates } from '../ct/config.js';
 import { caInitialised, caPaths, readCaConfig } from '../pki/ca/store.js';
 import { freePort, startChild, type Child } from './children.js';
 import { PROVIDER_MODULE } from './provider-config.js';
@@ -110,6 +113,19 @@ async function ensureEmbeddedCa(dir: string, threshold: number, signers: number)
     return;
   }
   await caInit({ dir, caKey: EMBEDDED_CA_KEY, responderKey: EMBEDDED_RESPONDER_KEY, subject: '/O=quorumkey/CN=quorumkey embedded threshold CA', dnsSuffixes: ['localhost'], ipRanges: ['127.0.0.0/8'], maxValidityDays: 3650, threshold, signers });
+}
+
+/** The embedded CT log's key (apart from `ct init`'s default `ct`). */
+export const EMBEDDED_CT_KEY = 'embedded-ct';
+
+/**
+ * The coordinator's CT log, accepting the embedded CA's root, unless a log is configured
+ * already (`quorumkey ct init` — the operator's choice stays).
+ */
+async function ensureEmbeddedCtLog(dir: string, threshold: number, signers: number): Promise<void> {
+  if (existsSync(ctPaths(dir).config)) return;
+  const root = readFileSync(caPaths(paths(dir).root).rootCert, 'utf8');
+  await ensureCtLog(dir, EMBEDDED_CT_KEY, pemCertificates(root, 'the embedded CA root'), threshold, signers);
 }
 
 export async function up(options: UpOptions): Promise<void> {
@@ -212,6 +228,7 @@ export async function up(options: UpOptions): Promise<void> {
     } else if (options.tls) {
       // The CA exists for the certificate it serves: --no-tls makes neither.
       await ensureEmbeddedCa(dir, threshold, signers);
+      await ensureEmbeddedCtLog(dir, threshold, signers);
       const tls = await ensureTlsMaterial(dir, options.keyId);
       keepStapleFresh(dir, tls);
       let port = 0;
@@ -225,7 +242,7 @@ export async function up(options: UpOptions): Promise<void> {
         }
       }
       console.log(`quorumkey tls: openssl s_server with key '${options.keyId}' on 127.0.0.1:${port}; try:`);
-      console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -brief -status </dev/null`);
+      console.log(`  openssl s_client -connect 127.0.0.1:${port} -CAfile ${tls.caCert} -verify_return_error -tls1_3 -status -ct -ctlogfile ${tls.ctLogList} </dev/null`);
     }
   } catch (err) {
     console.error(`quorumkey up failed: ${describeError(err)}`);

@@ -96,6 +96,11 @@ export function splitCertificate(certDer: Uint8Array, what = 'certificate'): { t
   return { tbs: serialize(tbs), precert: indexOf(tbs, POISON_OID) >= 0, ekus };
 }
 
+/** Whether a certificate carries an embedded SCT list. */
+export function hasEmbeddedScts(certDer: Uint8Array): boolean {
+  return indexOf(parseDer(certDer, Certificate, 'certificate').tbsCertificate, SCT_LIST_OID) >= 0;
+}
+
 /** issuer_key_hash: SHA-256 of the issuer's DER SubjectPublicKeyInfo. */
 export function issuerKeyHash(issuerSpkiDer: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(issuerSpkiDer).digest());

@@ -1,21 +1,20 @@
 /**
- * The CT log front end to end: `quorumkey up` (3 signers), `quorumkey ct init` (a threshold key
- * with policy sct), the RFC 6962 API over real HTTP, a precertificate issued through the
- * threshold CA key, and `openssl s_client -ct` against nginx. Every signature is checked here
- * with node:crypto over RFC 6962 structures this file builds itself.
+ * The CT log front end to end: `quorumkey up --no-tls` (3 signers, so no log until one is
+ * configured), `quorumkey ca init` (the threshold CA), `quorumkey ct init` (a threshold key with
+ * policy sct, accepting the CA's root), the RFC 6962 API over real HTTP, `cert issue --ct` (a
+ * precertificate through the log, the SCT embedded), and `openssl s_client -ct` against nginx.
+ * Every signature is checked here with node:crypto over RFC 6962 structures this file builds itself.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { createHash, createPublicKey, randomBytes, verify, X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, verify, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { AsnConvert, AsnParser } from '@peculiar/asn1-schema';
-import { Certificate } from '@peculiar/asn1-x509';
-import { CtLogClient } from '../../src/ct/client.js';
-import { issueWithEmbeddedScts } from '../../src/ct/precert-flow.js';
-import { cli, signOverGrpc, UpProcess } from '../services/cluster-harness.js';
-import { startNginx, type RunningServer } from '../tls/servers.js';
+import { AsnConvert, AsnParser, OctetString } from '@peculiar/asn1-schema';
+import { Certificate, Extensions } from '@peculiar/asn1-x509';
+import { cli, UpProcess } from '../services/cluster-harness.js';
+import { REPO, startNginx, type RunningServer } from '../tls/servers.js';
 
 // ---- RFC 6962, written out independently of src/ct ----------------------------------------
 const u8 = (v: number) => Buffer.from([v]);
@@ -52,9 +51,32 @@ function unwrapSignature(b64: string): Buffer {
   assert.equal(b.readUInt16BE(2), b.length - 4);
   return b.subarray(4);
 }
+/**
+ * §3.3 from a final certificate: the SCTs of its embedded list, and the TBS the log signed (the
+ * certificate's TBS without the list extension).
+ */
+function embeddedScts(certDer: Buffer): { tbs: Buffer; scts: { timestamp: number; logId: Buffer; signature: Buffer }[] } {
+  const cert = AsnParser.parse(certDer, Certificate);
+  const extensions = cert.tbsCertificate.extensions ?? [];
+  const list = extensions.find((e) => e.extnID === '1.3.6.1.4.1.11129.2.4.2');
+  assert.ok(list, 'the certificate has the embedded SCT list extension');
+  const data = Buffer.from(AsnParser.parse(list.extnValue.buffer, OctetString).buffer);
+  assert.equal(data.readUInt16BE(0), data.length - 2);
+  const scts = [];
+  for (let at = 2; at < data.length; ) {
+    const sct = data.subarray(at + 2, at + 2 + data.readUInt16BE(at));
+    at += 2 + sct.length;
+    assert.equal(sct[0], 0, 'SCT v1');
+    const extensionsLength = sct.readUInt16BE(41);
+    const signed = sct.subarray(43 + extensionsLength);
+    scts.push({ logId: sct.subarray(1, 33), timestamp: Number(sct.readBigUInt64BE(33)), signature: unwrapSignature(signed.toString('base64')) });
+  }
+  const rest = extensions.filter((e) => e !== list);
+  cert.tbsCertificate.extensions = rest.length ? new Extensions(rest) : undefined;
+  return { tbs: Buffer.from(AsnConvert.serialize(cert.tbsCertificate)), scts };
+}
 // -------------------------------------------------------------------------------------------
 
-const pemBody = (der: Uint8Array, label = 'CERTIFICATE') => `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 const derOf = (pemFile: string) => Buffer.from(new X509Certificate(readFileSync(pemFile)).raw);
 
 /**
@@ -91,6 +113,9 @@ describe('CT log front with a threshold log key', function () {
   let serverCert: string;
   let keyRef: string;
   let opensslConf: string;
+  let csr: string;
+  let material: string;
+  let logList: string;
   const servers: RunningServer[] = [];
   /** The leaves the log should hold, in order, built here. */
   const expectedLeaves: Buffer[] = [];
@@ -109,15 +134,33 @@ describe('CT log front with a threshold log key', function () {
     assert.ok(verify('sha256', sctInput(sct.timestamp, entry), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sct.signature)), 'the SCT signature verifies over the RFC 6962 struct');
   };
 
+  /** `cert issue` for the TLS key's CSR, `extra` flags added; the certificate's file. */
+  const issue = (file: string, ...extra: string[]) => {
+    const r = cli(up.dir, 'cert', 'issue', '--csr', csr, '--days', '30', '--out', file, ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    return file;
+  };
+
   before(async function () {
-    await up.start(['--signers', '3', '--threshold', '2']);
-    await up.line(/openssl s_client -connect/);
-    const tls = join(up.dir, 'tls');
-    caCert = join(tls, 'ca.crt');
-    serverCert = join(tls, 'tls.crt');
-    keyRef = join(tls, 'tls.key.pem');
-    opensslConf = join(tls, 'openssl.cnf');
+    await up.start(['--signers', '3', '--threshold', '2', '--no-tls']);
     base = `http://${up.config().coordinator.http}`;
+    // The threshold CA, and the key `tls` (made by up) as nginx's key with a CA certificate.
+    const ca = cli(up.dir, 'ca', 'init', '--dns-suffix', 'localhost', '--ip-range', '127.0.0.0/8', '--threshold', '2', '--signers', '3');
+    assert.equal(ca.status, 0, ca.stderr);
+    caCert = join(up.dir, 'ca', 'root.crt');
+    material = join(up.dir, 'ct-test');
+    mkdirSync(material);
+    opensslConf = join(material, 'openssl.cnf');
+    writeFileSync(opensslConf, cli(up.dir, 'openssl-conf').stdout);
+    keyRef = join(material, 'tls.key.pem');
+    const ref = cli(up.dir, 'key', 'ref', 'tls');
+    assert.equal(ref.status, 0, ref.stderr);
+    writeFileSync(keyRef, ref.stdout);
+    csr = join(material, 'tls.csr');
+    const made = spawnSync('bash', [join(REPO, 'certs', 'make-csr.sh'), keyRef, csr, '/CN=localhost', 'DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8', env: { ...process.env, OPENSSL_CONF: opensslConf } });
+    assert.equal(made.status, 0, made.stderr);
+    serverCert = issue(join(material, 'tls.crt'));
+    logList = join(material, 'ctlog.cnf');
   });
 
   after(async function () {
@@ -125,10 +168,15 @@ describe('CT log front with a threshold log key', function () {
     await up.stop();
   });
 
-  it('answers 404 on its routes until a log is configured', async function () {
+  it('answers 404 on its routes, and cert issue --ct refuses, until a log is configured', async function () {
     const res = await http('GET', `${base}/ct/v1/get-sth`);
     assert.equal(res.status, 404);
     assert.match(String(res.json.message), /quorumkey ct init/);
+    // Nor does cert issue --ct issue anything without a log.
+    const refused = cli(up.dir, 'cert', 'issue', '--csr', csr, '--ct', '--out', join(material, 'none.crt'));
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /no CT log is configured .*quorumkey ct init/);
+    assert.equal(existsSync(join(material, 'none.crt')), false);
   });
 
   it('ct init creates the threshold log key (policy sct, client ct-log) and the log serves get-roots', async function () {
@@ -213,29 +261,16 @@ describe('CT log front with a threshold log key', function () {
     assert.equal((await http('GET', `${base}/ct/v1/get-proof-by-hash`)).status, 404);
   });
 
-  it('a precertificate issued through the threshold CA key yields a certificate with embedded SCTs', async function () {
-    // The TBS: the served certificate's, with a new serial (built with @peculiar/asn1-x509).
-    const template = AsnParser.parse(derOf(serverCert), Certificate).tbsCertificate;
-    const serial = randomBytes(16);
-    serial[0]! &= 0x7f;
-    template.serialNumber = serial.buffer.slice(serial.byteOffset, serial.byteOffset + serial.length);
-    const tbs = Buffer.from(AsnConvert.serialize(template));
-    const coordinator = up.coordinator();
-    const signCertificate = async (der: Uint8Array) => {
-      const r = await signOverGrpc(coordinator, 'tls-ca', Buffer.from(der));
-      assert.ok(r.ok, r.details);
-      return new Uint8Array(r.der!);
-    };
-    const client = new CtLogClient(base);
-    const issued = await issueWithEmbeddedScts(tbs, { signCertificate, issuerChain: [derOf(caCert)], logs: [{ addPreChain: (c) => client.addPreChain(c), spki: logSpki }] });
-    coordinator.close();
-    // The SCT covers the precert_entry: issuer key hash and the TBS without the poison (= ours).
+  it('cert issue --ct: a precertificate through the log, and the certificate carries its SCT', async function () {
+    const file = issue(join(material, 'precert-flow.crt'), '--ct');
+    const issued = embeddedScts(derOf(file));
+    // The SCT covers the precert_entry: issuer key hash and the TBS without the SCT list.
     const issuerKeyHash = sha256(new X509Certificate(readFileSync(caCert)).publicKey.export({ type: 'spki', format: 'der' }));
+    assert.equal(issued.scts.length, 1);
     const sct = issued.scts[0]!;
-    assert.ok(verify('sha256', sctInput(sct.timestamp, precertEntry(issuerKeyHash, tbs)), { key: logKey, dsaEncoding: 'der' }, Buffer.from(sct.signature)));
-    expectedLeaves.push(leaf(sct.timestamp, precertEntry(issuerKeyHash, tbs)));
-    const file = join(up.dir, 'tls', 'precert-flow.crt');
-    writeFileSync(file, pemBody(issued.certificate));
+    assert.deepEqual(sct.logId, sha256(logSpki), 'the SCT names the log');
+    assert.ok(verify('sha256', sctInput(sct.timestamp, precertEntry(issuerKeyHash, issued.tbs)), { key: logKey, dsaEncoding: 'der' }, sct.signature));
+    expectedLeaves.push(leaf(sct.timestamp, precertEntry(issuerKeyHash, issued.tbs)));
     const text = spawnSync('openssl', ['x509', '-in', file, '-noout', '-text'], { encoding: 'utf8', env: { ...process.env, OPENSSL_CONF: '/dev/null' } });
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stdout, /CT Precertificate SCTs:/);
@@ -248,24 +283,22 @@ describe('CT log front with a threshold log key', function () {
     assert.equal(sth.sha256_root_hash, mth(expectedLeaves).toString('base64'));
     assert.ok(verify('sha256', sthInput(sth.timestamp, 2, mth(expectedLeaves)), { key: logKey, dsaEncoding: 'der' }, unwrapSignature(sth.tree_head_signature)));
     // nginx serves it: s_client -ct validates the embedded SCT against the log list.
-    const logList = join(up.dir, 'tls', 'ctlog.cnf');
     const list = cli(up.dir, 'ct', 'loglist');
     assert.equal(list.status, 0, list.stderr);
     writeFileSync(logList, list.stdout);
     const nginx = await startNginx({ opensslConf, serverCert: file, keyRef }, 'root root');
     servers.push(nginx);
-    assertValidScts(sClientCt(nginx.port, logList), 1);
+    assertValidScts(sClientCt(nginx.port, logList, caCert), 1);
   });
 
   it('sct serverinfo writes a SERVERINFOV2 file; nginx sends the SCT and s_client -ct validates it', async function () {
-    const out = join(up.dir, 'tls', 'tls.sct.pem');
+    const out = join(material, 'tls.sct.pem');
     const r = cli(up.dir, 'sct', 'serverinfo', '--cert', serverCert, '--out', out);
     assert.equal(r.status, 0, r.stderr);
     assert.match(readFileSync(out, 'utf8'), /^-----BEGIN SERVERINFOV2 FOR /);
-    const logList = join(up.dir, 'tls', 'ctlog.cnf');
     const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', `ssl_conf_command ServerInfoFile ${out};`);
     servers.push(nginx);
-    assertValidScts(sClientCt(nginx.port, logList), 1);
+    assertValidScts(sClientCt(nginx.port, logList, caCert), 1);
   });
 
   it('get-entries serves the leaves and chains: a monitor recomputes the signed root from them', async function () {
@@ -297,7 +330,7 @@ describe('CT log front with a threshold log key', function () {
   });
 
   it("signs only while the log key's client list holds ct-log", async function () {
-    const fresh = derOf(join(up.dir, 'tls', 'precert-flow.crt')).toString('base64');
+    const fresh = derOf(join(material, 'precert-flow.crt')).toString('base64');
     assert.equal(cli(up.dir, 'key', 'revoke', 'ct', 'ct-log').status, 0);
     const refused = await post('add-chain', { chain: [fresh] });
     assert.equal(refused.status, 403, JSON.stringify(refused.json));
@@ -312,14 +345,14 @@ describe('CT log front with a threshold log key', function () {
     const issued = (await post('add-chain', { chain: [cert] })).json;
     for (const s of servers.splice(0)) await s.stop();
     assert.equal(await up.stop(), 0);
-    await up.start(['--signers', '3', '--threshold', '2']);
+    await up.start(['--signers', '3', '--threshold', '2', '--no-tls']);
     base = `http://${up.config().coordinator.http}`;
     const audits = sctAudits();
     assert.deepEqual(await get('get-sth'), before);
     assert.deepEqual((await post('add-chain', { chain: [cert] })).json, issued);
     assert.equal(sctAudits(), audits, 'nothing signed again');
     // A new certificate: a third leaf, and a new tree head over all three.
-    const fresh = join(up.dir, 'tls', 'precert-flow.crt');
+    const fresh = join(material, 'precert-flow.crt');
     const added = (await post('add-chain', { chain: [derOf(fresh).toString('base64')] })).json as unknown as SctAnswer;
     assertSctVerifies(added, x509Entry(derOf(fresh)));
     expectedLeaves.push(leaf(added.timestamp, x509Entry(derOf(fresh))));
@@ -330,8 +363,7 @@ describe('CT log front with a threshold log key', function () {
   });
 });
 
-function sClientCt(port: number, logList: string): string {
-  const caCert = join(logList, '..', 'ca.crt');
+function sClientCt(port: number, logList: string, caCert: string): string {
   const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', caCert, '-verify_return_error', '-tls1_3', '-ct', '-ctlogfile', logList], {
     input: 'Q\n',
     encoding: 'utf8',

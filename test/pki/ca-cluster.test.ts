@@ -4,10 +4,12 @@
  * 200 queries costing at most a few signatures (counted in the audit log), `openssl verify
  * -crl_check` with the threshold-signed CRL, `ocsp staple` never writing a failed response, and
  * nginx and HAProxy stapling what it writes (`openssl s_client -status`, `gnutls-cli --ocsp`),
- * good and then revoked after `cert revoke` and a refresh.
+ * good and then revoked after `cert revoke` and a refresh; up's own endpoint with a stapled
+ * OCSP response and an embedded SCT of up's CT log (`openssl s_client -status -ct`).
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -94,6 +96,27 @@ describe('threshold CA: OCSP responder, CRL and stapling with real clients', fun
     const out = run('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-CAfile', root, '-verify_return_error', '-status', '-tls1_3'], '').out;
     assert.match(out, /OCSP Response Status: successful/);
     assert.match(out, /Cert Status: good/);
+  });
+
+  it("up's certificate carries an SCT of up's CT log: x509 -text lists it with AIA and CRL DP, s_client -status -ct validates both", async function () {
+    const logList = join(up.dir, 'tls', 'ctlog.cnf');
+    const logKey = /^key = ([A-Za-z0-9+/=]+)$/m.exec(readFileSync(logList, 'utf8'))![1]!;
+    const logId = createHash('sha256').update(Buffer.from(logKey, 'base64')).digest('hex').toUpperCase().match(/../g)!;
+    const shown = cli(up.dir, 'key', 'show', 'embedded-ct', '--pem');
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.equal(createPublicKey(shown.stdout).export({ type: 'spki', format: 'der' }).toString('base64'), logKey, 'the log list names the embedded-ct key');
+    const text = run('openssl', ['x509', '-in', join(up.dir, 'tls', 'tls.crt'), '-noout', '-text']).out;
+    assert.match(text, /CT Precertificate SCTs:/);
+    assert.match(text, new RegExp(`Log ID\\s*: ${logId.slice(0, 4).join(':')}`));
+    assert.match(text, /Authority Information Access:\s*OCSP - URI:/);
+    assert.match(text, /CRL Distribution Points:/);
+    const out = run('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-CAfile', root, '-verify_return_error', '-status', '-tls1_3', '-ct', '-ctlogfile', logList], '').out;
+    assert.match(out, /SCTs present \(1\)/, out);
+    assert.match(out, /Log       : quorumkey threshold CT log \(key embedded-ct\)/);
+    assert.deepEqual([...out.matchAll(/SCT validation status: (\w+)/g)].map((m) => m[1]), ['valid'], out);
+    assert.match(out, /OCSP Response Status: successful/);
+    assert.match(out, /Cert Status: good/);
+    assert.match(out, /Verify return code: 0 \(ok\)/);
   });
 
   it('openssl ocsp -url: good, verified against the CA, nonce echoed; revoked after cert revoke; unknown for a foreign serial', function () {

@@ -86,6 +86,8 @@ describe('OpenSSL provider: multi-object PEM files, public-key loads, encoders (
     rawPub = q('key', 'show', 'raw', '--pem');
     tlsPub = q('key', 'show', 'tls', '--pem');
     // `up` made key 'tls' (tls-server) and a certificate for it, issued by its threshold CA.
+    // The certificate is there once up prints the s_client line (the CA and CT keys come first).
+    await up.line(/openssl s_client -connect/);
     const tls = join(up.dir, 'tls');
     const cert = readFileSync(join(tls, 'tls.crt'), 'utf8');
     const ref = readFileSync(join(tls, 'tls.key.pem'), 'utf8');

@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { issueWithEmbeddedScts, type SctLog } from '../../ct/precert-flow.js';
 import { writeFileAtomic } from '../../storage/atomic-write.js';
 import { buildTbsCertificate, derFrom, pem, randomSerial, signCertificate, type TbsSigner } from './certificate.js';
 import { buildTbsCertList, signCrl } from './crl.js';
@@ -91,7 +92,11 @@ export async function initCa(p: CaPaths, init: CaInit): Promise<{ root: Uint8Arr
   return { root, responder };
 }
 
-export async function issueCertificate(p: CaPaths, csr: Uint8Array, profile: Profile, days: number, sign: TbsSigner): Promise<IssuedCertificate> {
+/**
+ * Issues a certificate for `csr`. With `logs`, RFC 6962 §3.1: a precertificate goes to each
+ * log first, and the certificate carries their SCTs (each checked with its log's key).
+ */
+export async function issueCertificate(p: CaPaths, csr: Uint8Array, profile: Profile, days: number, sign: TbsSigner, logs: readonly SctLog[] = []): Promise<IssuedCertificate> {
   const config = readCaConfig(p);
   const request = parseCsr(csr);
   const root = readRoot(p);
@@ -103,7 +108,8 @@ export async function issueCertificate(p: CaPaths, csr: Uint8Array, profile: Pro
     ...validity(days),
     extensions: profileExtensions(profile, { subject: request.spki, issuer: root.spki, sans: request.sans, ...config }),
   });
-  const issued = record(await signCertificate(tbs, sign), profile);
+  const der = logs.length ? (await issueWithEmbeddedScts(tbs, { signCertificate: sign, issuerChain: [root.der], logs })).certificate : await signCertificate(tbs, sign);
+  const issued = record(der, profile);
   await updateIssued(p, (db) => db.certificates.push(issued));
   return issued;
 }
