@@ -259,7 +259,7 @@ describe('coordinator process with real signer processes', function () {
 
   it('refuses a TBSCertificate with a TLS key (PERMISSION_DENIED / 403) and unknown keys (NOT_FOUND / 404)', async () => {
     const tbs = tbsOf(readFileSync(join(cluster.pki, 'coordinator.crt')));
-    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused \(context-not-allowed\) for key 'tls': the content is a TBSCertificate \(x509-cert\); this key signs tls-server$/);
+    await expectStatus(unary(client, 'Sign', { key_id: 'tls', tbs }), grpc.status.PERMISSION_DENIED, /^policy refused \(context-not-allowed\) for key 'tls': the content is a TBSCertificate or TBSCertList \(x509-cert\); this key signs tls-server$/);
     const r403 = await post({ key_id: 'tls', tbs: tbs.toString('base64') });
     assert.equal(r403.status, 403);
     assert.equal(r403.json.error, 'policy_refused');
