@@ -70,6 +70,11 @@ export class CoordinatorMetrics {
       },
     });
   })();
+  readonly refillDeferred = new Counter({
+    name: 'quorumkey_pool_refill_deferred_total',
+    help: 'Refill planning rounds in which a pool below its low-water mark (but above its reserve) waited because sign requests were in flight or had just ended.',
+    registers: [this.registry],
+  });
   readonly presign = new Counter({
     name: 'quorumkey_presign_total',
     help: 'Presign sessions by key and result (ok, error, blame, mismatch, stale).',

@@ -7,7 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuditLog } from '../audit/log.js';
-import { DEFAULT_POOL, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
+import { DEFAULT_POOL, DEFAULT_REFILL_QUIET_MS, lowWaterOf, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
@@ -18,7 +18,7 @@ import { httpAccessFrom } from './http-access.js';
 import { KeyStore } from './keys.js';
 import { jsonLogger, type Logger } from './log.js';
 import { CoordinatorMetrics } from './metrics.js';
-import { PoolSet, Refiller, subsetLabel } from './pools.js';
+import { PoolSet, quietIn, Refiller, subsetLabel } from './pools.js';
 import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type SignerRegistryOptions } from './signers.js';
@@ -51,9 +51,13 @@ function splitHostPort(endpoint: string, what: string): { host: string; port: nu
 export function poolConfig(config: ClusterConfig): PoolConfig {
   const pool = { ...DEFAULT_POOL, ...(config.pool ?? {}) };
   for (const [k, v] of Object.entries(pool)) {
-    if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be an integer in [0, 100000], got ${JSON.stringify(v)}`);
   }
   if (pool.batch < 1 || pool.batch > 256) throw new Error('cluster.json: pool.batch must be in [1, 256]');
+  const low = lowWaterOf(pool);
+  if (low > pool.target || (pool.target > 0 && low < 1)) {
+    throw new Error(`cluster.json: pool.lowWater must be between 1 and pool.target (${pool.target}), got ${low}`);
+  }
   return pool;
 }
 
@@ -133,6 +137,7 @@ export class Coordinator {
       {
         depth: (key, subset, depth) => metrics.poolDepth.set({ key, subset }, depth),
         dropped: (key, reason, n) => metrics.presignaturesDropped.inc({ key, reason }, n),
+        deferred: () => metrics.refillDeferred.inc(),
       },
       Date.now,
       (keyId, subset) => !conflicts.conflicting(keyId, subset),
@@ -144,7 +149,8 @@ export class Coordinator {
     }
     const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
     const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
-    const refiller = new Refiller(pools, (job) => presigner.run(job), log);
+    const quietMs = pool.refillQuietMs ?? DEFAULT_REFILL_QUIET_MS;
+    const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
     const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true });
     metrics.auditHeadSeq.set(audit.head().seq);

@@ -145,6 +145,7 @@ export class SignService {
   private inlineRunning = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private inflight = 0;
+  private endedAt = Number.NEGATIVE_INFINITY;
   private readonly idleWaiters: (() => void)[] = [];
   /** The coordinator's copy of each key's rate limit, so it does not spend presignatures the signers would refuse. */
   private readonly limiters = new Map<string, { policy: KeyRecord['policy']; limiter: RateLimiter }>();
@@ -161,6 +162,10 @@ export class SignService {
   /** Sign requests in progress (for draining at shutdown). */
   get active(): number {
     return this.inflight;
+  }
+  /** When the latest sign request ended (ms since the epoch): refills wait for a quiet period. */
+  get lastEndedAt(): number {
+    return this.endedAt;
   }
   /** Resolves once no sign request is in progress. */
   idle(): Promise<void> {
@@ -198,6 +203,7 @@ export class SignService {
       throw err;
     } finally {
       this.inflight--;
+      this.endedAt = Date.now();
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
