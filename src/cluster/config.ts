@@ -93,10 +93,23 @@ export interface ClusterConfig {
   maxKeysPerSigner?: number;
   /** A presignature a signer holds unused for longer is destroyed; default one hour. */
   presignatureTtlMs?: number;
+  /**
+   * Audit logs (the coordinator's and each signer's) rotate once the active file reaches this
+   * many bytes, the chain continuing in the next file (src/audit/log.ts); 0: never. Default 64 MiB.
+   */
+  auditRotateBytes?: number;
 }
 
 export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };
 export const DEFAULT_REFILL_QUIET_MS = 20;
+export const DEFAULT_AUDIT_ROTATE_BYTES = 64 * 1024 * 1024;
+
+/** The audit rotation size in effect (bytes, 0: never); a clear error for a bad value. */
+export function auditRotateBytes(config: ClusterConfig): number {
+  const v = config.auditRotateBytes ?? DEFAULT_AUDIT_ROTATE_BYTES;
+  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`cluster.json: auditRotateBytes must be a non-negative integer (bytes, 0 for never), got ${JSON.stringify(v)}`);
+  return v;
+}
 
 /** The low-water mark in effect: pool.lowWater, else half the target rounded up. */
 export const lowWaterOf = (pool: PoolConfig): number => pool.lowWater ?? Math.ceil(pool.target / 2);

@@ -7,7 +7,7 @@ import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuditLog } from '../audit/log.js';
-import { DEFAULT_POOL, DEFAULT_REFILL_QUIET_MS, lowWaterOf, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
+import { auditRotateBytes, DEFAULT_POOL, DEFAULT_REFILL_QUIET_MS, lowWaterOf, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
@@ -152,7 +152,7 @@ export class Coordinator {
     const quietMs = pool.refillQuietMs ?? DEFAULT_REFILL_QUIET_MS;
     const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
-    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true });
+    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true, rotateBytes: auditRotateBytes(config) });
     metrics.auditHeadSeq.set(audit.head().seq);
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
     const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });
