@@ -153,7 +153,7 @@ export class Coordinator {
     const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
     const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true, rotateBytes: auditRotateBytes(config) });
-    metrics.auditHeadSeq.set(audit.head().seq);
+    metrics.collectAudit = () => ({ ...audit.head(), root: audit.merkleRoot() });
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
     const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });
 

@@ -475,9 +475,8 @@ export class SignService {
   private async recordUnreleased(key: KeyRecord, chosen: Chosen, digest: Uint8Array, reason: string): Promise<void> {
     const record = { event: 'sign-failed', key_id: key.id, epoch: key.epoch, digest: hex(digest), subset: chosen.subset, presignature_id: hex(chosen.entry.id), reason, time: new Date().toISOString() };
     try {
-      const appended = await this.d.audit.append(record);
+      await this.d.audit.append(record);
       this.d.metrics.auditRecords.inc();
-      this.d.metrics.auditHeadSeq.set(appended.seq);
     } catch (e) {
       this.d.metrics.auditFailures.inc();
       this.d.log.error('audit append of a failed attempt failed', { key: key.id, error: (e as Error).message });
@@ -523,7 +522,6 @@ export class SignService {
     this.d.metrics.auditAppendDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     this.d.metrics.auditRecords.inc();
     this.d.metrics.auditLastAppend.set(Date.now() / 1000);
-    this.d.metrics.auditHeadSeq.set(appended.seq);
     this.d.log.info('signed', { key: key.id, context, subset: chosen.subset, caller: input.caller, audit_seq: appended.seq, inline_presign: chosen.inline });
     return {
       keyId: key.id,
