@@ -453,6 +453,8 @@ export interface AuditLogOptions {
    * segments.ts). 0 or absent: never.
    */
   rotateBytes?: number;
+  /** Called after each group commit (one write and one fsync) with the records it made durable. */
+  onCommit?: (records: number) => void;
 }
 
 export interface AuditAppendResult {
@@ -518,7 +520,7 @@ export class AuditLog {
     fh: FileHandle,
     state: ChainState,
     size: number,
-    private readonly options: Required<Pick<AuditLogOptions, 'fsync' | 'clock' | 'maxBatch' | 'rotateBytes' | 'mode'>>,
+    private readonly options: Required<Pick<AuditLogOptions, 'fsync' | 'clock' | 'maxBatch' | 'rotateBytes' | 'mode' | 'onCommit'>>,
   ) {
     this.fh = fh;
     this.seq = state.seq;
@@ -566,6 +568,7 @@ export class AuditLog {
         maxBatch: options.maxBatch ?? 256,
         rotateBytes: options.rotateBytes ?? 0,
         mode,
+        onCommit: options.onCommit ?? (() => undefined),
       });
       // A crash after the active file was closed: the next write starts its successor with the rotation record.
       log.continues = continues;
@@ -788,6 +791,7 @@ export class AuditLog {
     this.seq = seq;
     this.hash = prev;
     for (const r of results) this.tree.push(Buffer.from(r.hash, 'hex'));
+    this.options.onCommit(results.length);
     return results;
   }
 

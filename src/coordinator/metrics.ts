@@ -176,6 +176,11 @@ export class CoordinatorMetrics {
     help: 'Audit appends that failed (the signature was withheld).',
     registers: [this.registry],
   });
+  readonly auditCommits = new Counter({
+    name: 'quorumkey_audit_commits_total',
+    help: 'Audit group commits (one write and one fsync each): concurrent signatures share one; quorumkey_audit_records_total over this is the records per fsync.',
+    registers: [this.registry],
+  });
   readonly auditAppendDuration = new Histogram({
     name: 'quorumkey_audit_append_duration_seconds',
     help: 'Time from combining a signature to its audit record being durable (audit log lag).',

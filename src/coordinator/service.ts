@@ -152,7 +152,11 @@ export class Coordinator {
     const quietMs = pool.refillQuietMs ?? DEFAULT_REFILL_QUIET_MS;
     const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
-    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true, rotateBytes: auditRotateBytes(config) });
+    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), {
+      repairTruncatedTail: true,
+      rotateBytes: auditRotateBytes(config),
+      onCommit: () => metrics.auditCommits.inc(),
+    });
     metrics.collectAudit = () => ({ ...audit.head(), root: audit.merkleRoot() });
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
     const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });

@@ -57,6 +57,8 @@ describe('audit rotation on a running cluster (coordinator and signers)', functi
     const text = await coordinator!.metrics.text();
     assertPromtoolClean(text, 'coordinator metrics');
     assert.equal(sample(text, 'quorumkey_audit_head_records'), verified.records);
+    const commits = sample(text, 'quorumkey_audit_commits_total');
+    assert.ok(commits >= 1 && commits <= sample(text, 'quorumkey_audit_records_total'), `${commits} group commits`);
     assert.equal(sample(text, 'quorumkey_audit_head_info', `hash="${verified.head}"`), 1);
     assert.equal(sample(text, 'quorumkey_audit_merkle_root_info', `root="${verified.root}"`), 1);
     assert.equal(text.split('\n').filter((l) => l.startsWith('quorumkey_audit_merkle_root_info{')).length, 1, 'one root series, the latest');
