@@ -49,7 +49,7 @@ import type { PairSetupSession } from '../src/protocol/pair-setup.js';
 import { MAX_BATCH, PresignSession } from '../src/protocol/presign.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
-import { ABORT_METADATA, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { ABORT_METADATA, COORDINATOR_GENERATION_BYTES, digestAlgFromWire, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
 import { decodeKeyPolicy, keyPolicyDigest, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
@@ -88,6 +88,13 @@ export class RpcError extends Error {
 
 const invalid = (message: string) => new RpcError(grpc.status.INVALID_ARGUMENT, message);
 
+/** Calls `each` with every key id of `keyIds` and how often it occurs. */
+function countPerKey(keyIds: readonly string[], each: (keyId: string, n: number) => void): void {
+  const byKey = new Map<string, number>();
+  for (const keyId of keyIds) byKey.set(keyId, (byKey.get(keyId) ?? 0) + 1);
+  for (const [keyId, n] of byKey) each(keyId, n);
+}
+
 export function abortMetadata(err: ProtocolAbort): grpc.Metadata {
   const md = new grpc.Metadata();
   md.set(ABORT_METADATA.reason, err.reason);
@@ -110,6 +117,7 @@ interface PresignRequest {
   session_id: Buffer;
   subset: number[];
   count: number;
+  coordinator_generation: Buffer;
 }
 interface FinishRequest {
   key_id: string;
@@ -228,6 +236,8 @@ export class SignerNode {
   private http: HttpServer | undefined;
   private stopping = false;
   private readonly expiry: NodeJS.Timeout;
+  /** Generation (hex) of the coordinator that presigned last: only its presignatures are kept. */
+  private coordinatorGeneration: string | undefined;
 
   constructor(options: SignerNodeOptions) {
     this.index = options.index;
@@ -538,27 +548,53 @@ export class SignerNode {
     if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
     const outsider = subset.find((p) => !share.parties.includes(p));
     if (outsider !== undefined) throw invalid(`subset: signer ${outsider} holds no share of '${keyId}' (holders: ${share.parties.join(',')})`);
+    const generation = this.generation(req.coordinator_generation);
+    this.adoptGeneration(generation);
     if (this.party.presignatureCount(keyId) + count > MAX_PRESIGNATURES_PER_KEY) {
       throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `signer ${this.index} already holds ${this.party.presignatureCount(keyId)} presignatures of '${keyId}' (limit ${MAX_PRESIGNATURES_PER_KEY})`);
     }
     this.checkCapacity();
     const session = this.create(sessionId, () => this.party.startPresign(keyId, sessionId, subset, count));
     await this.driver.run(session);
-    return this.completePresign(session);
+    return this.completePresign(session, generation);
+  }
+
+  /** A Presign's coordinator generation (hex), or undefined when it claims none. */
+  private generation(value: unknown): string | undefined {
+    if (value === undefined || (value instanceof Uint8Array && value.length === 0)) return undefined;
+    return toHex(this.bytes(value, 'coordinator_generation', COORDINATOR_GENERATION_BYTES));
+  }
+
+  /**
+   * A Presign under a coordinator generation other than the last one seen: that coordinator
+   * restarted and will never ask for the presignatures it pooled, so every stored one is wiped.
+   */
+  private adoptGeneration(generation: string | undefined): void {
+    if (generation === undefined || generation === this.coordinatorGeneration) return;
+    const previous = this.coordinatorGeneration;
+    this.coordinatorGeneration = generation;
+    const wiped = this.party.expirePresignatures(Number.POSITIVE_INFINITY);
+    countPerKey(wiped, (keyId, n) => this.metrics.presignaturesSuperseded.inc({ key: keyId }, n));
+    this.log.info('new coordinator generation: presignatures of earlier generations wiped', { generation, previous, wiped: wiped.length });
   }
 
   /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */
   private expirePresignatures(ttlMs: number): void {
     const expired = this.party.expirePresignatures(Date.now() - ttlMs);
     if (expired.length === 0) return;
-    const byKey = new Map<string, number>();
-    for (const keyId of expired) byKey.set(keyId, (byKey.get(keyId) ?? 0) + 1);
-    for (const [keyId, n] of byKey) this.metrics.presignaturesExpired.inc({ key: keyId }, n);
+    countPerKey(expired, (keyId, n) => this.metrics.presignaturesExpired.inc({ key: keyId }, n));
     this.log.info('unused presignatures expired', { expired: expired.length, ttl_ms: ttlMs });
   }
 
-  private completePresign(session: PresignSession): PresignResponse {
+  private completePresign(session: PresignSession, generation: string | undefined): PresignResponse {
     const output = session.output;
+    if (generation !== undefined && generation !== this.coordinatorGeneration) {
+      // A newer coordinator presigned while this ran: nobody will ask for these.
+      this.party.complete(session);
+      for (const p of output) this.party.discardPresignature(session.keyId, p.id);
+      this.metrics.presignaturesSuperseded.inc({ key: session.keyId }, output.length);
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, 'a newer coordinator generation presigned while this presign ran; its presignatures were discarded');
+    }
     const current = this.party.share(session.keyId).epoch;
     if (output.some((p) => p.epoch !== current)) {
       this.party.reportAbort(session, new ProtocolAbort('bad-parameters', 'key refreshed while presigning'));

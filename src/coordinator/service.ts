@@ -2,6 +2,7 @@
  * The coordinator, assembled: configuration, registry, signers, pools, sign path, servers.
  * main.ts runs it as a process; tests may run it in-process.
  */
+import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { AuditLog } from '../audit/log.js';
 import { auditRotateBytes, DEFAULT_POOL, DEFAULT_REFILL_QUIET_MS, lowWaterOf, paths, readClusterConfig, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
+import { COORDINATOR_GENERATION_BYTES } from '../transport/proto.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
 import { ConflictGraph } from './conflicts.js';
@@ -148,7 +150,9 @@ export class Coordinator {
       conflicts.setKey(k);
     }
     const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
-    const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
+    // Fresh per start: the signers wipe what they made for the previous coordinator generation.
+    const generation = randomBytes(COORDINATOR_GENERATION_BYTES);
+    const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count, generation);
     const quietMs = pool.refillQuietMs ?? DEFAULT_REFILL_QUIET_MS;
     const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
@@ -241,6 +245,7 @@ export class Coordinator {
         keys: keys.list().map((k) => k.id),
         signers: signers.indices,
         pool,
+        generation: generation.toString('hex'),
         pools: keys.list().map((k) => ({ key: k.id, subsets: pools.ranked(k.id).map(subsetLabel) })),
       });
       return c;
@@ -254,13 +259,15 @@ export class Coordinator {
   stop(graceMs = 10_000): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('coordinator draining', { active_signs: this.signService.active });
+      // No new presign batch from here: a successor's generation may already be at the signers.
+      const refillStopped = this.refiller.stop();
       const httpClosed = new Promise<void>((res) => this.httpServer.close(() => res()));
       this.httpServer.closeIdleConnections();
       await Promise.all([shutdownServer(this.socketServer, graceMs), shutdownServer(this.tlsServer, graceMs)]);
       await Promise.race([this.signService.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
       this.httpServer.closeAllConnections();
       await httpClosed;
-      await Promise.race([this.refiller.stop(), new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
+      await Promise.race([refillStopped, new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
       this.signers.stop();
       await this.audit.close();
       // Remove the socket file only if it is still ours: a successor coordinator may already

@@ -66,6 +66,7 @@ export interface PresignRequest {
   session_id: Uint8Array;
   subset: number[];
   count: number;
+  coordinator_generation: Uint8Array;
 }
 export interface PresignResponse {
   boot_id: string;

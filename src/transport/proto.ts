@@ -83,3 +83,6 @@ export const ABORT_METADATA = { reason: 'qk-abort-reason', culprit: 'qk-culprit'
  * (e.g. context-not-allowed, rate-limited), an operator approval (approval-*), a limit (key-limit).
  */
 export const REFUSAL_METADATA = 'qk-refusal';
+
+/** Length of PresignRequest.coordinator_generation (random, one per coordinator start). */
+export const COORDINATOR_GENERATION_BYTES = 16;
