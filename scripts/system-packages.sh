@@ -7,7 +7,7 @@
 set -euo pipefail
 
 BUILD=(build-essential python3 cmake pkg-config libssl-dev openssl libgrpc-dev libprotobuf-c-dev protobuf-c-compiler)
-TEST=(softhsm2 prometheus nginx haproxy curl e2fsprogs gnutls-bin chromium)
+TEST=(softhsm2 prometheus nginx haproxy curl e2fsprogs gnutls-bin chromium strace)
 
 case "${1:-build}" in
   build) wanted=("${BUILD[@]}") ;;

@@ -21,7 +21,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { format } from 'node:util';
-import { paths, readClusterConfig, signerCompute, type ClusterConfig } from '../src/cluster/config.js';
+import { auditRotateBytes, paths, readClusterConfig, signerCompute, type ClusterConfig } from '../src/cluster/config.js';
 import { loadIdentity, signerName } from '../src/pki/cluster-ca.js';
 import { nativeKernelsProblem } from '../src/protocol/math/kernels.js';
 // Every module with a secret-handling kernel, so that each has registered before the check.
@@ -119,7 +119,7 @@ async function start(args: Arguments): Promise<{ node: SignerNode; kek: KekSetup
   const { shares, pending, ignored } = await store.loadAll();
   for (const name of ignored) log.warn('ignoring unexpected file in the shares directory', { file: name });
 
-  const audit = await openSignerAudit(p.signerAudit(index), log);
+  const audit = await openSignerAudit(p.signerAudit(index), log, auditRotateBytes(config));
   const node = new SignerNode({ index, config, identity, store, audit, log });
   await node.installShares(shares, pending);
   let addresses;

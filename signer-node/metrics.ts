@@ -28,6 +28,7 @@ export class SignerMetrics {
   readonly refusals: Counter<'key' | 'reason'>;
   readonly presignaturesCreated: Counter<'key'>;
   readonly presignaturesExpired: Counter<'key'>;
+  readonly presignaturesSuperseded: Counter<'key'>;
   readonly rpcs: Counter<'method' | 'code'>;
   readonly peerMessages: Counter<'result'>;
   readonly peerStreamErrors: Counter<'peer'>;
@@ -159,6 +160,12 @@ export class SignerMetrics {
     this.presignaturesExpired = new Counter({
       name: 'quorumkey_signer_presignatures_expired_total',
       help: 'Presignatures destroyed unused after the presignature TTL (cluster.json presignatureTtlMs), by key.',
+      labelNames: ['key'],
+      registers,
+    });
+    this.presignaturesSuperseded = new Counter({
+      name: 'quorumkey_signer_presignatures_superseded_total',
+      help: 'Presignatures wiped unused when a new coordinator generation presigned (the coordinator that pooled them restarted), by key.',
       labelNames: ['key'],
       registers,
     });

@@ -58,7 +58,7 @@ import type { Presignature } from '../src/protocol/presign.js';
 import { wipe } from '../src/protocol/math/secret-scalar.js';
 import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
-import { ABORT_METADATA, digestAlgFromWire, REFUSAL_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
+import { ABORT_METADATA, COORDINATOR_GENERATION_BYTES, digestAlgFromWire, REFUSAL_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
 import { decodeKeyPolicy, keyPolicyDigest, PolicyError } from '../src/policy/key-policy.js';
 import { FinishRefused, SignGate } from './sign-gate.js';
@@ -99,6 +99,13 @@ export class RpcError extends Error {
 
 const invalid = (message: string) => new RpcError(grpc.status.INVALID_ARGUMENT, message);
 
+/** Calls `each` with every key id of `keyIds` and how often it occurs. */
+function countPerKey(keyIds: readonly string[], each: (keyId: string, n: number) => void): void {
+  const byKey = new Map<string, number>();
+  for (const keyId of keyIds) byKey.set(keyId, (byKey.get(keyId) ?? 0) + 1);
+  for (const [keyId, n] of byKey) each(keyId, n);
+}
+
 export function abortMetadata(err: ProtocolAbort): grpc.Metadata {
   const md = new grpc.Metadata();
   md.set(ABORT_METADATA.reason, err.reason);
@@ -122,6 +129,7 @@ interface PresignRequest {
   subset: number[];
   count: number;
   epoch: number;
+  coordinator_generation: Buffer;
 }
 interface FinishRequest {
   key_id: string;
@@ -270,6 +278,8 @@ export class SignerNode {
   private readonly expiry: NodeJS.Timeout;
   /** Largest presign batch accepted (cluster.json signerCompute.maxPresignBatch). */
   private readonly maxPresignBatch: number;
+  /** Generation (hex) of the coordinator that presigned last: only its presignatures are kept. */
+  private coordinatorGeneration: string | undefined;
 
   constructor(options: SignerNodeOptions) {
     this.index = options.index;
@@ -671,6 +681,8 @@ export class SignerNode {
     if (subset.length !== share.threshold) throw invalid(`subset must have exactly ${share.threshold} signers (the threshold of '${keyId}'), got ${subset.length}`);
     const outsider = subset.find((p) => !share.parties.includes(p));
     if (outsider !== undefined) throw invalid(`subset: signer ${outsider} holds no share of '${keyId}' (holders: ${share.parties.join(',')})`);
+    const generation = this.generation(req.coordinator_generation);
+    this.adoptGeneration(generation);
     if (this.party.presignatureCount(keyId) + count > MAX_PRESIGNATURES_PER_KEY) {
       throw new RpcError(grpc.status.RESOURCE_EXHAUSTED, `signer ${this.index} already holds ${this.party.presignatureCount(keyId)} presignatures of '${keyId}' (limit ${MAX_PRESIGNATURES_PER_KEY})`);
     }
@@ -678,7 +690,7 @@ export class SignerNode {
     // Computed on the compute thread: this thread goes on answering Finish and Health meanwhile.
     const spec = this.create(sessionId, () => presignSpec(this.party.presignParams(keyId, sessionId, subset, count)));
     const output = (await this.driver.compute(spec)) as Presignature[];
-    return this.completePresign(keyId, output);
+    return this.completePresign(keyId, output, generation);
   }
 
   /**
@@ -693,17 +705,40 @@ export class SignerNode {
     return new RpcError(grpc.status.FAILED_PRECONDITION, `cross-epoch: signer ${this.index} holds key '${keyId}' at epoch ${installed}, asked for epoch ${asked}${hint}`, md);
   }
 
+  /** A Presign's coordinator generation (hex), or undefined when it claims none. */
+  private generation(value: unknown): string | undefined {
+    if (value === undefined || (value instanceof Uint8Array && value.length === 0)) return undefined;
+    return toHex(this.bytes(value, 'coordinator_generation', COORDINATOR_GENERATION_BYTES));
+  }
+
+  /**
+   * A Presign under a coordinator generation other than the last one seen: that coordinator
+   * restarted and will never ask for the presignatures it pooled, so every stored one is wiped.
+   */
+  private adoptGeneration(generation: string | undefined): void {
+    if (generation === undefined || generation === this.coordinatorGeneration) return;
+    const previous = this.coordinatorGeneration;
+    this.coordinatorGeneration = generation;
+    const wiped = this.party.expirePresignatures(Number.POSITIVE_INFINITY);
+    countPerKey(wiped, (keyId, n) => this.metrics.presignaturesSuperseded.inc({ key: keyId }, n));
+    this.log.info('new coordinator generation: presignatures of earlier generations wiped', { generation, previous, wiped: wiped.length });
+  }
+
   /** Destroys presignatures unused for `ttlMs` (a restarted coordinator never asks for its old pools). */
   private expirePresignatures(ttlMs: number): void {
     const expired = this.party.expirePresignatures(Date.now() - ttlMs);
     if (expired.length === 0) return;
-    const byKey = new Map<string, number>();
-    for (const keyId of expired) byKey.set(keyId, (byKey.get(keyId) ?? 0) + 1);
-    for (const [keyId, n] of byKey) this.metrics.presignaturesExpired.inc({ key: keyId }, n);
+    countPerKey(expired, (keyId, n) => this.metrics.presignaturesExpired.inc({ key: keyId }, n));
     this.log.info('unused presignatures expired', { expired: expired.length, ttl_ms: ttlMs });
   }
 
-  private completePresign(keyId: string, output: Presignature[]): PresignResponse {
+  private completePresign(keyId: string, output: Presignature[], generation: string | undefined): PresignResponse {
+    if (generation !== undefined && generation !== this.coordinatorGeneration) {
+      // A newer coordinator presigned while this ran: nobody will ask for these.
+      for (const p of output) wipe(p.phi, p.u, p.v);
+      this.metrics.presignaturesSuperseded.inc({ key: keyId }, output.length);
+      throw new RpcError(grpc.status.FAILED_PRECONDITION, 'a newer coordinator generation presigned while this presign ran; its presignatures were discarded');
+    }
     const current = this.keys.has(keyId) ? this.party.share(keyId).epoch : undefined;
     if (output.some((p) => p.epoch !== current)) {
       for (const p of output) wipe(p.phi, p.u, p.v);

@@ -20,8 +20,8 @@ import type { Logger } from './log.js';
  * Opens a signer's audit log (paths(dir).signerAudit). A record torn by a crash is moved aside (and said so in the
  * log) rather than keeping the signer down: the chain up to the last whole record still verifies.
  */
-export async function openSignerAudit(path: string, log: Logger): Promise<AuditLog> {
-  const audit = await AuditLog.open(path, { repairTruncatedTail: true });
+export async function openSignerAudit(path: string, log: Logger, rotateBytes: number): Promise<AuditLog> {
+  const audit = await AuditLog.open(path, { repairTruncatedTail: true, rotateBytes });
   log.info('audit log open', { records: audit.head().seq, head: audit.head().hash });
   return audit;
 }

@@ -58,7 +58,7 @@ export async function crossCheckAudit(coordinatorLog: string, signerLogs: readon
     const subset = Array.isArray(r.subset) ? r.subset.filter((i): i is number => Number.isInteger(i)) : [];
     accounted.set(useKey(key, presignature, digest), { subset, released, seq: e.seq });
   });
-  if (!coordinator.ok) findings.push({ kind: 'broken-log', message: `coordinator log ${coordinatorLog} line ${coordinator.line}: ${coordinator.reason}` });
+  if (!coordinator.ok) findings.push({ kind: 'broken-log', message: `coordinator log ${coordinator.file} line ${coordinator.line}: ${coordinator.reason}` });
 
   const signed = new Map<number, Set<string>>();
   const signerRecords: Record<number, number> = {};
@@ -92,7 +92,7 @@ export async function crossCheckAudit(coordinatorLog: string, signerLogs: readon
         });
       }
     });
-    if (!res.ok) findings.push({ kind: 'broken-log', message: `signer ${signer} log ${path} line ${res.line}: ${res.reason}` });
+    if (!res.ok) findings.push({ kind: 'broken-log', message: `signer ${signer} log ${res.file} line ${res.line}: ${res.reason}` });
   }
 
   let signatures = 0;

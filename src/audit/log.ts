@@ -28,16 +28,25 @@
  * One writer per file: AuditLog serialises appends of one process (group commit: records that
  * arrive while a write is in flight go out together in one write + one fsync, each promise resolves
  * only once its record is durable) and refuses to continue if the file grows behind its back.
+ *
+ * Rotation (option rotateBytes): the log is a sequence of files, `<path>.000001`, `<path>.000002`,
+ * … (closed) and `<path>` (active), one chain across them (segments.ts). Each file after the first
+ * starts with a rotation record {event: "audit-rotated", previous_file, merkle: {size, frontier}}
+ * that names the file before it and carries the RFC 6962 frontier of every earlier record, so
+ * that a writer resumes the chain and the Merkle tree from the active file alone. Verification
+ * walks every file: a missing, reordered or replaced file breaks the chain (or names the wrong
+ * predecessor); a missing newest file or records cut from its end need a kept head, as above.
  */
 import { createHash } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { canonicalJson, type JsonValue } from './canonical.js';
-import { merkleRoot } from './merkle.js';
+import { MerkleFrontier, merkleRoot } from './merkle.js';
+import { closedSegments, segmentPath, type AuditSegment } from './segments.js';
 import { fsyncDirectory } from '../storage/atomic-write.js';
 
 export { canonicalJson, CanonicalJsonError, type JsonValue } from './canonical.js';
-export { merkleRoot, merkleLeafHash, merkleNodeHash } from './merkle.js';
+export { merkleRoot, merkleLeafHash, merkleNodeHash, MerkleFrontier } from './merkle.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 export const AUDIT_HASH_DOMAIN = 'quorumkey-audit-v1\n';
@@ -62,7 +71,11 @@ export interface AuditHead {
   hash: string;
 }
 
-export type AuditVerifyResult = { ok: true; records: number; head: string } | { ok: false; line: number; reason: string };
+/**
+ * A verification: the records, the head hash and the RFC 6962 root over every record; or the
+ * file and line (1-based; 0 when it cannot be read) of the first problem, and why.
+ */
+export type AuditVerifyResult = { ok: true; records: number; head: string; root: string } | { ok: false; file: string; line: number; reason: string };
 
 export type AuditLogErrorCode = 'invalid-record' | 'truncated-tail' | 'corrupt-tail' | 'concurrent-writer' | 'closed' | 'broken' | 'io' | 'verify-failed';
 
@@ -214,50 +227,160 @@ export interface VerifyAuditOptions {
   exact?: boolean;
 }
 
-/** Scans the whole log; calls onEntry for each valid record. */
+/** Where a walk through the chain stands: the head so far and the Merkle tree of every record so far. */
+interface ChainState {
+  seq: number;
+  hash: string;
+  tree: MerkleFrontier;
+}
+
+const genesisState = (): ChainState => ({ seq: 0, hash: GENESIS_HASH, tree: new MerkleFrontier() });
+
+/**
+ * The first record of every file after the first (rotation): it names the file before it and
+ * carries the Merkle frontier of every record before it, so that a writer resumes the tree from
+ * the active file alone.
+ */
+export const AUDIT_ROTATED_EVENT = 'audit-rotated';
+
+function rotationRecordOf(previousFile: string, tree: MerkleFrontier): JsonValue {
+  const frontier = tree.frontier.map((n) => Buffer.from(n).toString('hex'));
+  return { event: AUDIT_ROTATED_EVENT, previous_file: previousFile, merkle: { size: tree.size, frontier } };
+}
+
+type Rotation = { previousFile: string; tree: MerkleFrontier } | { reason: string };
+
+/** The rotation record's content, or undefined when `record` is not one. */
+function rotationOf(record: JsonValue): Rotation | undefined {
+  if (typeof record !== 'object' || record === null || Array.isArray(record) || record.event !== AUDIT_ROTATED_EVENT) return undefined;
+  const merkle = record.merkle;
+  const previousFile = record.previous_file;
+  if (typeof previousFile !== 'string' || typeof merkle !== 'object' || merkle === null || Array.isArray(merkle)) {
+    return { reason: 'rotation record without previous_file and merkle' };
+  }
+  const { size, frontier } = merkle;
+  if (typeof size !== 'number' || !Array.isArray(frontier) || !frontier.every((h) => typeof h === 'string' && HEX64.test(h))) {
+    return { reason: 'rotation record with a malformed Merkle frontier' };
+  }
+  try {
+    return { previousFile, tree: new MerkleFrontier(size, frontier.map((h) => Buffer.from(h as string, 'hex'))) };
+  } catch (e) {
+    return { reason: `rotation record: ${(e as Error).message}` };
+  }
+}
+
+const sameTree = (a: MerkleFrontier, b: MerkleFrontier) =>
+  a.size === b.size && a.frontier.every((n, k) => Buffer.from(n).equals(Buffer.from(b.frontier[k]!)));
+
+type WalkResult = { ok: true; start: ChainState; state: ChainState; lines: number } | { ok: false; line: number; reason: string };
+
+/**
+ * Walks the records of one file: each checked on its own and linked to the one before. `from`
+ * is the state the file continues (undefined: taken from the file's own first record, genesis or
+ * a rotation record); `previousFile` the name of the file before it (its first record must then
+ * be the rotation record naming it). `visit` may stop the walk with a reason.
+ */
+async function walkFile(file: string, from: ChainState | undefined, previousFile: string | undefined, visit?: (e: AuditEntry) => string | undefined): Promise<WalkResult> {
+  let start = from;
+  let state: ChainState | undefined = from && { ...from, tree: new MerkleFrontier(from.tree.size, from.tree.frontier) };
+  let lines = 0;
+  for await (const line of readLines(file)) {
+    lines = line.lineNo;
+    const fail = (reason: string): WalkResult => ({ ok: false, line: line.lineNo, reason });
+    if (line.tooLong) return fail(`line longer than ${MAX_AUDIT_LINE_BYTES} bytes (garbage)`);
+    if (!line.terminated) return fail('truncated last line (no terminating newline): an interrupted append or a cut file');
+    const parsed = parseLine(line.bytes);
+    if ('reason' in parsed) return fail(parsed.reason);
+    const entry = parsed.entry;
+    const rotation = rotationOf(entry.record);
+    if (rotation && 'reason' in rotation) return fail(rotation.reason);
+    if (line.lineNo === 1) {
+      if (previousFile !== undefined && !rotation) return fail(`the file does not start with the rotation record that continues ${previousFile}`);
+      if (previousFile !== undefined && rotation!.previousFile !== previousFile) {
+        return fail(`the rotation record continues ${rotation!.previousFile}, but the file before it is ${previousFile}: a file is missing, renamed or reordered`);
+      }
+      if (previousFile === undefined && rotation && start?.seq === 0) {
+        return fail(`the oldest file starts with a rotation record continuing ${rotation.previousFile}: the files before it are missing`);
+      }
+      if (!start) start = rotation ? { seq: entry.seq - 1, hash: entry.prev, tree: rotation.tree } : genesisState();
+      if (!state) state = { ...start, tree: new MerkleFrontier(start.tree.size, start.tree.frontier) };
+      if (rotation && !sameTree(rotation.tree, state.tree)) return fail('the Merkle frontier in the rotation record does not match the records before it');
+    } else if (rotation) {
+      return fail('a rotation record inside a file (only a file\'s first record may be one)');
+    }
+    const why = linkReason(entry, state!.seq + 1, state!.hash);
+    if (why) return fail(why);
+    const stop = visit?.(entry);
+    if (stop) return fail(stop);
+    state!.seq = entry.seq;
+    state!.hash = entry.hash;
+    state!.tree.push(Buffer.from(entry.hash, 'hex'));
+  }
+  start ??= genesisState();
+  return { ok: true, start, state: state ?? { ...start }, lines };
+}
+
+/** Every file of the log in chain order (closed files, then the active file if it exists). */
+async function logFiles(path: string): Promise<string[]> {
+  const files = (await closedSegments(path)).map((s) => s.path);
+  const active = await stat(path).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return false;
+      throw e;
+    },
+  );
+  // No file at all: the active file, so that the walk reports it missing.
+  if (active || files.length === 0) files.push(path);
+  return files;
+}
+
+/** Scans the whole log, every file in order; calls onEntry for each valid record. */
 async function scan(path: string, options: VerifyAuditOptions, onEntry?: (e: AuditEntry) => void): Promise<AuditVerifyResult> {
   const expected = options.expectedHead;
   if (expected && (!Number.isSafeInteger(expected.seq) || expected.seq < 0 || !HEX64.test(expected.hash))) {
     throw new TypeError('expectedHead must be {seq: integer >= 0, hash: 64 lowercase hex}');
   }
-  let prev = GENESIS_HASH;
-  let n = 0;
+  const visit = (e: AuditEntry): string | undefined => {
+    if (expected && e.seq === expected.seq && e.hash !== expected.hash) {
+      return `record ${expected.seq} does not have the hash of the head kept separately: the log was rewritten`;
+    }
+    onEntry?.(e);
+    return undefined;
+  };
+  let state = genesisState();
+  let file = path;
+  let lines = 0;
   try {
-    for await (const line of readLines(path)) {
-      if (line.tooLong) return { ok: false, line: line.lineNo, reason: `line longer than ${MAX_AUDIT_LINE_BYTES} bytes (garbage)` };
-      if (!line.terminated) {
-        return { ok: false, line: line.lineNo, reason: 'truncated last line (no terminating newline): an interrupted append or a cut file' };
-      }
-      const parsed = parseLine(line.bytes);
-      if ('reason' in parsed) return { ok: false, line: line.lineNo, reason: parsed.reason };
-      const why = linkReason(parsed.entry, n + 1, prev);
-      if (why) return { ok: false, line: line.lineNo, reason: why };
-      if (expected && parsed.entry.seq === expected.seq && parsed.entry.hash !== expected.hash) {
-        return { ok: false, line: line.lineNo, reason: `record ${expected.seq} does not have the hash of the head kept separately: the log was rewritten` };
-      }
-      onEntry?.(parsed.entry);
-      prev = parsed.entry.hash;
-      n++;
+    const files = await logFiles(path);
+    for (const [k, f] of files.entries()) {
+      file = f;
+      const walked = await walkFile(f, state, k > 0 ? basename(files[k - 1]!) : undefined, visit);
+      if (!walked.ok) return { ok: false, file: f, line: walked.line, reason: walked.reason };
+      state = walked.state;
+      lines = walked.lines;
     }
   } catch (e) {
-    return { ok: false, line: 0, reason: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
+    return { ok: false, file, line: 0, reason: `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }
+  const n = state.seq;
   if (expected) {
     if (expected.seq === 0 && expected.hash !== GENESIS_HASH) {
-      return { ok: false, line: 0, reason: 'expected head at seq 0 must be the genesis hash' };
+      return { ok: false, file, line: 0, reason: 'expected head at seq 0 must be the genesis hash' };
     }
     if (n < expected.seq) {
       return {
         ok: false,
-        line: n + 1,
+        file,
+        line: lines + 1,
         reason: `log ends after record ${n}, but a head at record ${expected.seq} was kept: records were removed from the end`,
       };
     }
     if (options.exact && n !== expected.seq) {
-      return { ok: false, line: expected.seq + 1, reason: `log has ${n} records, exactly ${expected.seq} were expected` };
+      return { ok: false, file, line: lines - (n - expected.seq) + 1, reason: `log has ${n} records, exactly ${expected.seq} were expected` };
     }
   }
-  return { ok: true, records: n, head: prev };
+  return { ok: true, records: n, head: state.hash, root: Buffer.from(state.tree.root()).toString('hex') };
 }
 
 /**
@@ -315,8 +438,6 @@ export interface AuditLogOptions {
   clock?: () => Date;
   /** Mode of a newly created log file (default 0600). */
   mode?: number;
-  /** How many trailing records open() re-verifies (hash, form and links; default 16). */
-  tailRecords?: number;
   /**
    * If the file ends in an incomplete line (crash during an append), move that partial line to
    * `<path>.partial-<timestamp>`, continue after the last complete record, and record the repair
@@ -326,6 +447,14 @@ export interface AuditLogOptions {
   repairTruncatedTail?: boolean;
   /** Most records written in one group commit (default 256). */
   maxBatch?: number;
+  /**
+   * Rotation: once the active file holds at least this many bytes, the next write first closes it
+   * as `<path>.<n>` and starts a new `<path>` whose first record is the rotation record (see
+   * segments.ts). 0 or absent: never.
+   */
+  rotateBytes?: number;
+  /** Called after each group commit (one write and one fsync) with the records it made durable. */
+  onCommit?: (records: number) => void;
 }
 
 export interface AuditAppendResult {
@@ -341,10 +470,44 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Reads the last record of a file (it must end in a complete line). */
+async function lastRecord(file: string): Promise<AuditHead> {
+  const fh = await open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    let pos = size;
+    let buf = Buffer.alloc(0);
+    // Back to the newline before the last line (or the file start).
+    while (pos > 0 && buf.subarray(0, buf.length - 1).lastIndexOf(NL) < 0 && buf.length <= MAX_AUDIT_LINE_BYTES + 1) {
+      const n = Math.min(64 * 1024, pos);
+      pos -= n;
+      const chunk = Buffer.alloc(n);
+      await fh.read(chunk, 0, n, pos);
+      buf = Buffer.concat([chunk, buf]);
+    }
+    if (buf.length === 0 || buf[buf.length - 1] !== NL) throw new AuditLogError('corrupt-tail', `${file} does not end with a complete record`);
+    const body = buf.subarray(0, buf.length - 1);
+    const parsed = parseLine(body.subarray(body.lastIndexOf(NL) + 1));
+    if ('reason' in parsed) throw new AuditLogError('corrupt-tail', `${file}: last record: ${parsed.reason}`);
+    return { seq: parsed.entry.seq, hash: parsed.entry.hash };
+  } finally {
+    await fh.close();
+  }
+}
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+
 export class AuditLog {
   private seq: number;
   private hash: string;
+  private readonly tree: MerkleFrontier;
   private size: number;
+  /** Undefined only between the two steps of a rotation that failed half-way (retried on the next write). */
+  private fh: FileHandle | undefined;
+  /** The closed file of a rotation whose new active file is not created yet. */
+  private rotatedTo: string | undefined;
+  /** The closed file the active (empty) file continues, until its rotation record is durable. */
+  private continues: string | undefined;
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
@@ -354,18 +517,32 @@ export class AuditLog {
 
   private constructor(
     readonly path: string,
-    private readonly fh: FileHandle,
-    head: AuditHead,
+    fh: FileHandle,
+    state: ChainState,
     size: number,
-    private readonly options: Required<Pick<AuditLogOptions, 'fsync' | 'clock' | 'maxBatch'>>,
+    private readonly options: Required<Pick<AuditLogOptions, 'fsync' | 'clock' | 'maxBatch' | 'rotateBytes' | 'mode' | 'onCommit'>>,
   ) {
-    this.seq = head.seq;
-    this.hash = head.hash;
+    this.fh = fh;
+    this.seq = state.seq;
+    this.hash = state.hash;
+    this.tree = state.tree;
     this.size = size;
   }
 
-  /** Opens (creating it if needed, mode 0600) and resumes after the last record, re-verifying the tail. */
+  /**
+   * Opens (creating it if needed, mode 0600) and resumes after the last record. The active file
+   * is verified whole (records, links, its rotation record against the closed file before it);
+   * a rotation interrupted by a crash is completed first (the rotation record written), then a
+   * torn last record is set aside if allowed (repairTruncatedTail) and that repair recorded.
+   */
   static async open(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
+    const mode = options.mode ?? 0o600;
+    let closed: AuditSegment[];
+    try {
+      closed = await closedSegments(path);
+    } catch (e) {
+      throw new AuditLogError('io', `cannot list the audit files of ${path}: ${errCode(e)}`, { cause: e });
+    }
     const existed = await stat(path).then(
       () => true,
       (e: NodeJS.ErrnoException) => {
@@ -375,26 +552,58 @@ export class AuditLog {
     );
     let fh: FileHandle;
     try {
-      fh = await open(path, 'a+', options.mode ?? 0o600);
+      fh = await open(path, 'a+', mode);
       if (!existed) await fsyncDirectory(dirname(path));
     } catch (e) {
-      throw new AuditLogError('io', `cannot open ${path}: ${(e as NodeJS.ErrnoException).code}`, { cause: e });
+      throw new AuditLogError('io', `cannot open ${path}: ${errCode(e)}`, { cause: e });
     }
     try {
       const found = (await fh.stat()).size;
       const { size, partialFile } = await AuditLog.handleTruncatedTail(path, fh, found, options.repairTruncatedTail ?? false);
-      const head = await AuditLog.readTail(path, fh, size, options.tailRecords ?? 16);
-      const log = new AuditLog(path, fh, head, size, {
+      const last = closed.at(-1);
+      const { state, continues } = size > 0 ? await AuditLog.resumeActive(path, last) : await AuditLog.resumeClosed(closed);
+      const log = new AuditLog(path, fh, state, size, {
         fsync: options.fsync ?? true,
         clock: options.clock ?? (() => new Date()),
         maxBatch: options.maxBatch ?? 256,
+        rotateBytes: options.rotateBytes ?? 0,
+        mode,
+        onCommit: options.onCommit ?? (() => undefined),
       });
+      // A crash after the active file was closed: the next write starts its successor with the rotation record.
+      log.continues = continues;
       if (partialFile) await log.append({ event: 'audit-repaired', partial_file: basename(partialFile), bytes: found - size });
       return log;
     } catch (e) {
       await fh.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** The active file holds records: walk it whole; its rotation record must continue `last`. */
+  private static async resumeActive(path: string, last: AuditSegment | undefined): Promise<{ state: ChainState; continues?: string }> {
+    const walked = await walkFile(path, undefined, last && basename(last.path));
+    if (!walked.ok) throw new AuditLogError('corrupt-tail', `${path} line ${walked.line}: ${walked.reason}`);
+    if (!last && walked.start.seq !== 0) {
+      throw new AuditLogError('corrupt-tail', `${path} starts at record ${walked.start.seq + 1}, but there is no closed audit file before it`);
+    }
+    if (last) {
+      const head = await lastRecord(last.path);
+      if (head.seq !== walked.start.seq || head.hash !== walked.start.hash) {
+        throw new AuditLogError('corrupt-tail', `${path} continues record ${walked.start.seq}, but ${basename(last.path)} ends at record ${head.seq} with another hash`);
+      }
+    }
+    return { state: walked.state };
+  }
+
+  /** The active file is empty: the chain ends in the newest closed file (if any), whose rotation is then unfinished. */
+  private static async resumeClosed(closed: readonly AuditSegment[]): Promise<{ state: ChainState; continues?: string }> {
+    const last = closed.at(-1);
+    if (!last) return { state: genesisState() };
+    const before = closed.at(-2);
+    const walked = await walkFile(last.path, undefined, before && basename(before.path));
+    if (!walked.ok) throw new AuditLogError('corrupt-tail', `${last.path} line ${walked.line}: ${walked.reason}`);
+    return { state: walked.state, continues: basename(last.path) };
   }
 
   private static async handleTruncatedTail(path: string, fh: FileHandle, size: number, repair: boolean): Promise<{ size: number; partialFile?: string }> {
@@ -439,44 +648,6 @@ export class AuditLog {
     return { size: cut, partialFile };
   }
 
-  private static async readTail(path: string, fh: FileHandle, size: number, tailRecords: number): Promise<AuditHead> {
-    if (size === 0) return { seq: 0, hash: GENESIS_HASH };
-    const want = Math.max(1, tailRecords);
-    let pos = size;
-    let buf = Buffer.alloc(0);
-    const countNl = (b: Buffer): number => {
-      let c = 0;
-      for (let i = b.indexOf(NL); i >= 0; i = b.indexOf(NL, i + 1)) c++;
-      return c;
-    };
-    // Read backwards until we hold `want` complete lines plus the newline before them, or the file start.
-    while (pos > 0 && countNl(buf) <= want && buf.length <= (want + 1) * MAX_AUDIT_LINE_BYTES) {
-      const n = Math.min(64 * 1024, pos);
-      pos -= n;
-      const chunk = Buffer.alloc(n);
-      await fh.read(chunk, 0, n, pos);
-      buf = Buffer.concat([chunk, buf]);
-    }
-    let lines = splitLines(buf.subarray(0, buf.length - 1)); // the file ends with "\n" here
-    let fromStart = pos === 0;
-    if (!fromStart) lines = lines.slice(1); // first piece is (part of) an older line
-    if (lines.length > want) {
-      lines = lines.slice(lines.length - want);
-      fromStart = false;
-    }
-    let prevEntry: AuditEntry | undefined;
-    for (const [i, bytes] of lines.entries()) {
-      const parsed = parseLine(bytes);
-      if ('reason' in parsed) throw new AuditLogError('corrupt-tail', `${path}: record ${i + 1} of the last ${lines.length}: ${parsed.reason}`);
-      const e = parsed.entry;
-      const why = prevEntry ? linkReason(e, prevEntry.seq + 1, prevEntry.hash) : fromStart ? linkReason(e, 1, GENESIS_HASH) : undefined;
-      if (why) throw new AuditLogError('corrupt-tail', `${path}: ${why}`);
-      prevEntry = e;
-    }
-    if (!prevEntry) throw new AuditLogError('corrupt-tail', `${path}: no complete record in the last ${buf.length} bytes`);
-    return { seq: prevEntry.seq, hash: prevEntry.hash };
-  }
-
   /** Why appends fail right now (broken for good, or the latest append failed), else undefined. */
   problem(): string | undefined {
     return this.broken ?? this.lastFailure;
@@ -485,6 +656,11 @@ export class AuditLog {
   /** Head after the last durable append: {seq: records so far, hash}. Keep it somewhere else too. */
   head(): AuditHead {
     return { seq: this.seq, hash: this.hash };
+  }
+
+  /** RFC 6962 root (hex) over the hashes of every record up to head(), across all files. */
+  merkleRoot(): string {
+    return Buffer.from(this.tree.root()).toString('hex');
   }
 
   /**
@@ -513,7 +689,7 @@ export class AuditLog {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0, this.options.maxBatch);
         try {
-          const results = await this.writeBatch(batch);
+          const results = await this.writeBatch(batch.map((p) => p.recordCanon));
           this.lastFailure = undefined;
           batch.forEach((p, i) => p.resolve(results[i]!));
         } catch (e) {
@@ -526,23 +702,65 @@ export class AuditLog {
     }
   }
 
-  private async writeBatch(batch: Pending[]): Promise<AuditAppendResult[]> {
+  /** Writes one group of records, after a rotation when the active file is full. */
+  private async writeBatch(canons: string[]): Promise<AuditAppendResult[]> {
     if (this.broken) throw new AuditLogError('broken', `${this.path}: ${this.broken}`);
+    if (this.rotatedTo !== undefined || (this.options.rotateBytes > 0 && this.size >= this.options.rotateBytes)) this.continues = await this.rotate();
+    if (this.continues === undefined) return this.write(canons);
+    // A new active file: the rotation record goes out first, in the same write (and fsync) as the batch.
+    const results = await this.write([canonicalJson(rotationRecordOf(this.continues, this.tree)), ...canons]);
+    this.continues = undefined;
+    return results.slice(1);
+  }
+
+  /**
+   * Closes the active file as the next `<path>.<n>` and creates an empty active file. Every step
+   * leaves a state open() resumes from: before the rename nothing changed; after it, a missing or
+   * empty active file means the rotation record is still to be written, which open() does. A
+   * failure part-way is retried by the next write. Returns the closed file's name.
+   */
+  private async rotate(): Promise<string> {
+    const dir = dirname(this.path);
+    try {
+      if (this.rotatedTo === undefined) {
+        const next = ((await closedSegments(this.path)).at(-1)?.n ?? 0) + 1;
+        const target = segmentPath(this.path, next);
+        await rename(this.path, target);
+        this.rotatedTo = target;
+        await this.fh?.close().catch(() => undefined);
+        this.fh = undefined;
+        await fsyncDirectory(dir);
+      }
+      const fh = await open(this.path, 'wx', this.options.mode);
+      this.fh = fh;
+      this.size = 0;
+      await fsyncDirectory(dir);
+    } catch (e) {
+      throw new AuditLogError('io', `cannot rotate ${this.path}: ${errCode(e)}`, { cause: e });
+    }
+    const previous = basename(this.rotatedTo);
+    this.rotatedTo = undefined;
+    return previous;
+  }
+
+  /** Appends records (canonical JSON) to the active file in one write and one fsync. */
+  private async write(canons: readonly string[]): Promise<AuditAppendResult[]> {
+    const fh = this.fh!;
     let seq = this.seq;
     let prev = this.hash;
     const results: AuditAppendResult[] = [];
     const lines: string[] = [];
-    for (const p of batch) {
+    for (const canon of canons) {
       seq++;
       const time = this.options.clock().toISOString();
-      const hash = hashFromCanonicalRecord(seq, prev, time, p.recordCanon);
-      lines.push(lineFromCanonicalRecord(seq, prev, time, p.recordCanon, hash), '\n');
+      const hash = hashFromCanonicalRecord(seq, prev, time, canon);
+      lines.push(lineFromCanonicalRecord(seq, prev, time, canon, hash), '\n');
       results.push({ seq, prev, time, hash });
       prev = hash;
     }
     const data = Buffer.from(lines.join(''), 'utf8');
 
-    const actual = (await this.fh.stat()).size;
+    const actual = (await fh.stat()).size;
     if (actual !== this.size) {
       this.broken = `file size changed behind this writer (${this.size} → ${actual} bytes): another writer or an edit; reopen after checking`;
       throw new AuditLogError('concurrent-writer', `${this.path}: ${this.broken}`);
@@ -550,28 +768,30 @@ export class AuditLog {
     try {
       let off = 0;
       while (off < data.length) {
-        const { bytesWritten } = await this.fh.write(data, off, data.length - off);
+        const { bytesWritten } = await fh.write(data, off, data.length - off);
         off += bytesWritten;
       }
-      if (this.options.fsync) await this.fh.sync();
+      if (this.options.fsync) await fh.sync();
     } catch (e) {
       // Do not leave a partial line: cut back to the last good record (when anything was written
       // at all), or stop for good. A write refused outright (EPERM, ENOSPC) leaves nothing to undo,
       // so the log works again once the cause is gone.
-      const written = await this.fh.stat().then((st) => st.size !== this.size, () => true);
+      const written = await fh.stat().then((st) => st.size !== this.size, () => true);
       if (written) {
         try {
-          await this.fh.truncate(this.size);
-          if (this.options.fsync) await this.fh.sync();
+          await fh.truncate(this.size);
+          if (this.options.fsync) await fh.sync();
         } catch {
           this.broken = 'a failed append could not be rolled back';
         }
       }
-      throw new AuditLogError('io', `cannot append to ${this.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+      throw new AuditLogError('io', `cannot append to ${this.path}: ${errCode(e)}`, { cause: e });
     }
     this.size += data.length;
     this.seq = seq;
     this.hash = prev;
+    for (const r of results) this.tree.push(Buffer.from(r.hash, 'hex'));
+    this.options.onCommit(results.length);
     return results;
   }
 
@@ -580,17 +800,6 @@ export class AuditLog {
     if (this.closed) return;
     this.closed = true;
     while (this.flushing) await this.flushing;
-    await this.fh.close();
+    await this.fh?.close();
   }
-}
-
-function splitLines(b: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = b.indexOf(NL); i >= 0; i = b.indexOf(NL, start)) {
-    out.push(b.subarray(start, i));
-    start = i + 1;
-  }
-  out.push(b.subarray(start));
-  return out;
 }

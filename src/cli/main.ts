@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { auditPeriodRoot, verifyAuditLog, type AuditHead } from '../audit/log.js';
+import { verifyAuditLog, type AuditHead } from '../audit/log.js';
 import { crossCheckAudit, type SignerLog } from '../audit/cross-check.js';
 import { paths } from '../cluster/config.js';
 import { adminClient, adoptPolicyApproval, coordinatorClient, deleteKeyApproval, describeError, pairSetupApproval, unary } from './clients.js';
@@ -336,9 +336,11 @@ async function main(argv: string[]): Promise<void> {
     case 'audit': {
       const log = `${paths(dir).coordinator}/audit.log`;
       if (sub === 'head') {
-        const root = await auditPeriodRoot(log, new Date(0), new Date(8.64e15)).catch((e: Error) => fail(e.message));
-        console.log(`head ${root.head.seq}:${root.head.hash}`);
-        console.log(`merkle root ${root.root} over ${root.count} records`);
+        // The whole chain (every rotated file) is verified on the way.
+        const walked = await verifyAuditLog(log);
+        if (!walked.ok) fail(`audit log broken: ${walked.file} line ${walked.line}: ${walked.reason}`);
+        console.log(`head ${walked.records}:${walked.head}`);
+        console.log(`merkle root ${walked.root} over ${walked.records} records`);
         return;
       }
       if (sub !== 'verify') fail(`unknown audit command '${sub ?? ''}'`);
@@ -349,8 +351,8 @@ async function main(argv: string[]): Promise<void> {
         expectedHead = { seq: Number(m![1]), hash: m![2]! };
       }
       const result = await verifyAuditLog(log, expectedHead ? { expectedHead } : {});
-      if (!result.ok) fail(`audit log ${log} is broken at line ${result.line}: ${result.reason}`);
-      console.log(`audit log ${log}: ${result.records} records, chain intact, head ${result.head}`);
+      if (!result.ok) fail(`audit log ${log} is broken: ${result.file} line ${result.line}: ${result.reason}`);
+      console.log(`audit log ${log}: ${result.records} records in every file, chain intact, head ${result.head}, merkle root ${result.root}`);
       if (values.cross) {
         const signerLogs = localSignerLogs(dir);
         if (signerLogs.length === 0) fail(`no signer audit logs under ${paths(dir).root} (signer-*/audit.log)`);

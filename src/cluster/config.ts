@@ -28,8 +28,23 @@ export interface SignerConfig {
 }
 
 export interface PoolConfig {
-  /** Presignatures to keep per (key, subset) for the fastest healthy subsets. */
+  /**
+   * High-water mark: a refill fills a pool (key, subset), for the fastest healthy subsets, up to
+   * this many presignatures.
+   */
   target: number;
+  /**
+   * Low-water mark: a pool is refilled only once it holds fewer than this (then up to `target`),
+   * so that a warm pool serves a burst without competing with its own refill. Default: half of
+   * `target`, rounded up.
+   */
+  lowWater?: number;
+  /**
+   * Refill yields to online work: no new presign batch starts while sign requests are in flight
+   * or for this many ms after the last one ended, except for a pool below half its low-water mark
+   * (it would otherwise run dry). Default 20.
+   */
+  refillQuietMs?: number;
   /** Presignatures per presign session. */
   batch: number;
   /** Presign sessions in flight at once. */
@@ -80,6 +95,11 @@ export interface ClusterConfig {
   presignatureTtlMs?: number;
   /** The signers' compute thread (docs/signer-threads.md); defaults: DEFAULT_SIGNER_COMPUTE. */
   signerCompute?: Partial<SignerComputeConfig>;
+  /**
+   * Audit logs (the coordinator's and each signer's) rotate once the active file reaches this
+   * many bytes, the chain continuing in the next file (src/audit/log.ts); 0: never. Default 64 MiB.
+   */
+  auditRotateBytes?: number;
 }
 
 export interface SignerComputeConfig {
@@ -104,6 +124,18 @@ export function signerCompute(config: ClusterConfig): SignerComputeConfig {
 }
 
 export const DEFAULT_POOL: PoolConfig = { target: 64, batch: 16, refillConcurrency: 2, subsets: 4 };
+export const DEFAULT_REFILL_QUIET_MS = 20;
+export const DEFAULT_AUDIT_ROTATE_BYTES = 64 * 1024 * 1024;
+
+/** The audit rotation size in effect (bytes, 0: never); a clear error for a bad value. */
+export function auditRotateBytes(config: ClusterConfig): number {
+  const v = config.auditRotateBytes ?? DEFAULT_AUDIT_ROTATE_BYTES;
+  if (!Number.isSafeInteger(v) || v < 0) throw new Error(`cluster.json: auditRotateBytes must be a non-negative integer (bytes, 0 for never), got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** The low-water mark in effect: pool.lowWater, else half the target rounded up. */
+export const lowWaterOf = (pool: PoolConfig): number => pool.lowWater ?? Math.ceil(pool.target / 2);
 
 export const paths = (dir: string) => {
   const root = resolve(dir);

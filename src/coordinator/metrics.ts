@@ -70,6 +70,11 @@ export class CoordinatorMetrics {
       },
     });
   })();
+  readonly refillDeferred = new Counter({
+    name: 'quorumkey_pool_refill_deferred_total',
+    help: 'Refill planning rounds in which a pool below its low-water mark (but above its reserve) waited because sign requests were in flight or had just ended.',
+    registers: [this.registry],
+  });
   readonly presign = new Counter({
     name: 'quorumkey_presign_total',
     help: 'Presign sessions by key and result (ok, error, blame, mismatch, stale).',
@@ -171,6 +176,11 @@ export class CoordinatorMetrics {
     help: 'Audit appends that failed (the signature was withheld).',
     registers: [this.registry],
   });
+  readonly auditCommits = new Counter({
+    name: 'quorumkey_audit_commits_total',
+    help: 'Audit group commits (one write and one fsync each): concurrent signatures share one; quorumkey_audit_records_total over this is the records per fsync.',
+    registers: [this.registry],
+  });
   readonly auditAppendDuration = new Histogram({
     name: 'quorumkey_audit_append_duration_seconds',
     help: 'Time from combining a signature to its audit record being durable (audit log lag).',
@@ -182,11 +192,49 @@ export class CoordinatorMetrics {
     help: 'Unix time of the last durable audit append.',
     registers: [this.registry],
   });
-  readonly auditHeadSeq = new Gauge({
-    name: 'quorumkey_audit_head_records',
-    help: 'Records in the audit log (sequence number of its head).',
-    registers: [this.registry],
-  });
+  /** Set by the service: the audit log's head and Merkle root, read at scrape time. */
+  collectAudit: (() => { seq: number; hash: string; root: string }) | undefined;
+
+  readonly auditHeadSeq: Gauge = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_audit_head_records',
+      help: 'Records in the audit log, every rotated file included (sequence number of its head).',
+      registers: [this.registry],
+      collect() {
+        const audit = self.collectAudit?.();
+        if (audit) this.set(audit.seq);
+      },
+    });
+  })();
+  readonly auditHead: Gauge<'hash'> = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_audit_head_info',
+      help: 'Always 1; the label is the hash of the audit log head (keep it elsewhere: quorumkey audit verify --head SEQ:HASH detects records cut from the end).',
+      labelNames: ['hash'] as const,
+      registers: [this.registry],
+      collect() {
+        const audit = self.collectAudit?.();
+        this.reset();
+        if (audit) this.set({ hash: audit.hash }, 1);
+      },
+    });
+  })();
+  readonly auditMerkleRoot: Gauge<'root'> = (() => {
+    const self = this;
+    return new Gauge({
+      name: 'quorumkey_audit_merkle_root_info',
+      help: 'Always 1; the label is the RFC 6962 Merkle root over every audit record up to the head (quorumkey_audit_head_records records).',
+      labelNames: ['root'] as const,
+      registers: [this.registry],
+      collect() {
+        const audit = self.collectAudit?.();
+        this.reset();
+        if (audit) this.set({ root: audit.root }, 1);
+      },
+    });
+  })();
   readonly keys = new Gauge({
     name: 'quorumkey_keys',
     help: 'Keys in the registry.',

@@ -8,11 +8,20 @@
  *   of the key (conflicts.ts: two members that reported a failed check between them are never
  *   scheduled together); eligible subsets are ranked by their slowest member's latency EWMA
  *   (ties by indices).
- * - Refill: for each key, the `pool.subsets` best-ranked eligible subsets are kept at
- *   `pool.target`, in batches of `pool.batch` (one presign session each), with at most
- *   `pool.refillConcurrency` sessions in flight overall and one per pool. A pool whose session
- *   failed backs off (1 s doubling to 30 s). Pools of other subsets keep what they hold and are
- *   still used, but not refilled.
+ * - Refill: for each key, the `pool.subsets` best-ranked eligible subsets are kept filled between
+ *   two marks: a pool starts filling once it holds fewer than `pool.lowWater` and then fills up
+ *   to `pool.target` (hysteresis: a warm pool serves a burst from what it holds, its refill does
+ *   not compete with the burst), in batches of `pool.batch` (one presign session each), with at
+ *   most `pool.refillConcurrency` sessions in flight overall and one per pool. A pool whose
+ *   session failed backs off (1 s doubling to 30 s). Pools of other subsets keep what they hold
+ *   and are still used, but not refilled.
+ * - Refill yields to online work (`plan(slots, busy)`, Refiller's `quietIn`): while sign
+ *   requests are in flight, or ended less than `pool.refillQuietMs` ago, no new batch starts,
+ *   except for pools below half their low-water mark. The presign computation runs on the same
+ *   signers (and, on a small machine, the same cores) as the online rounds, so deferring it keeps
+ *   the online latency flat during a burst; the exception bounds the deferral by depth rather
+ *   than time, so a sustained load drains a pool to that reserve, never to empty, and a sign
+ *   request waiting for an empty pool is never held up by the yielding.
  * - Take: pops (single use) the oldest entry of the best-ranked eligible subset that has one.
  * - A boot id change drops every entry involving that signer; a refresh drops the key's pools; a
  *   new pair conflict drops the entries of the subsets holding the pair (`dropUnusable`).
@@ -20,7 +29,7 @@
  * PoolSet is pure (injected signer view and clock) so that the selection logic is unit-tested;
  * Refiller drives it with a presign function.
  */
-import type { PoolConfig } from '../cluster/config.js';
+import { lowWaterOf, type PoolConfig } from '../cluster/config.js';
 import type { Logger } from './log.js';
 
 export interface PoolEntry {
@@ -67,6 +76,8 @@ export type SubsetFilter = (keyId: string, subset: readonly number[]) => boolean
 export interface PoolHooks {
   depth?(keyId: string, subset: string, depth: number): void;
   dropped?(keyId: string, reason: DropReason, count: number): void;
+  /** A planning round in which `pools` filling pools waited for the online path to be quiet. */
+  deferred?(pools: number): void;
 }
 
 /** All subsets of `holders` of size t, each ascending, in lexicographic order. */
@@ -122,6 +133,8 @@ interface Pool {
   entries: PoolEntry[];
   /** Presign sessions in flight for this pool (at most one) and their count. */
   inflight: number;
+  /** Below the low-water mark since it was last full: refilled until it reaches the target. */
+  filling: boolean;
   failures: number;
   retryAt: number;
 }
@@ -139,6 +152,10 @@ export class PoolSet {
   private readonly penalties = new Map<string, number>();
   /** Keys with many subsets: their order by (penalty, latency), recomputed at most every RANK_CACHE_MS. */
   private readonly rankCache = new Map<string, { at: number; order: number[][] }>();
+  /** A pool starts filling below this depth. */
+  readonly lowWater: number;
+  /** Below this depth a pool refills even while online work is in progress. */
+  readonly reserve: number;
 
   constructor(
     readonly config: PoolConfig,
@@ -146,7 +163,18 @@ export class PoolSet {
     private readonly hooks: PoolHooks = {},
     private readonly now: () => number = Date.now,
     private readonly usable: SubsetFilter = () => true,
-  ) {}
+  ) {
+    this.lowWater = lowWaterOf(config);
+    this.reserve = Math.ceil(this.lowWater / 2);
+  }
+
+  /** Reports a pool's new depth and moves its refill state between the marks. */
+  private changed(keyId: string, pool: Pool): void {
+    const depth = pool.entries.length;
+    if (depth >= this.config.target) pool.filling = false;
+    else if (depth < this.lowWater) pool.filling = true;
+    this.hooks.depth?.(keyId, subsetLabel(pool.subset), depth);
+  }
 
   /** Adds a key, or updates it; a new epoch (refresh) drops all its presignatures. */
   setKey(key: PoolKey): void {
@@ -158,11 +186,11 @@ export class PoolSet {
     if (existing) this.dropKey(key.id, 'refresh');
     const subsets = subsetsOf(key.signers, key.threshold);
     const pools = new Map<string, Pool>();
-    for (const s of subsets) pools.set(subsetLabel(s), { subset: s, entries: [], inflight: 0, failures: 0, retryAt: 0 });
+    for (const s of subsets) pools.set(subsetLabel(s), { subset: s, entries: [], inflight: 0, filling: this.lowWater > 0, failures: 0, retryAt: 0 });
     this.keys.set(key.id, { key: { ...key, signers: [...key.signers] }, subsets, pools });
     // Depth series start at 0 for small subset counts; with many subsets (up to C(16,8)) they
     // appear as pools get used, to keep the metric cardinality bounded.
-    if (subsets.length <= MAX_EAGER_SERIES) for (const s of subsets) this.hooks.depth?.(key.id, subsetLabel(s), 0);
+    if (subsets.length <= MAX_EAGER_SERIES) for (const pool of pools.values()) this.changed(key.id, pool);
   }
 
   key(keyId: string): PoolKey | undefined {
@@ -228,7 +256,7 @@ export class PoolSet {
     this.rankCache.delete(keyId);
     if (pool.entries.length) this.hooks.dropped?.(keyId, 'failed-sign', pool.entries.length);
     pool.entries = [];
-    this.hooks.depth?.(keyId, subsetLabel(subset), 0);
+    this.changed(keyId, pool);
   }
 
   /**
@@ -243,12 +271,12 @@ export class PoolSet {
       while (pool.entries.length > 0) {
         const entry = pool.entries.shift()!;
         if (this.current(entry)) {
-          this.hooks.depth?.(keyId, subsetLabel(subset), pool.entries.length);
+          this.changed(keyId, pool);
           return { subset: [...subset], entry };
         }
         this.hooks.dropped?.(keyId, 'signer-restart', 1);
       }
-      this.hooks.depth?.(keyId, subsetLabel(subset), 0);
+      this.changed(keyId, pool);
     }
     return undefined;
   }
@@ -271,7 +299,7 @@ export class PoolSet {
     if (!pool) return 0;
     const fresh = entries.filter((e) => this.current(e));
     pool.entries.push(...fresh);
-    this.hooks.depth?.(keyId, subsetLabel(subset), pool.entries.length);
+    this.changed(keyId, pool);
     return fresh.length;
   }
 
@@ -280,13 +308,13 @@ export class PoolSet {
     let total = 0;
     for (const [keyId, kp] of this.keys) {
       let n = 0;
-      for (const [label, pool] of kp.pools) {
+      for (const pool of kp.pools.values()) {
         if (!pool.subset.includes(index)) continue;
         n += pool.entries.length;
         pool.entries = [];
         pool.failures = 0;
         pool.retryAt = 0;
-        this.hooks.depth?.(keyId, label, 0);
+        this.changed(keyId, pool);
       }
       if (n) this.hooks.dropped?.(keyId, 'signer-restart', n);
       total += n;
@@ -302,11 +330,11 @@ export class PoolSet {
     const kp = this.keys.get(keyId);
     if (!kp) return 0;
     let n = 0;
-    for (const [label, pool] of kp.pools) {
+    for (const pool of kp.pools.values()) {
       if (pool.entries.length === 0 || this.usable(keyId, pool.subset)) continue;
       n += pool.entries.length;
       pool.entries = [];
-      this.hooks.depth?.(keyId, label, 0);
+      this.changed(keyId, pool);
     }
     if (n) this.hooks.dropped?.(keyId, 'pair-conflict', n);
     return n;
@@ -317,10 +345,10 @@ export class PoolSet {
     const kp = this.keys.get(keyId);
     if (!kp) return 0;
     let n = 0;
-    for (const [label, pool] of kp.pools) {
+    for (const pool of kp.pools.values()) {
       n += pool.entries.length;
       pool.entries = [];
-      this.hooks.depth?.(keyId, label, 0);
+      this.changed(keyId, pool);
     }
     if (n) this.hooks.dropped?.(keyId, reason, n);
     return n;
@@ -352,26 +380,34 @@ export class PoolSet {
 
   /**
    * The next presign sessions to start, at most `slots`. Candidates are the `pool.subsets`
-   * best-ranked eligible subsets of every key that are below target, have no session in flight
-   * and are not backing off; the best-ranked subset of each key comes first (then the second of
-   * each, …), emptier pools first within a rank.
+   * best-ranked eligible subsets of every key whose pool is filling (it fell below the low-water
+   * mark and has not reached the target since), has no session in flight and is not backing off;
+   * while online work is `busy`, only those below the reserve (half the low-water mark). The
+   * best-ranked subset of each key comes first (then the second of each, …), emptier pools first
+   * within a rank.
    */
-  plan(slots: number): RefillJob[] {
+  plan(slots: number, busy = false): RefillJob[] {
     if (slots <= 0) return [];
     const now = this.now();
     const candidates: { job: RefillJob; rank: number; depth: number }[] = [];
+    let deferred = 0;
     for (const [keyId, kp] of this.keys) {
       if (this.suspended.has(keyId)) continue;
       const ranked = this.ranked(keyId).slice(0, Math.max(0, this.config.subsets));
       ranked.forEach((subset, rank) => {
         const pool = kp.pools.get(subsetLabel(subset))!;
-        if (pool.inflight > 0 || pool.retryAt > now) return;
+        if (!pool.filling || pool.inflight > 0 || pool.retryAt > now) return;
+        if (busy && pool.entries.length >= this.reserve) {
+          deferred++;
+          return;
+        }
         const deficit = this.config.target - pool.entries.length;
         if (deficit <= 0) return;
         const count = Math.max(1, Math.min(this.config.batch, deficit));
         candidates.push({ job: { keyId, epoch: kp.key.epoch, subset: [...subset], count }, rank, depth: pool.entries.length });
       });
     }
+    if (deferred) this.hooks.deferred?.(deferred);
     candidates.sort((a, b) => a.rank - b.rank || a.depth - b.depth || (a.job.keyId < b.job.keyId ? -1 : 1));
     return candidates.slice(0, slots).map((c) => c.job);
   }
@@ -414,23 +450,50 @@ export class PoolSet {
 
 export type PresignFn = (job: RefillJob) => Promise<PoolEntry[]>;
 
+/** While requests are in flight, how often the refiller looks again (with a quiet period shorter than this). */
+const BUSY_RECHECK_MS = 5;
+
+/**
+ * How long until the online path has been quiet for `quietMs`: 0 when it has (no request in
+ * flight and the last one ended at least `quietMs` before `now`); with requests in flight, when
+ * to look again.
+ */
+export function quietIn(active: number, lastEndedAt: number, quietMs: number, now: number): number {
+  if (active > 0) return Math.max(quietMs, BUSY_RECHECK_MS);
+  return Math.max(0, lastEndedAt + quietMs - now);
+}
+
+export interface RefillerOptions {
+  /** Planning period (ms); refills are also planned on `kick()`. Default 250. */
+  intervalMs?: number;
+  /** Time until the online path is quiet (see `quietIn`); > 0 means busy. Default: always quiet. */
+  quietIn?: () => number;
+}
+
 /**
  * Keeps the pools filled: plans jobs on a timer and on `kick()`, runs at most
- * `refillConcurrency` presign sessions at once.
+ * `refillConcurrency` presign sessions at once. While online work is in progress it plans with
+ * `busy` (pools above their reserve wait) and plans again once the online path is quiet.
  */
 export class Refiller {
   private running = 0;
   private timer: NodeJS.Timeout | undefined;
+  private quietTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly inflight = new Set<Promise<void>>();
   private readonly waiters: (() => void)[] = [];
+  private readonly intervalMs: number;
+  private readonly quietIn: () => number;
 
   constructor(
     private readonly pools: PoolSet,
     private readonly presign: PresignFn,
     private readonly log: Logger,
-    private readonly intervalMs = 250,
-  ) {}
+    options: RefillerOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 250;
+    this.quietIn = options.quietIn ?? (() => 0);
+  }
 
   start(): void {
     this.stopped = false;
@@ -439,11 +502,12 @@ export class Refiller {
     this.kick();
   }
 
-  /** Stops planning and waits for the sessions in flight. */
+  /** Stops planning (at once) and waits for the sessions in flight. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.quietTimer) clearTimeout(this.quietTimer);
+    this.timer = this.quietTimer = undefined;
     await Promise.allSettled([...this.inflight]);
   }
 
@@ -468,7 +532,16 @@ export class Refiller {
 
   kick(): void {
     if (this.stopped) return;
-    const jobs = this.pools.plan(this.pools.config.refillConcurrency - this.running);
+    const wait = this.quietIn();
+    if (wait > 0 && !this.quietTimer) {
+      // Plan again as soon as the online path may be quiet (re-armed while it is not).
+      this.quietTimer = setTimeout(() => {
+        this.quietTimer = undefined;
+        this.kick();
+      }, wait);
+      this.quietTimer.unref();
+    }
+    const jobs = this.pools.plan(this.pools.config.refillConcurrency - this.running, wait > 0);
     for (const job of jobs) {
       this.pools.started(job);
       this.running++;

@@ -7,6 +7,10 @@
  * s's report of a failed check with c: the registry records the pair conflict {s,c} for the key
  * (conflicts.ts), so that no subset holding both is scheduled again; neither signer is avoided
  * on its own for it.
+ *
+ * Every Presign carries this coordinator's generation (random, fixed for the process): a signer
+ * that sees a new one wipes the presignatures of the earlier generations, which no coordinator
+ * will ask for any more, so restarts do not pile up presignature halves in signer memory.
  */
 import { randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
@@ -48,6 +52,8 @@ export class Presigner {
     private readonly log: Logger,
     /** Deadline of a presign session: base + per presignature. */
     private readonly timeout: (count: number) => number,
+    /** This coordinator process's generation (COORDINATOR_GENERATION_BYTES random bytes). */
+    private readonly generation: Uint8Array,
   ) {}
 
   async run(job: RefillJob, timeoutMs = this.timeout(job.count)): Promise<PoolEntry[]> {
@@ -63,7 +69,7 @@ export class Presigner {
       let answers: PresignResponse[];
       try {
         answers = await Promise.all(
-          subset.map((i) => this.signers.presign(i, { key_id: job.keyId, session_id: sessionId, subset, count: job.count, epoch: job.epoch }, timeoutMs)),
+          subset.map((i) => this.signers.presign(i, { key_id: job.keyId, session_id: sessionId, subset, count: job.count, epoch: job.epoch, coordinator_generation: this.generation }, timeoutMs)),
         );
       } catch (e) {
         if (!(e instanceof SignerCallError)) throw e;

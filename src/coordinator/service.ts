@@ -2,13 +2,15 @@
  * The coordinator, assembled: configuration, registry, signers, pools, sign path, servers.
  * main.ts runs it as a process; tests may run it in-process.
  */
+import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { isAbsolute, join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AuditLog } from '../audit/log.js';
-import { DEFAULT_POOL, paths, readClusterConfig, signerCompute, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
+import { auditRotateBytes, DEFAULT_POOL, DEFAULT_REFILL_QUIET_MS, lowWaterOf, paths, readClusterConfig, signerCompute, type ClusterConfig, type PoolConfig } from '../cluster/config.js';
 import { loadIdentity } from '../pki/cluster-ca.js';
+import { COORDINATOR_GENERATION_BYTES } from '../transport/proto.js';
 import { serverCredentials } from '../transport/tls.js';
 import { AdminService } from './admin.js';
 import { ConflictGraph } from './conflicts.js';
@@ -18,7 +20,7 @@ import { httpAccessFrom } from './http-access.js';
 import { KeyStore } from './keys.js';
 import { jsonLogger, type Logger } from './log.js';
 import { CoordinatorMetrics } from './metrics.js';
-import { PoolSet, Refiller, subsetLabel } from './pools.js';
+import { PoolSet, quietIn, Refiller, subsetLabel } from './pools.js';
 import { Presigner } from './presign.js';
 import { SignService, type SignOptions } from './sign.js';
 import { SignerRegistry, type PendingShare, type SignerRegistryOptions } from './signers.js';
@@ -57,11 +59,15 @@ function splitHostPort(endpoint: string, what: string): { host: string; port: nu
 export function poolConfig(config: ClusterConfig): PoolConfig {
   const pool = { ...DEFAULT_POOL, ...(config.pool ?? {}) };
   for (const [k, v] of Object.entries(pool)) {
-    if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (!Number.isInteger(v) || v < 0 || v > 100_000) throw new Error(`cluster.json: pool.${k} must be an integer in [0, 100000], got ${JSON.stringify(v)}`);
   }
   if (pool.batch < 1 || pool.batch > 256) throw new Error('cluster.json: pool.batch must be in [1, 256]');
   const { maxPresignBatch } = signerCompute(config);
   if (pool.batch > maxPresignBatch) throw new Error(`cluster.json: pool.batch ${pool.batch} is above what the signers accept (signerCompute.maxPresignBatch ${maxPresignBatch})`);
+  const low = lowWaterOf(pool);
+  if (low > pool.target || (pool.target > 0 && low < 1)) {
+    throw new Error(`cluster.json: pool.lowWater must be between 1 and pool.target (${pool.target}), got ${low}`);
+  }
   return pool;
 }
 
@@ -143,6 +149,7 @@ export class Coordinator {
       {
         depth: (key, subset, depth) => metrics.poolDepth.set({ key, subset }, depth),
         dropped: (key, reason, n) => metrics.presignaturesDropped.inc({ key, reason }, n),
+        deferred: () => metrics.refillDeferred.inc(),
       },
       Date.now,
       (keyId, subset) => !conflicts.conflicting(keyId, subset),
@@ -153,11 +160,18 @@ export class Coordinator {
       conflicts.setKey(k);
     }
     const sessionMs = Math.max(1000, config.sessionTimeoutMs ?? 30_000);
-    const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count);
-    const refiller = new Refiller(pools, (job) => presigner.run(job), log);
+    // Fresh per start: the signers wipe what they made for the previous coordinator generation.
+    const generation = randomBytes(COORDINATOR_GENERATION_BYTES);
+    const presigner = new Presigner(signers, metrics, log, (count) => 2 * sessionMs + 100 * count, generation);
+    const quietMs = pool.refillQuietMs ?? DEFAULT_REFILL_QUIET_MS;
+    const refiller = new Refiller(pools, (job) => presigner.run(job), log, { quietIn: (): number => quietIn(sign.active, sign.lastEndedAt, quietMs, Date.now()) });
     // A record torn by a crash is set aside and the repair recorded: the coordinator comes back.
-    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), { repairTruncatedTail: true });
-    metrics.auditHeadSeq.set(audit.head().seq);
+    const audit = await AuditLog.open(join(layout.coordinator, 'audit.log'), {
+      repairTruncatedTail: true,
+      rotateBytes: auditRotateBytes(config),
+      onCommit: () => metrics.auditCommits.inc(),
+    });
+    metrics.collectAudit = () => ({ ...audit.head(), root: audit.merkleRoot() });
     const sign = new SignService({ keys, signers, pools, refiller, presigner, conflicts, audit, metrics, log }, options.sign);
     const admin = new AdminService({ config, keys, signers, pools, conflicts, audit, metrics, log });
 
@@ -258,6 +272,7 @@ export class Coordinator {
         keys: keys.list().map((k) => k.id),
         signers: signers.indices,
         pool,
+        generation: generation.toString('hex'),
         pools: keys.list().map((k) => ({ key: k.id, subsets: pools.ranked(k.id).map(subsetLabel) })),
       });
       return c;
@@ -271,13 +286,15 @@ export class Coordinator {
   stop(graceMs = 10_000): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('coordinator draining', { active_signs: this.signService.active });
+      // No new presign batch from here: a successor's generation may already be at the signers.
+      const refillStopped = this.refiller.stop();
       const httpClosed = new Promise<void>((res) => this.httpServer.close(() => res()));
       this.httpServer.closeIdleConnections();
       await Promise.all([shutdownServer(this.socketServer, graceMs), shutdownServer(this.tlsServer, graceMs)]);
       await Promise.race([this.signService.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
       this.httpServer.closeAllConnections();
       await httpClosed;
-      await Promise.race([this.refiller.stop(), new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
+      await Promise.race([refillStopped, new Promise((r) => setTimeout(r, Math.min(graceMs, 5000)).unref())]);
       this.signers.stop();
       await this.ct.close();
       await this.audit.close();

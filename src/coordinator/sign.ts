@@ -145,6 +145,7 @@ export class SignService {
   private inlineRunning = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private inflight = 0;
+  private endedAt = Number.NEGATIVE_INFINITY;
   private readonly idleWaiters: (() => void)[] = [];
   /** The coordinator's copy of each key's rate limit, so it does not spend presignatures the signers would refuse. */
   private readonly limiters = new Map<string, { policy: KeyRecord['policy']; limiter: RateLimiter }>();
@@ -161,6 +162,10 @@ export class SignService {
   /** Sign requests in progress (for draining at shutdown). */
   get active(): number {
     return this.inflight;
+  }
+  /** When the latest sign request ended (ms since the epoch): refills wait for a quiet period. */
+  get lastEndedAt(): number {
+    return this.endedAt;
   }
   /** Resolves once no sign request is in progress. */
   idle(): Promise<void> {
@@ -198,6 +203,7 @@ export class SignService {
       throw err;
     } finally {
       this.inflight--;
+      this.endedAt = Date.now();
       if (this.inflight === 0) for (const w of this.idleWaiters.splice(0)) w();
     }
   }
@@ -469,9 +475,8 @@ export class SignService {
   private async recordUnreleased(key: KeyRecord, chosen: Chosen, digest: Uint8Array, reason: string): Promise<void> {
     const record = { event: 'sign-failed', key_id: key.id, epoch: key.epoch, digest: hex(digest), subset: chosen.subset, presignature_id: hex(chosen.entry.id), reason, time: new Date().toISOString() };
     try {
-      const appended = await this.d.audit.append(record);
+      await this.d.audit.append(record);
       this.d.metrics.auditRecords.inc();
-      this.d.metrics.auditHeadSeq.set(appended.seq);
     } catch (e) {
       this.d.metrics.auditFailures.inc();
       this.d.log.error('audit append of a failed attempt failed', { key: key.id, error: (e as Error).message });
@@ -517,7 +522,6 @@ export class SignService {
     this.d.metrics.auditAppendDuration.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     this.d.metrics.auditRecords.inc();
     this.d.metrics.auditLastAppend.set(Date.now() / 1000);
-    this.d.metrics.auditHeadSeq.set(appended.seq);
     this.d.log.info('signed', { key: key.id, context, subset: chosen.subset, caller: input.caller, audit_seq: appended.seq, inline_presign: chosen.inline });
     return {
       keyId: key.id,

@@ -83,6 +83,7 @@ export interface PresignRequest {
   count: number;
   /** The committed epoch: a signer on another one refuses (qk-refusal: cross-epoch). */
   epoch: number;
+  coordinator_generation: Uint8Array;
 }
 export interface PresignResponse {
   boot_id: string;

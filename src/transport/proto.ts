@@ -88,3 +88,6 @@ export const REFUSAL_METADATA = 'qk-refusal';
  * client tells "the coordinator said UNAVAILABLE (no usable signer subset)" from "no connection".
  */
 export const COORDINATOR_STATUS_METADATA = 'qk-coordinator-status';
+
+/** Length of PresignRequest.coordinator_generation (random, one per coordinator start). */
+export const COORDINATOR_GENERATION_BYTES = 16;

@@ -49,6 +49,13 @@ async function lines(path: string): Promise<string[]> {
   return text.slice(0, -1).split('\n');
 }
 
+/** RFC 6962 root over the record hashes of the files, in order (computed with the batch merkleRoot). */
+async function rootOf(...files: string[]): Promise<string> {
+  const hashes: Uint8Array[] = [];
+  for (const f of files) for (const l of (await readFile(f, 'utf8')).split('\n').filter(Boolean)) hashes.push(Buffer.from(JSON.parse(l).hash, 'hex'));
+  return Buffer.from(merkleRoot(hashes)).toString('hex');
+}
+
 async function writeLines(path: string, ls: string[]): Promise<void> {
   await writeFile(path, ls.map((l) => `${l}\n`).join(''));
 }
@@ -70,7 +77,7 @@ describe('audit/log: hash-chained append-only log', function () {
 
   it('100 appended records verify; head() matches; file mode 0600; line format as documented', async () => {
     const res = await verifyAuditLog(path);
-    assert.deepEqual(res, { ok: true, records: 100, head: head100.hash });
+    assert.deepEqual(res, { ok: true, records: 100, head: head100.hash, root: await rootOf(path) });
     assert.equal(head100.seq, 100);
     assert.equal((await stat(path)).mode & 0o777, 0o600);
     const ls = await lines(path);
@@ -86,7 +93,7 @@ describe('audit/log: hash-chained append-only log', function () {
     assert.equal(first.hash, createHash('sha256').update(`quorumkey-audit-v1\n${canon}`).digest('hex'));
     const second = JSON.parse(ls[1]!);
     assert.equal(second.prev, first.hash);
-    assert.deepEqual(await verifyAuditLog(path, { expectedHead: head100, exact: true }), { ok: true, records: 100, head: head100.hash });
+    assert.deepEqual(await verifyAuditLog(path, { expectedHead: head100, exact: true }), { ok: true, records: 100, head: head100.hash, root: await rootOf(path) });
   });
 
   it('an edited field of record 50 fails at line 50', async () => {
@@ -222,7 +229,7 @@ describe('audit/log: hash-chained append-only log', function () {
     const head = reopened.head();
     await reopened.close();
     assert.equal(head.seq, 52);
-    assert.deepEqual(await verifyAuditLog(p2), { ok: true, records: 52, head: head.hash });
+    assert.deepEqual(await verifyAuditLog(p2), { ok: true, records: 52, head: head.hash, root: await rootOf(p2) });
     const ls = await lines(p2);
     assert.deepEqual(ls.slice(0, 50).map((l) => JSON.parse(l).record.i), Array.from({ length: 50 }, (_, i) => i));
   });
@@ -246,7 +253,7 @@ describe('audit/log: hash-chained append-only log', function () {
     const log = await AuditLog.open(p2);
     assert.deepEqual(log.head(), { seq: 0, hash: GENESIS_HASH });
     await log.close();
-    assert.deepEqual(await verifyAuditLog(p2), { ok: true, records: 0, head: GENESIS_HASH });
+    assert.deepEqual(await verifyAuditLog(p2), { ok: true, records: 0, head: GENESIS_HASH, root: Buffer.from(merkleRoot([])).toString('hex') });
     assertFailsAt(await verifyAuditLog(p2, { expectedHead: { seq: 1, hash: GENESIS_HASH.replace(/^0/, '1') } }), 1, /removed from the end/);
   });
 

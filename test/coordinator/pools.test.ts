@@ -1,6 +1,11 @@
-/** Pool selection, ranking, refill planning and drop-on-boot-change (pure PoolSet with a fake signer view). */
+/**
+ * Pool selection, ranking, refill planning between the low- and high-water marks, yielding to
+ * online work, and drop-on-boot-change (pure PoolSet with a fake signer view; the Refiller with a
+ * presign function the test releases by hand).
+ */
 import { strict as assert } from 'node:assert';
-import { PoolSet, rankSubsets, subsetsOf, type PoolEntry, type SignerView } from '../../src/coordinator/pools.js';
+import { PoolSet, quietIn, rankSubsets, Refiller, subsetsOf, type PoolEntry, type RefillJob, type SignerView } from '../../src/coordinator/pools.js';
+import { jsonLogger } from '../../src/coordinator/log.js';
 
 class FakeView implements SignerView {
   healthyMap = new Map<number, boolean>();
@@ -206,5 +211,129 @@ describe('coordinator presignature pools', () => {
     big.healthyMap.set(1, false);
     assert.ok(many.ranked('big').every((s) => !s.includes(1)), 'health applies at once, even with the cached order');
     assert.equal(many.ranked('big').length, 6435);
+  });
+
+  describe('refill between the low- and the high-water mark', () => {
+    const single = (low?: number) => {
+      const view = new FakeView(2);
+      const deferrals: number[] = [];
+      const pools = new PoolSet({ target: 8, batch: 4, refillConcurrency: 1, subsets: 1, ...(low !== undefined ? { lowWater: low } : {}) }, view, { deferred: (n) => deferrals.push(n) });
+      pools.setKey({ id: 'k', epoch: 0, threshold: 2, signers: [1, 2] });
+      /** Plans, then completes the job with the batch it asked for. */
+      const refill = (busy = false): RefillJob | undefined => {
+        const [job] = pools.plan(1, busy);
+        if (!job) return undefined;
+        pools.started(job);
+        pools.add('k', 0, job.subset, entries(view, job.subset, job.count));
+        pools.finished(job, true);
+        return job;
+      };
+      const take = (n: number) => {
+        for (let k = 0; k < n; k++) assert.ok(pools.take('k'));
+      };
+      return { pools, refill, take, deferrals };
+    };
+
+    it('an empty pool fills up to the target; then it is refilled only once below the low mark, up to the target again', () => {
+      const { pools, refill, take } = single(5);
+      assert.equal(pools.lowWater, 5);
+      assert.deepEqual([refill()?.count, refill()?.count, refill()], [4, 4, undefined], 'two batches to the target, then nothing');
+      assert.equal(pools.depth('k', [1, 2]), 8);
+      take(3);
+      assert.equal(refill(), undefined, 'depth 5: not below the low mark, no refill');
+      take(1);
+      assert.equal(pools.depth('k', [1, 2]), 4);
+      assert.equal(refill()?.count, 4, 'depth 4 < 5: a refill batch');
+      assert.equal(pools.depth('k', [1, 2]), 8);
+      take(2);
+      assert.equal(refill(), undefined);
+      take(4);
+      // Below the low mark again (2): it keeps filling past the low mark, up to the target.
+      assert.equal(refill()?.count, 4);
+      assert.equal(pools.depth('k', [1, 2]), 6);
+      assert.equal(refill()?.count, 2, 'above the low mark but still filling: the rest up to the target');
+      assert.equal(refill(), undefined);
+    });
+
+    it('the low mark defaults to half the target (rounded up); equal to the target it refills at every use', () => {
+      assert.equal(single().pools.lowWater, 4);
+      const eager = single(8);
+      eager.refill();
+      eager.refill();
+      eager.take(1);
+      assert.equal(eager.refill()?.count, 1);
+    });
+
+    it('while online work is busy, only pools below the reserve (half the low mark) get a refill batch', () => {
+      const { pools, refill, take, deferrals } = single(6);
+      assert.equal(pools.reserve, 3);
+      refill();
+      refill();
+      take(4);
+      assert.equal(pools.depth('k', [1, 2]), 4, 'below the low mark (6), above the reserve (3)');
+      assert.equal(refill(true), undefined, 'busy: it waits');
+      assert.deepEqual(deferrals, [1], 'the deferral is reported');
+      take(1);
+      assert.equal(refill(true), undefined, 'depth 3 is not below the reserve');
+      take(1);
+      assert.equal(refill(true)?.count, 4, 'depth 2 < 3: refilled even under load');
+      assert.equal(refill(true), undefined, 'depth 6, still filling, but busy again');
+      assert.equal(refill(false)?.count, 2, 'quiet: the rest up to the target');
+      // An empty pool under load is below any reserve: a waiting sign request is never held up.
+      const fresh = single(1);
+      assert.equal(fresh.pools.reserve, 1);
+      assert.equal(fresh.refill(true)?.count, 4);
+    });
+
+    it('drops (restart, refresh, failed sign) put a pool below the low mark: it fills again', () => {
+      const { pools, refill } = single(2);
+      refill();
+      refill();
+      assert.equal(refill(), undefined);
+      pools.dropKey('k', 'refresh');
+      assert.equal(refill()?.count, 4);
+      assert.equal(refill()?.count, 4);
+      pools.penalise('k', [1, 2], 0);
+      assert.equal(refill()?.count, 4);
+    });
+
+    it('quietIn: busy while requests are in flight and for quietMs after the last one ended', () => {
+      assert.equal(quietIn(1, 0, 20, 1000), 20);
+      assert.ok(quietIn(1, 0, 0, 1000) > 0, 'in flight is busy even without a quiet period');
+      assert.equal(quietIn(0, 990, 20, 1000), 10);
+      assert.equal(quietIn(0, 980, 20, 1000), 0);
+      assert.equal(quietIn(0, Number.NEGATIVE_INFINITY, 20, 1000), 0, 'no request yet');
+    });
+
+    it('Refiller: no batch starts while busy, one starts once quiet (without waiting for its planning period)', async () => {
+      const view = new FakeView(2);
+      const pools = new PoolSet({ target: 8, batch: 8, refillConcurrency: 1, subsets: 1, lowWater: 8 }, view);
+      pools.setKey({ id: 'k', epoch: 0, threshold: 2, signers: [1, 2] });
+      pools.add('k', 0, [1, 2], entries(view, [1, 2], 6));
+      const started: RefillJob[] = [];
+      let release: (() => void) | undefined;
+      let busyFor = 30;
+      const refiller = new Refiller(
+        pools,
+        (job) => {
+          started.push(job);
+          return new Promise((resolve) => (release = () => resolve(entries(view, job.subset, job.count))));
+        },
+        jsonLogger('test'),
+        { intervalMs: 3_600_000, quietIn: () => busyFor },
+      );
+      refiller.start();
+      assert.equal(started.length, 0, 'busy: the pool (6, reserve 4) waits');
+      busyFor = 0;
+      // Timers fire in order of expiry: the quiet timer (30 ms, armed at start) before this one.
+      await new Promise((r) => setTimeout(r, 60));
+      assert.equal(started.length, 1, 'planned again by the quiet timer, not the hour-long period');
+      assert.equal(started[0]!.count, 2);
+      const filled = refiller.waitForRefill(60_000);
+      release!();
+      await filled;
+      assert.equal(pools.depth('k', [1, 2]), 8);
+      await refiller.stop();
+    });
   });
 });

@@ -132,7 +132,8 @@ describe('coordinator process with real signer processes', function () {
   before(async () => {
     cluster = await createTestCluster({ signers: [1, 2, 3], sessionTimeoutMs: 20_000 });
     ensureClusterPki(cluster.pki, ['admin', 'provider']);
-    cluster.config.pool = { target: 8, batch: 4, refillConcurrency: 2, subsets: 3 };
+    // Low mark = target: every signature is replaced, so the pools are back at target after use.
+    cluster.config.pool = { target: 8, lowWater: 8, batch: 4, refillConcurrency: 2, subsets: 3 };
     const tokenFile = join(cluster.root, 'http-sign.token');
     writeFileSync(tokenFile, token + '\n', { mode: 0o600 });
     cluster.config.coordinator.httpSign = { mode: 'token', tokenFile };

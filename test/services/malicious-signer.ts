@@ -64,7 +64,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
-import { paths, readClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
+import { auditRotateBytes, paths, readClusterConfig, type ClusterConfig } from '../../src/cluster/config.js';
 import { loadIdentity, signerName, type TlsIdentity } from '../../src/pki/cluster-ca.js';
 import { add, mulBase, POINT_BYTES } from '../../src/protocol/math/curve.js';
 import { bytesToBigInt, mod, scalarToBytes, SCALAR_BYTES } from '../../src/protocol/math/scalar.js';
@@ -350,7 +350,7 @@ async function main(): Promise<void> {
   const store = new ShareStore(dir, index, kek);
   await store.checkKek();
   const { shares, pending } = await store.loadAll();
-  const audit = await openSignerAudit(p.signerAudit(index), log);
+  const audit = await openSignerAudit(p.signerAudit(index), log, auditRotateBytes(config));
 
   const { value: node, decorated } = withDecoratedSignerHandlers(
     handlerDecorator(
