@@ -93,6 +93,13 @@ describe('operator console (headless Chromium, real cluster)', function () {
   before(async () => {
     await up.start(['--signers', '3', '--threshold', '2', '--no-tls']);
     signer3 = processImage(up.pid('signer-3'));
+    // --no-tls makes no CA: one made here, its responder certificate revoked, so that the keys page has certificates of both states.
+    const ca = cli(up.dir, 'ca', 'init', '--dns-suffix', 'localhost', '--ip-range', '127.0.0.0/8', '--threshold', '2', '--signers', '3');
+    assert.equal(ca.status, 0, ca.stderr);
+    const responder = cli(up.dir, 'cert', 'list').stdout.split('\n').find((l) => l.includes(' ocsp-responder '));
+    assert.ok(responder, 'the CA issued its responder certificate');
+    const revoked = cli(up.dir, 'cert', 'revoke', responder.split(' ')[0]!, '--reason', 'superseded');
+    assert.equal(revoked.status, 0, revoked.stderr);
     // A key whose first-epoch share of signer 3 is kept aside, then refreshed: restored later, it is the backup of the runbook.
     const created = cli(up.dir, 'key', 'create', 'stale', '--threshold', '2', '--signers', '3');
     assert.equal(created.status, 0, created.stderr);
@@ -197,7 +204,7 @@ describe('operator console (headless Chromium, real cluster)', function () {
         return `${text('.serial')} ${state.startsWith('revoked') ? state.replace(/ \(/, ' ').replace(/\)$/, '') : state} ${text('.not-after')} ${text('.subject')}`;
       }),
     );
-    assert.ok(shownCerts.length >= 2, shownCerts.join('\n'));
+    assert.ok(shownCerts.length >= 2 && shownCerts.some((c) => / revoked \S+ superseded /.test(c)), shownCerts.join('\n'));
     assert.deepEqual([...shownCerts].sort(), [...listedCerts].sort());
     // Pools: the depths `status --json` reports (retried: refills may run between the two reads).
     let pagePools: string[] = [];
