@@ -2,8 +2,11 @@
  * The operator console of a real `quorumkey up` cluster, in Debian's headless Chromium driven over
  * the DevTools protocol (playwright-core, no downloaded browser): every page shows the cluster's
  * real data, nothing logs an error, a value carrying <script> is shown as text, a signer killed
- * with SIGKILL shows down on the open page without a reload; every console URL refuses a request
- * without credentials, with a wrong token, or with a non-admin client certificate.
+ * with SIGKILL shows down on the open page without a reload; epochs, pending shares, pool marks,
+ * CA-issued certificates and audit files match `status --json`, `cert list` and the directory; a
+ * signer restarted with a share restored from before a refresh makes the banner degraded; every
+ * console URL refuses a request without credentials, with a wrong token, or with a non-admin
+ * client certificate.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -116,12 +119,16 @@ describe('operator console (headless Chromium, real cluster)', function () {
     errors = pageErrors(page);
   });
 
+  /** Ends the signer this test started again (before `up` starts its own on the same data directory). */
+  async function stopRestarted(): Promise<void> {
+    if (!restarted || restarted.exitCode !== null || restarted.signalCode !== null) return;
+    const exited = new Promise((resolve) => restarted!.once('exit', resolve));
+    restarted.kill('SIGKILL');
+    await exited;
+  }
+
   after(async () => {
-    if (restarted && restarted.exitCode === null && restarted.signalCode === null) {
-      const exited = new Promise((resolve) => restarted!.once('exit', resolve));
-      restarted.kill('SIGKILL');
-      await exited;
-    }
+    await stopRestarted();
     await browser?.close();
     await up.stop();
     rmSync(work, { recursive: true, force: true });
@@ -293,6 +300,7 @@ describe('operator console (headless Chromium, real cluster)', function () {
     // Every key of this cluster is held by all three signers.
     ids.forEach((id, row) => assert.equal(holderEpochs[row], [1, 2, 3].map((i) => holderEpoch(i, id)).join(' '), id));
     assert.deepEqual(errors, []);
+    await stopRestarted();
   });
 
   describe('over HTTPS with client certificates (up --http-sign mtls)', () => {
