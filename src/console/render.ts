@@ -3,6 +3,8 @@
  * command for the action it suggests. Tables are lists of columns, so a new field is one line.
  */
 import { html, type Html } from './html.js';
+import type { AuditFile } from './audit-view.js';
+import type { KeyCertificate } from './certificates.js';
 import type { ConsoleSnapshot, KeyRow, PoolRow, SignerRow } from './snapshot.js';
 import type { AuditEntry } from '../audit/log.js';
 import type { RateSample } from './rates.js';
@@ -33,6 +35,8 @@ const SIGNER_COLUMNS: Column<SignerRow>[] = [
   ['endpoint', (s) => s.endpoint],
   ['boot id', (s) => s.bootId || '—'],
   ['latency', (s) => (s.latencyMs === undefined ? '—' : `${s.latencyMs.toFixed(1)} ms`)],
+  ['key epochs', (s) => list(s.epochs.map((e) => `${e.keyId}@${e.epoch}`))],
+  ['pending shares', (s) => (s.pending.length ? html`<span class="state warn">${s.pending.map((e) => `${e.keyId}@${e.epoch}`).join(', ')}</span>` : '—')],
   ['conflicts', (s) => (s.conflicts.length ? s.conflicts.map((c) => `${c.keyId}: with ${c.peer} (${c.reason})`).join('; ') : '—')],
   ['last error', (s) => s.lastError || '—'],
 ];
@@ -43,7 +47,9 @@ const KEY_COLUMNS: Column<KeyRow>[] = [
   ['holders', (k) => list(k.signers)],
   ['healthy', (k) => list(k.healthy)],
   ['subsets usable / available', (k) => `${k.subsets.usable} / ${k.subsets.available} of ${k.subsets.total}`],
-  ['epoch', (k) => k.epoch],
+  ['epoch', (k) => html`${k.epoch}${k.offEpoch.length ? html` <span class="state bad">signers ${list(k.offEpoch)} on another epoch</span>` : ''}${k.pendingOn.length ? html` <span class="state warn">refresh pending on ${list(k.pendingOn)}</span>` : ''}`],
+  ['holder epochs', (k) => k.holderEpochs.map((x) => `${x.signer}:${x.epoch ?? '-'}${x.pending === undefined ? '' : ` (pending ${x.pending})`}`).join(' ')],
+  ['certificate', (k) => (k.certificates.length ? html`${k.certificates.map(certificate)}` : '—')],
   ['contexts', (k) => list(k.contexts)],
   ['policy', (k) => html`<code>${k.policy}</code>${k.policySealed ? '' : html` <span class="state bad">not sealed</span>`}`],
   ['clients', (k) => list(k.clients)],
@@ -55,8 +61,15 @@ const POOL_COLUMNS: Column<PoolRow>[] = [
   ['key', (p) => p.keyId],
   ['subset', (p) => list(p.subset)],
   ['depth', (p) => html`<span class="depth">${p.depth}</span>`],
-  ['target', (p) => p.target],
-  ['fill', (p) => meter(p.depth, p.target)],
+  ['low water', (p) => p.lowWater],
+  ['high water', (p) => p.target],
+  ['fill', (p) => html`${meter(p.depth, p.lowWater, p.target)}${p.depth < p.lowWater ? html` <span class="state warn">below low water</span>` : ''}`],
+];
+
+const AUDIT_FILE_COLUMNS: Column<AuditFile>[] = [
+  ['file', (f) => f.name],
+  ['bytes', (f) => f.bytes],
+  ['state', (f) => (f.active ? 'active' : 'closed')],
 ];
 
 const AUDIT_COLUMNS: Column<AuditEntry>[] = [
@@ -78,9 +91,18 @@ function field(e: AuditEntry, name: string): string {
   return v === undefined ? '—' : typeof v === 'string' ? v : JSON.stringify(v);
 }
 
-function meter(depth: number, target: number): Html {
+/** One certificate the CA issued for a key: serial, subject, expiry, revocation. */
+function certificate(c: KeyCertificate): Html {
+  const expired = Date.parse(c.notAfter) <= Date.now();
+  const status = c.revoked ? html`<span class="state bad">revoked ${c.revoked.at} (${c.revoked.reason})</span>` : expired ? html`<span class="state bad">expired</span>` : html`<span class="state ok">valid</span>`;
+  return html`<div class="certificate"><code class="serial">${c.serial}</code> <span class="subject">${c.subject}</span> until <time class="not-after">${c.notAfter}</time> ${status}</div>`;
+}
+
+/** Depth against the marks: the bar is the depth, the tick the low-water mark, the end the high-water mark. */
+function meter(depth: number, lowWater: number, target: number): Html {
   const ratio = target > 0 ? Math.min(1, depth / target) : depth > 0 ? 1 : 0;
-  return html`<svg class="meter" viewBox="0 0 100 8" width="100" height="8" role="img" aria-label="${depth} of ${target}"><rect class="meter-bg" width="100" height="8"/><rect class="meter-fill" width="${(ratio * 100).toFixed(1)}" height="8"/></svg>`;
+  const low = target > 0 ? (lowWater / target) * 100 : 0;
+  return html`<svg class="meter" viewBox="0 0 100 8" width="100" height="8" role="img" aria-label="${depth} of ${target}, low water ${lowWater}"><rect class="meter-bg" width="100" height="8"/><rect class="meter-fill" width="${(ratio * 100).toFixed(1)}" height="8"/><rect class="meter-low" x="${Math.max(0, low - 0.5).toFixed(1)}" width="1" height="8"/></svg>`;
 }
 
 /** A line chart in plain SVG: one series over the sampled minutes. */
@@ -106,7 +128,9 @@ function clusterPage(s: ConsoleSnapshot): Html {
     if (!x.up) cmds.push(`# signer ${x.index} is down: start it again with its command under DIR/run`);
     if (x.quarantined) cmds.push(`quorumkey signers readmit ${x.index}`);
     for (const c of x.conflicts) if (x.index < c.peer) cmds.push(`quorumkey signers reconcile --key ${c.keyId} ${x.index} ${c.peer}`);
+    for (const p of x.pending) cmds.push(`# signer ${x.index} holds a pending share of ${p.keyId} (epoch ${p.epoch}): the coordinator commits or discards it at its next Health answer; 'quorumkey status' shows it settle`);
   }
+  cmds.push(...offEpochHints(s.keys));
   return html`<h1>Cluster</h1><p class="summary"><span id="signers-up">${up}</span> of <span id="signer-count">${s.signers.length}</span> signers up, ${s.keys.length} keys</p>
 ${table('signers', SIGNER_COLUMNS, s.signers, (x) => `signer-${x.index} ${x.up ? 'up' : 'down'}`)}
 <h2>Signing, last minutes</h2>
@@ -115,16 +139,26 @@ ${chart('mean sign latency', 'ms', s.rates, (r) => r.meanLatencyMs)}
 ${commands(cmds)}`;
 }
 
+/** The runbook step for holders on another epoch than the committed one (a share restored from a backup). */
+function offEpochHints(keys: KeyRow[]): string[] {
+  return keys.flatMap((k) =>
+    k.offEpoch.map((i) => `# signer ${i} holds ${k.id} at epoch ${k.holderEpochs.find((x) => x.signer === i)!.epoch}, committed is ${k.epoch}: an older share (restored from a backup?) cannot sign; see the README runbook "restore a backup"`),
+  );
+}
+
 function keysPage(s: ConsoleSnapshot): Html {
   const cmds = ['quorumkey key list', ...s.keys.map((k) => `quorumkey refresh ${k.id}`)];
   for (const k of s.keys) if (!k.policySealed) cmds.push(`quorumkey key adopt-policy ${k.id}`);
-  return html`<h1>Keys</h1><p class="summary"><span id="key-count">${s.keys.length}</span> keys</p>${table('keys', KEY_COLUMNS, s.keys, (k) => (k.quorum ? 'ok' : 'bad'))}${commands(cmds)}`;
+  cmds.push(...offEpochHints(s.keys));
+  if (s.keys.some((k) => k.certificates.length)) cmds.push('quorumkey cert list');
+  const problem = s.certificateProblem === undefined ? '' : html`<p class="state bad" role="alert">certificates unknown: ${s.certificateProblem}</p>`;
+  return html`<h1>Keys</h1><p class="summary"><span id="key-count">${s.keys.length}</span> keys</p>${problem}${table('keys', KEY_COLUMNS, s.keys, (k) => `key-${k.id} ${k.quorum && !k.offEpoch.length ? 'ok' : 'bad'}${k.pendingOn.length ? ' pending' : ''}`)}${commands(cmds)}`;
 }
 
 function poolsPage(s: ConsoleSnapshot): Html {
   const last = s.rates.at(-1);
   return html`<h1>Presignature pools</h1><p class="summary">${s.pools.length} pools, refilled in batches of ${s.poolBatch}; presign rate ${last ? last.presignaturesPerSecond.toFixed(2) : '—'} presignatures/s</p>
-${table('pools', POOL_COLUMNS, s.pools, (p) => `pool ${p.depth === 0 && p.target > 0 ? 'bad' : ''}`)}
+${table('pools', POOL_COLUMNS, s.pools, (p) => `pool ${p.depth === 0 && p.target > 0 ? 'bad' : p.depth < p.lowWater ? 'low' : ''}`)}
 ${chart('presign rate', '/s', s.rates, (r) => r.presignaturesPerSecond)}
 ${commands(['quorumkey status'])}`;
 }
@@ -137,6 +171,7 @@ function auditPage(s: ConsoleSnapshot): Html {
 <dt>merkle root</dt><dd><code id="audit-root">merkle root ${a.merkleRoot || '—'} over ${a.merkleRecords} records</code></dd>
 <dt>chain</dt><dd>${a.verify.ok ? state(true, 'verified', '') : state(false, '', `broken at line ${a.verify.line}: ${a.verify.reason}`)}</dd>
 <dt>writable</dt><dd>${a.writable ? state(true, 'yes', '') : state(false, '', `no: ${a.problem ?? ''}`)}</dd></dl>
+<h2>Files</h2><p class="summary">${a.rotateBytes > 0 ? `the active file rotates at ${a.rotateBytes} bytes` : 'rotation is off'}; one hash chain across the files, oldest first</p>${table('audit-files', AUDIT_FILE_COLUMNS, a.files)}
 <h2>Latest records</h2>${table('audit-records', AUDIT_COLUMNS, a.latest)}
 ${commands(['quorumkey audit head', `quorumkey audit verify --head ${a.head.seq}:${a.head.hash} --cross`])}`;
 }

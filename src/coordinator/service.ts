@@ -27,10 +27,12 @@ import { SignerRegistry, type PendingShare, type SignerRegistryOptions } from '.
 import { CtService } from '../ct/service.js';
 import { ConsoleAccess, consoleTokenFile, ensureConsoleToken } from '../console/access.js';
 import { AuditView } from '../console/audit-view.js';
+import { IssuedCertificates } from '../console/certificates.js';
 import { RateSampler } from '../console/rates.js';
 import { ConsoleRoutes } from '../console/routes.js';
 import { openSocketTo, prepareSocketDirectory, removeStaleSocket, resolveSocketGroup } from './socket.js';
 import { caResponder } from '../pki/ocsp/internal-signer.js';
+import { caPaths } from '../pki/ca/store.js';
 
 export const COORDINATOR_IDENTITY = 'coordinator';
 
@@ -211,6 +213,7 @@ export class Coordinator {
     const tlsServer = newTlsServer(deps);
     const ct = new CtService({ clusterDir: dir, sign, keys, log });
     const rates = new RateSampler(metrics);
+    const issuedCertificates = new IssuedCertificates(caPaths(layout.root));
     const consoleRoutes = new ConsoleRoutes({
       access: new ConsoleAccess(consoleToken),
       admin,
@@ -219,6 +222,9 @@ export class Coordinator {
       auditView: new AuditView(join(layout.coordinator, 'audit.log'), () => audit.head()),
       rates: () => rates.history(),
       poolBatch: pool.batch,
+      poolLowWater: lowWaterOf(pool),
+      auditRotateBytes: auditRotateBytes(config),
+      certificates: () => issuedCertificates.current(),
       log,
     });
     const httpServer = newHttpServer({ ...deps, ct, ca: caResponder(dir, sign, log), console: consoleRoutes }, { access: httpAccess, hosts: config.coordinator.httpHosts, tls: identity });

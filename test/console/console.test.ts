@@ -2,18 +2,22 @@
  * The operator console of a real `quorumkey up` cluster, in Debian's headless Chromium driven over
  * the DevTools protocol (playwright-core, no downloaded browser): every page shows the cluster's
  * real data, nothing logs an error, a value carrying <script> is shown as text, a signer killed
- * with SIGKILL shows down on the open page without a reload; every console URL refuses a request
- * without credentials, with a wrong token, or with a non-admin client certificate.
+ * with SIGKILL shows down on the open page without a reload; epochs, pending shares, pool marks,
+ * CA-issued certificates and audit files match `status --json`, `cert list` and the directory; a
+ * signer restarted with a share restored from before a refresh makes the banner degraded; every
+ * console URL refuses a request without credentials, with a wrong token, or with a non-admin
+ * client certificate.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { paths } from '../../src/cluster/config.js';
+import { lowWaterOf, paths } from '../../src/cluster/config.js';
+import { poolConfig } from '../../src/coordinator/service.js';
 import { derChildren } from '../der.js';
 import { cli, signOverGrpc, UpProcess } from '../services/cluster-harness.js';
 
@@ -41,6 +45,32 @@ function pageErrors(page: Page): string[] {
 
 const cells = (page: Page, table: string, column: number) => page.$$eval(`table.${table} tbody tr td:nth-child(${column})`, (tds) => tds.map((td) => td.textContent ?? ''));
 
+/** The cells of the column headed `head` in `table`, one per row. */
+async function column(page: Page, table: string, head: string): Promise<string[]> {
+  const heads = await page.$$eval(`table.${table} thead th`, (ths) => ths.map((th) => th.textContent ?? ''));
+  const at = heads.indexOf(head);
+  assert.ok(at >= 0, `table ${table} has no column '${head}': ${heads.join(', ')}`);
+  return cells(page, table, at + 1);
+}
+
+interface StatusJson {
+  signers: { index: number; epochs: { key_id: string; epoch: number }[]; pending: { key_id: string; epoch: number }[] }[];
+  pools: { key_id: string; subset: number[]; depth: number; target: number }[];
+}
+function statusJson(dir: string): StatusJson {
+  const status = cli(dir, 'status', '--json');
+  assert.equal(status.status, 0, status.stderr);
+  return JSON.parse(status.stdout) as StatusJson;
+}
+const epochList = (xs: { key_id: string; epoch: number }[]) => (xs.length ? xs.map((e) => `${e.key_id}@${e.epoch}`).join(', ') : '—');
+
+/** The command line, working directory and environment of a running process (to start it again as it was). */
+function processImage(pid: number): { argv: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+  const split = (file: string) => readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\0').filter(Boolean);
+  const env = Object.fromEntries(split('environ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return { argv: split('cmdline'), cwd: readlinkSync(`/proc/${pid}/cwd`), env };
+}
+
 /** The key ids `quorumkey key list` prints (each key's first line starts with its id), sorted. */
 function listedKeyIds(stdout: string): string[] {
   return stdout
@@ -59,9 +89,26 @@ describe('operator console (headless Chromium, real cluster)', function () {
   let browser: Browser;
   let page: Page;
   let errors: string[] = [];
+  let signer3: ReturnType<typeof processImage>;
+  let restarted: ChildProcess | undefined;
+  const staleShare = () => join(paths(up.dir).signer(3), 'shares', 'stale.share');
 
   before(async () => {
     await up.start(['--signers', '3', '--threshold', '2', '--no-tls']);
+    signer3 = processImage(up.pid('signer-3'));
+    // --no-tls makes no CA: one made here, its responder certificate revoked, so that the keys page has certificates of both states.
+    const ca = cli(up.dir, 'ca', 'init', '--dns-suffix', 'localhost', '--ip-range', '127.0.0.0/8', '--threshold', '2', '--signers', '3');
+    assert.equal(ca.status, 0, ca.stderr);
+    const responder = cli(up.dir, 'cert', 'list').stdout.split('\n').find((l) => l.includes(' ocsp-responder '));
+    assert.ok(responder, 'the CA issued its responder certificate');
+    const revoked = cli(up.dir, 'cert', 'revoke', responder.split(' ')[0]!, '--reason', 'superseded');
+    assert.equal(revoked.status, 0, revoked.stderr);
+    // A key whose first-epoch share of signer 3 is kept aside, then refreshed: restored later, it is the backup of the runbook.
+    const created = cli(up.dir, 'key', 'create', 'stale', '--threshold', '2', '--signers', '3');
+    assert.equal(created.status, 0, created.stderr);
+    copyFileSync(staleShare(), join(work, 'stale.share'));
+    const refreshed = cli(up.dir, 'refresh', 'stale');
+    assert.equal(refreshed.status, 0, refreshed.stderr);
     base = `http://${up.config().coordinator.http}`;
     token = readFileSync(join(paths(up.dir).coordinator, 'console.token'), 'utf8').trim();
     // An audited signature whose context detail carries markup: a CSR for CN=<script>…
@@ -72,7 +119,16 @@ describe('operator console (headless Chromium, real cluster)', function () {
     errors = pageErrors(page);
   });
 
+  /** Ends the signer this test started again (before `up` starts its own on the same data directory). */
+  async function stopRestarted(): Promise<void> {
+    if (!restarted || restarted.exitCode !== null || restarted.signalCode !== null) return;
+    const exited = new Promise((resolve) => restarted!.once('exit', resolve));
+    restarted.kill('SIGKILL');
+    await exited;
+  }
+
   after(async () => {
+    await stopRestarted();
     await browser?.close();
     await up.stop();
     rmSync(work, { recursive: true, force: true });
@@ -140,17 +196,32 @@ describe('operator console (headless Chromium, real cluster)', function () {
     assert.equal(listed.status, 0, listed.stderr);
     const ids = await cells(page, 'keys', 1);
     assert.deepEqual([...ids].sort(), listedKeyIds(listed.stdout));
+    // Certificates: each one shown is the `cert list` line of that serial (status, notAfter, subject); the CA's root and responder certificates are among them.
+    const certList = cli(up.dir, 'cert', 'list');
+    assert.equal(certList.status, 0, certList.stderr);
+    const listedCerts = certList.stdout.trim().split('\n').map((l) => {
+      const m = /^(\S+)  (valid|revoked \S+ \S+)  \S+  \S+ \.\. (\S+)  (.*)$/.exec(l);
+      assert.ok(m, `unexpected cert list line: ${l}`);
+      return `${m[1]} ${m[2]} ${m[3]} ${m[4]}`;
+    });
+    const shownCerts = await page.$$eval('table.keys .certificate', (divs) =>
+      divs.map((d) => {
+        const text = (sel: string) => d.querySelector(sel)?.textContent ?? '';
+        const state = text('.state');
+        return `${text('.serial')} ${state.startsWith('revoked') ? state.replace(/ \(/, ' ').replace(/\)$/, '') : state} ${text('.not-after')} ${text('.subject')}`;
+      }),
+    );
+    assert.ok(shownCerts.length >= 2 && shownCerts.some((c) => / revoked \S+ superseded /.test(c)), shownCerts.join('\n'));
+    assert.deepEqual([...shownCerts].sort(), [...listedCerts].sort());
     // Pools: the depths `status --json` reports (retried: refills may run between the two reads).
     let pagePools: string[] = [];
     let cliPools: string[] = [];
     for (let attempt = 0; attempt < 30; attempt++) {
       await page.goto(`${base}/console/pools`);
-      const [keys, subsets, depths] = await Promise.all([cells(page, 'pools', 1), cells(page, 'pools', 2), cells(page, 'pools', 3)]);
-      pagePools = keys.map((k, i) => `${k} ${subsets[i]} ${depths[i]}`).sort();
-      const status = cli(up.dir, 'status', '--json');
-      assert.equal(status.status, 0, status.stderr);
-      const json = JSON.parse(status.stdout) as { pools: { key_id: string; subset: number[]; depth: number }[] };
-      cliPools = json.pools.map((p) => `${p.key_id} ${p.subset.join(', ')} ${p.depth}`).sort();
+      const [keys, subsets, depths, lows, highs] = await Promise.all([cells(page, 'pools', 1), cells(page, 'pools', 2), cells(page, 'pools', 3), column(page, 'pools', 'low water'), column(page, 'pools', 'high water')]);
+      pagePools = keys.map((k, i) => `${k} ${subsets[i]} ${depths[i]} low ${lows[i]} high ${highs[i]}`).sort();
+      const lowWater = lowWaterOf(poolConfig(up.config()));
+      cliPools = statusJson(up.dir).pools.map((p) => `${p.key_id} ${p.subset.join(', ')} ${p.depth} low ${Math.min(lowWater, p.target)} high ${p.target}`).sort();
       if (pagePools.join('|') === cliPools.join('|')) break;
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -163,6 +234,10 @@ describe('operator console (headless Chromium, real cluster)', function () {
     const [headLine, rootLine] = head.stdout.trim().split('\n');
     assert.equal(await page.textContent('#audit-head'), headLine);
     assert.equal(await page.textContent('#audit-root'), rootLine);
+    // The files of the rotation, as they are in the coordinator's directory.
+    const onDisk = readdirSync(paths(up.dir).coordinator).filter((n) => /^audit\.log(\.\d{6,})?$/.test(n));
+    assert.deepEqual([...(await column(page, 'audit-files', 'file'))].sort(), onDisk.sort());
+    assert.deepEqual(await column(page, 'audit-files', 'state'), [...Array(onDisk.length - 1).fill('closed'), 'active']);
     await page.screenshot({ path: join(work, 'console-audit.png'), fullPage: true });
     assert.ok(statSync(join(work, 'console-audit.png')).size > 1000);
     assert.deepEqual(errors, []);
@@ -192,6 +267,40 @@ describe('operator console (headless Chromium, real cluster)', function () {
     assert.equal(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument), true);
     assert.ok(Number(await page.getAttribute('body', 'data-refreshes')) > 0);
     assert.deepEqual(errors, []);
+  });
+
+  it('shows each signer\'s key epochs and pending shares as status --json does; a signer restored to an older epoch flags its key and makes the banner degraded', async () => {
+    // Signer 3 is down (the test before): its share of 'stale' goes back to the first epoch, and it starts again as it ran.
+    copyFileSync(join(work, 'stale.share'), staleShare());
+    restarted = spawn(signer3.argv[0]!, signer3.argv.slice(1), { cwd: signer3.cwd, env: signer3.env, stdio: 'ignore' });
+    await page.goto(`${base}/console`);
+    await page.waitForSelector('tr.signer-3.up', { timeout: 120_000 });
+    await page.waitForFunction(() => /signer 3 holds epoch/.test(document.querySelector('#degraded')?.textContent ?? ''), undefined, { timeout: 120_000 });
+    const status = statusJson(up.dir);
+    const at = (i: number) => status.signers.find((s) => s.index === i)!;
+    const stale3 = at(3).epochs.find((e) => e.key_id === 'stale')!.epoch;
+    const stale1 = at(1).epochs.find((e) => e.key_id === 'stale')!.epoch;
+    assert.equal(stale1, stale3 + 1, 'signer 3 is one refresh behind');
+    const banner = (await page.textContent('#degraded')) ?? '';
+    assert.ok(banner.includes(`key 'stale': signer 3 holds epoch ${stale3}, the committed epoch is ${stale1}`), banner);
+    // Every signer's epochs and pending shares, cell by cell against status --json.
+    assert.deepEqual(await column(page, 'signers', 'key epochs'), status.signers.map((s) => epochList(s.epochs)));
+    assert.deepEqual(await column(page, 'signers', 'pending shares'), status.signers.map((s) => epochList(s.pending)));
+    assert.ok((await page.textContent('section.cli pre'))?.includes('README runbook "restore a backup"'));
+    // The keys page: the stale key flagged, each holder's epoch as status --json reports it.
+    await page.goto(`${base}/console/keys`);
+    assert.match((await page.textContent('tr.key-stale')) ?? '', /signers 3 on another epoch/);
+    assert.ok(await page.$('tr.key-stale.bad'));
+    const ids = await cells(page, 'keys', 1);
+    const holderEpochs = await column(page, 'keys', 'holder epochs');
+    const holderEpoch = (i: number, id: string) => {
+      const pending = at(i).pending.find((e) => e.key_id === id);
+      return `${i}:${at(i).epochs.find((e) => e.key_id === id)?.epoch ?? '-'}${pending ? ` (pending ${pending.epoch})` : ''}`;
+    };
+    // Every key of this cluster is held by all three signers.
+    ids.forEach((id, row) => assert.equal(holderEpochs[row], [1, 2, 3].map((i) => holderEpoch(i, id)).join(' '), id));
+    assert.deepEqual(errors, []);
+    await stopRestarted();
   });
 
   describe('over HTTPS with client certificates (up --http-sign mtls)', () => {
