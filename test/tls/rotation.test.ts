@@ -1,0 +1,186 @@
+/**
+ * Key rotation with zero downtime against real processes: `quorumkey up` (key `tls`), nginx and
+ * HAProxy (master-worker) serving it under a continuous load of Node TLS 1.3 clients that verify
+ * every handshake against the CA root; `quorumkey rotate tls` makes tls-r1 and its certificate;
+ * `nginx -s reload` and SIGUSR2 to the HAProxy master switch with no failed handshake and the new
+ * public key served afterwards; `key retire` is refused until the rotation is confirmed, then
+ * deletes the old key while the servers keep serving.
+ */
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:tls';
+import { cli, UpProcess } from '../services/cluster-harness.js';
+import { fillTemplate, startHaproxy, startNginx, type RunningServer, type ServerMaterial } from './servers.js';
+
+interface Result {
+  ok: boolean;
+  /** The served certificate's public key (SPKI DER, base64), or the error. */
+  detail: string;
+}
+
+/** One full TLS 1.3 handshake, the chain and the name verified against `ca`. */
+function tlsHandshake(port: number, ca: Buffer): Promise<Result> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: 'TLSv1.3', rejectUnauthorized: true }, () => {
+      const cert = new X509Certificate(socket.getPeerCertificate().raw);
+      socket.destroy();
+      resolve({ ok: true, detail: cert.publicKey.export({ type: 'spki', format: 'der' }).toString('base64') });
+    });
+    socket.setTimeout(60_000, () => socket.destroy(new Error('no handshake in 60 s')));
+    socket.once('error', (e) => resolve({ ok: false, detail: e.message }));
+  });
+}
+
+/** Two clients handshaking back to back until stopped; every result in order of completion. */
+class Load {
+  readonly results: Result[] = [];
+  private running = true;
+  private readonly done: Promise<void[]>;
+  constructor(port: number, ca: Buffer) {
+    this.done = Promise.all(
+      [0, 1].map(async () => {
+        while (this.running) this.results.push(await tlsHandshake(port, ca));
+      }),
+    );
+  }
+  /** Resolves when a handshake completing from now on served `spki`. */
+  async served(spki: string): Promise<void> {
+    const from = this.results.length;
+    while (!this.results.slice(from).some((r) => r.detail === spki)) {
+      if (!this.running) throw new Error('load stopped');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  async stop(): Promise<Result[]> {
+    this.running = false;
+    await this.done;
+    return this.results;
+  }
+}
+
+function assertNoFailure(results: Result[], server: RunningServer): void {
+  const failed = results.filter((r) => !r.ok);
+  assert.equal(failed.length, 0, `${failed.length}/${results.length} handshakes failed: ${failed[0]?.detail}\n${server.log().split('\n').slice(-30).join('\n')}`);
+}
+
+describe('rotate: a new key and certificate, nginx and HAProxy reloaded under load with zero failed handshakes', function () {
+  this.timeout(1_200_000);
+  const up = new UpProcess();
+  const servers: RunningServer[] = [];
+  let tls: string;
+  let ca: Buffer;
+  let material: ServerMaterial;
+  let nginx: RunningServer;
+  let haproxy: RunningServer;
+  let nginxLoad: Load;
+  let haproxyLoad: Load;
+  let oldSpki: string;
+  let newSpki: string;
+
+  const spkiOf = (id: string) => {
+    const shown = cli(up.dir, 'key', 'show', id, '--pem');
+    assert.equal(shown.status, 0, shown.stderr);
+    return createPublicKey(shown.stdout).export({ type: 'spki', format: 'der' }).toString('base64');
+  };
+
+  before(async function () {
+    await up.start(['--signers', '3', '--threshold', '2']);
+    await up.line(/openssl s_client -connect/);
+    tls = join(up.dir, 'tls');
+    ca = readFileSync(join(up.dir, 'ca', 'root.crt'));
+    material = { opensslConf: join(tls, 'openssl.cnf'), serverCert: join(tls, 'tls.crt'), keyRef: join(tls, 'tls.key.pem') };
+    nginx = await startNginx(material, 'root root');
+    haproxy = await startHaproxy(material, 'root', 'root');
+    servers.push(nginx, haproxy);
+    oldSpki = spkiOf('tls');
+    nginxLoad = new Load(nginx.port, ca);
+    haproxyLoad = new Load(haproxy.port, ca);
+    await Promise.all([nginxLoad.served(oldSpki), haproxyLoad.served(oldSpki)]);
+  });
+
+  after(async function () {
+    await nginxLoad?.stop();
+    await haproxyLoad?.stop();
+    for (const s of servers) await s.stop();
+    await up.stop();
+  });
+
+  it('rotate tls: key tls-r1 with the same policy and clients, its certificate for the same names beside the old one, the rotation recorded', function () {
+    const r = cli(up.dir, 'rotate', 'tls');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /key 'tls' rotated to 'tls-r1'/);
+    assert.match(r.stdout, /nginx -s reload/);
+    assert.match(r.stdout, /kill -USR2/);
+    newSpki = spkiOf('tls-r1');
+    assert.notEqual(newSpki, oldSpki);
+    const list = cli(up.dir, 'key', 'list').stdout;
+    const policyOf = (id: string) => new RegExp(`^${id} [^\\n]*\\n  clients: ([^\\n]*)\\n  sealed policy: ([^\\n]*)`, 'm').exec(list)!.slice(1);
+    assert.deepEqual(policyOf('tls-r1'), policyOf('tls'));
+    const [oldCert, newCert] = ['tls.crt', 'tls-r1.crt'].map((f) => new X509Certificate(readFileSync(join(tls, f))));
+    assert.ok(newCert!.verify(new X509Certificate(ca).publicKey), 'the CA issued the new certificate');
+    assert.equal(newCert!.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'), newSpki);
+    assert.equal(newCert!.subject, oldCert!.subject);
+    assert.equal(newCert!.subjectAltName, oldCert!.subjectAltName);
+    assert.match(readFileSync(join(tls, 'tls-r1.key.pem'), 'utf8'), /BEGIN QUORUMKEY KEY/);
+    const log = JSON.parse(readFileSync(join(up.dir, 'rotations.json'), 'utf8'));
+    assert.deepEqual(log.rotations.map((x: { from: string; to: string; state: string }) => [x.from, x.to, x.state]), [['tls', 'tls-r1', 'issued']]);
+    // The old key still serves until it is retired.
+    assert.ok(nginxLoad.results.slice(-1)[0]!.ok);
+  });
+
+  it('nginx -s reload with the new files: zero failed handshakes, the new public key served afterwards', async function () {
+    const conf = join(nginx.prefix, 'nginx.conf');
+    const port = String(nginx.port);
+    writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: nginx.prefix, PORT: port, CERT: join(tls, 'tls-r1.crt'), KEY_REF: join(tls, 'tls-r1.key.pem'), USER: 'root root', SERVER_EXTRA: '' }));
+    const env = { ...process.env, OPENSSL_CONF: material.opensslConf };
+    const reload = spawnSync('nginx', ['-p', nginx.prefix, '-c', conf, '-s', 'reload'], { env, encoding: 'utf8' });
+    assert.equal(reload.status, 0, reload.stderr);
+    await nginxLoad.served(newSpki);
+    const seen = nginxLoad.results.length;
+    await nginxLoad.served(newSpki);
+    const results = await nginxLoad.stop();
+    assertNoFailure(results, nginx);
+    assert.ok(results.some((r) => r.detail === oldSpki), 'the old key was served before the reload');
+    assert.ok(results.slice(seen).every((r) => r.detail === newSpki), 'after the new workers served, only the new key is served');
+  });
+
+  it('HAProxy master-worker reload (SIGUSR2 to the master) with the new crt file: zero failed handshakes, the new public key served afterwards', async function () {
+    const crt = join(haproxy.prefix, 'server.pem');
+    writeFileSync(`${crt}.new`, readFileSync(join(tls, 'tls-r1.crt'), 'utf8') + readFileSync(join(tls, 'tls-r1.key.pem'), 'utf8'));
+    renameSync(`${crt}.new`, crt);
+    process.kill(haproxy.process.pid!, 'SIGUSR2');
+    await haproxyLoad.served(newSpki);
+    const seen = haproxyLoad.results.length;
+    await haproxyLoad.served(newSpki);
+    const results = await haproxyLoad.stop();
+    assertNoFailure(results, haproxy);
+    assert.ok(results.some((r) => r.detail === oldSpki), 'the old key was served before the reload');
+    assert.ok(results.slice(seen).every((r) => r.detail === newSpki), 'after the new worker served, only the new key is served');
+  });
+
+  it('key retire: refused before the rotation is confirmed and for the current key; after confirm (both servers serve tls-r1) it deletes tls, the servers keep serving', async function () {
+    const early = cli(up.dir, 'key', 'retire', 'tls', '--yes');
+    assert.equal(early.status, 2);
+    assert.match(early.stderr, /still the current key of its rotation to 'tls-r1', not confirmed/);
+    const current = cli(up.dir, 'key', 'retire', 'tls-r1', '--yes');
+    assert.equal(current.status, 2);
+    assert.match(current.stderr, /key 'tls-r1' is the current key/);
+    const confirm = cli(up.dir, 'rotate', 'confirm', 'tls', '--connect', `127.0.0.1:${nginx.port}`, '--connect', `127.0.0.1:${haproxy.port}`);
+    assert.equal(confirm.status, 0, confirm.stderr);
+    const retire = cli(up.dir, 'key', 'retire', 'tls', '--yes');
+    assert.equal(retire.status, 0, retire.stderr);
+    assert.match(retire.stdout, /key 'tls' retired \(replaced by 'tls-r1'\)/);
+    assert.doesNotMatch(cli(up.dir, 'key', 'list').stdout, /^tls /m);
+    for (const server of [nginx, haproxy]) {
+      const load = new Load(server.port, ca);
+      await load.served(newSpki);
+      await load.served(newSpki);
+      assertNoFailure(await load.stop(), server);
+    }
+    const log = JSON.parse(readFileSync(join(up.dir, 'rotations.json'), 'utf8'));
+    assert.equal(log.rotations[0].state, 'retired');
+  });
+});
