@@ -7,22 +7,24 @@
  * deletes the old key while the servers keep serving.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
-import { cli, UpProcess } from '../services/cluster-harness.js';
-import { fillTemplate, startHaproxy, startNginx, type RunningServer, type ServerMaterial } from './servers.js';
+import { CLI, cli, UpProcess } from '../services/cluster-harness.js';
+import { eventually, fillTemplate, startHaproxy, startNginx, type RunningServer, type ServerMaterial } from './servers.js';
 
 interface Result {
+  /** The order in which the handshake started. */
+  seq: number;
   ok: boolean;
   /** The served certificate's public key (SPKI DER, base64), or the error. */
   detail: string;
 }
 
 /** One full TLS 1.3 handshake, the chain and the name verified against `ca`. */
-function tlsHandshake(port: number, ca: Buffer): Promise<Result> {
+function tlsHandshake(port: number, ca: Buffer): Promise<Omit<Result, 'seq'>> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, minVersion: 'TLSv1.3', rejectUnauthorized: true }, () => {
       const cert = new X509Certificate(socket.getPeerCertificate().raw);
@@ -37,19 +39,23 @@ function tlsHandshake(port: number, ca: Buffer): Promise<Result> {
 /** Two clients handshaking back to back until stopped; every result in order of completion. */
 class Load {
   readonly results: Result[] = [];
+  started = 0;
   private running = true;
   private readonly done: Promise<void[]>;
   constructor(port: number, ca: Buffer) {
     this.done = Promise.all(
       [0, 1].map(async () => {
-        while (this.running) this.results.push(await tlsHandshake(port, ca));
+        while (this.running) {
+          const seq = this.started++;
+          this.results.push({ seq, ...(await tlsHandshake(port, ca)) });
+        }
       }),
     );
   }
-  /** Resolves when a handshake completing from now on served `spki`. */
+  /** Resolves when a handshake started from now on served `spki`. */
   async served(spki: string): Promise<void> {
-    const from = this.results.length;
-    while (!this.results.slice(from).some((r) => r.detail === spki)) {
+    const from = this.started;
+    while (!this.results.some((r) => r.seq >= from && r.detail === spki)) {
       if (!this.running) throw new Error('load stopped');
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -59,6 +65,48 @@ class Load {
     await this.done;
     return this.results;
   }
+}
+
+/** `quorumkey` as a child process, without blocking the event loop (the load keeps running). */
+function cliAsync(dir: string, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** The worker processes of a server's master (children by PID). */
+function workers(master: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(master)], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter((l) => l.trim()).map(Number);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * After a reload: once every worker of before the reload has exited, each handshake started
+ * afterwards must be served by a new worker with the new key (and some are).
+ */
+async function assertSwitched(load: Load, oldWorkers: number[], newSpki: string): Promise<void> {
+  assert.ok(oldWorkers.length > 0, 'the server had workers before the reload');
+  await eventually(async () => oldWorkers.every((pid) => !alive(pid)), 120_000);
+  const boundary = load.started;
+  await load.served(newSpki);
+  await load.served(newSpki);
+  const after = load.results.filter((r) => r.seq >= boundary);
+  assert.ok(after.length >= 2);
+  assert.ok(after.every((r) => r.detail === newSpki), `an old worker served after it had exited: ${after.map((r) => r.detail.slice(-12)).join(' ')}`);
 }
 
 function assertNoFailure(results: Result[], server: RunningServer): void {
@@ -108,9 +156,11 @@ describe('rotate: a new key and certificate, nginx and HAProxy reloaded under lo
     await up.stop();
   });
 
-  it('rotate tls: key tls-r1 with the same policy and clients, its certificate for the same names beside the old one, the rotation recorded', function () {
-    const r = cli(up.dir, 'rotate', 'tls');
+  it('rotate tls under load: key tls-r1 with the same policy and clients, its certificate for the same names beside the old one, the rotation recorded', async function () {
+    const before = nginxLoad.results.length + haproxyLoad.results.length;
+    const r = await cliAsync(up.dir, 'rotate', 'tls');
     assert.equal(r.status, 0, r.stderr);
+    assert.ok(nginxLoad.results.length + haproxyLoad.results.length > before, 'the load kept running during the rotation');
     assert.match(r.stdout, /key 'tls' rotated to 'tls-r1'/);
     assert.match(r.stdout, /nginx -s reload/);
     assert.match(r.stdout, /kill -USR2/);
@@ -127,8 +177,28 @@ describe('rotate: a new key and certificate, nginx and HAProxy reloaded under lo
     assert.match(readFileSync(join(tls, 'tls-r1.key.pem'), 'utf8'), /BEGIN QUORUMKEY KEY/);
     const log = JSON.parse(readFileSync(join(up.dir, 'rotations.json'), 'utf8'));
     assert.deepEqual(log.rotations.map((x: { from: string; to: string; state: string }) => [x.from, x.to, x.state]), [['tls', 'tls-r1', 'issued']]);
-    // The old key still serves until it is retired.
-    assert.ok(nginxLoad.results.slice(-1)[0]!.ok);
+    // The old key still serves until the reload, and confirm checks what the server serves.
+    assert.equal(nginxLoad.results.slice(-1)[0]!.detail, oldSpki);
+    const early = cli(up.dir, 'rotate', 'confirm', 'tls', '--connect', `127.0.0.1:${nginx.port}`);
+    assert.equal(early.status, 2);
+    assert.match(early.stderr, new RegExp(`127\\.0\\.0\\.1:${nginx.port} still serves another key than 'tls-r1'`));
+  });
+
+  it('bad input gets a named refusal: an unknown key, no rotation to confirm, a malformed --connect, a certificate directory without the key\'s certificate', function () {
+    const cases: [string[], RegExp][] = [
+      [['rotate', 'nosuch'], /unknown key 'nosuch'/],
+      [['rotate', 'confirm', 'nosuch'], /no rotation of key 'nosuch' to confirm/],
+      [['rotate', 'confirm', 'tls', '--connect', 'not a target'], /--connect must be HOST:PORT, got 'not a target'/],
+      [['rotate', 'embedded-ocsp', '--out', tls], /no certificate .*embedded-ocsp\.crt of key 'embedded-ocsp': name its directory with --out DIR/],
+      [['key', 'retire', 'nosuch', '--yes'], /key 'nosuch' is the current key \(no rotation replaced it\)/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(up.dir, ...args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}`);
+      assert.match(r.stderr, message);
+    }
+    // None of them changed the record.
+    assert.equal(JSON.parse(readFileSync(join(up.dir, 'rotations.json'), 'utf8')).rotations.length, 1);
   });
 
   it('nginx -s reload with the new files: zero failed handshakes, the new public key served afterwards', async function () {
@@ -136,29 +206,25 @@ describe('rotate: a new key and certificate, nginx and HAProxy reloaded under lo
     const port = String(nginx.port);
     writeFileSync(conf, fillTemplate('nginx.conf.template', { PREFIX: nginx.prefix, PORT: port, CERT: join(tls, 'tls-r1.crt'), KEY_REF: join(tls, 'tls-r1.key.pem'), USER: 'root root', SERVER_EXTRA: '' }));
     const env = { ...process.env, OPENSSL_CONF: material.opensslConf };
+    const oldWorkers = workers(Number(readFileSync(join(nginx.prefix, 'nginx.pid'), 'utf8')));
     const reload = spawnSync('nginx', ['-p', nginx.prefix, '-c', conf, '-s', 'reload'], { env, encoding: 'utf8' });
     assert.equal(reload.status, 0, reload.stderr);
-    await nginxLoad.served(newSpki);
-    const seen = nginxLoad.results.length;
-    await nginxLoad.served(newSpki);
+    await assertSwitched(nginxLoad, oldWorkers, newSpki);
     const results = await nginxLoad.stop();
     assertNoFailure(results, nginx);
     assert.ok(results.some((r) => r.detail === oldSpki), 'the old key was served before the reload');
-    assert.ok(results.slice(seen).every((r) => r.detail === newSpki), 'after the new workers served, only the new key is served');
   });
 
   it('HAProxy master-worker reload (SIGUSR2 to the master) with the new crt file: zero failed handshakes, the new public key served afterwards', async function () {
     const crt = join(haproxy.prefix, 'server.pem');
     writeFileSync(`${crt}.new`, readFileSync(join(tls, 'tls-r1.crt'), 'utf8') + readFileSync(join(tls, 'tls-r1.key.pem'), 'utf8'));
     renameSync(`${crt}.new`, crt);
+    const oldWorkers = workers(haproxy.process.pid!);
     process.kill(haproxy.process.pid!, 'SIGUSR2');
-    await haproxyLoad.served(newSpki);
-    const seen = haproxyLoad.results.length;
-    await haproxyLoad.served(newSpki);
+    await assertSwitched(haproxyLoad, oldWorkers, newSpki);
     const results = await haproxyLoad.stop();
     assertNoFailure(results, haproxy);
     assert.ok(results.some((r) => r.detail === oldSpki), 'the old key was served before the reload');
-    assert.ok(results.slice(seen).every((r) => r.detail === newSpki), 'after the new worker served, only the new key is served');
   });
 
   it('key retire: refused before the rotation is confirmed and for the current key; after confirm (both servers serve tls-r1) it deletes tls, the servers keep serving', async function () {
@@ -170,6 +236,10 @@ describe('rotate: a new key and certificate, nginx and HAProxy reloaded under lo
     assert.match(current.stderr, /key 'tls-r1' is the current key/);
     const confirm = cli(up.dir, 'rotate', 'confirm', 'tls', '--connect', `127.0.0.1:${nginx.port}`, '--connect', `127.0.0.1:${haproxy.port}`);
     assert.equal(confirm.status, 0, confirm.stderr);
+    const noYes = cli(up.dir, 'key', 'retire', 'tls');
+    assert.equal(noYes.status, 2);
+    assert.match(noYes.stderr, /would erase every share of key 'tls' \(replaced by 'tls-r1'\); run again with --yes/);
+    assert.match(cli(up.dir, 'key', 'list').stdout, /^tls /m);
     const retire = cli(up.dir, 'key', 'retire', 'tls', '--yes');
     assert.equal(retire.status, 0, retire.stderr);
     assert.match(retire.stdout, /key 'tls' retired \(replaced by 'tls-r1'\)/);
