@@ -9,6 +9,7 @@
  * the next, so an interrupted `rotate` resumes with the same new key instead of orphaning it.
  */
 import { execFileSync } from 'node:child_process';
+import { status } from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -116,10 +117,19 @@ async function listKeys(dir: string): Promise<KeyInfo[]> {
   }
 }
 
+/** Creates `id` like `like`; a key generation an interrupted rotate left running is found, or named. */
 async function createLike(dir: string, id: string, like: KeyInfo): Promise<KeyInfo> {
   const admin = adminClient(dir);
   try {
     return await unary<KeyInfo>(admin, 'CreateKey', { key_id: id, threshold: like.threshold, signer_count: like.signers.length, policy_json: like.policy_json, clients: like.clients }, 180_000);
+  } catch (e) {
+    const code = (e as { code?: number }).code;
+    if (code === status.ALREADY_EXISTS) {
+      const made = (await listKeys(dir)).find((k) => k.key_id === id);
+      if (made) return made;
+    }
+    if (code === status.ABORTED) throw new RotationError(`the key generation of '${id}' of an interrupted rotate of '${like.key_id}' is still running: run 'quorumkey rotate ${like.key_id}' again when it ends`);
+    throw e;
   } finally {
     admin.close();
   }

@@ -3,13 +3,14 @@
  * HAProxy (master-worker) serving it under a continuous load of Node TLS 1.3 clients that verify
  * every handshake against the CA root; `quorumkey rotate tls` makes tls-r1 and its certificate;
  * `nginx -s reload` and SIGUSR2 to the HAProxy master switch with no failed handshake and the new
- * public key served afterwards; `key retire` is refused until the rotation is confirmed, then
+ * public key served afterwards (a first rotate SIGKILLed mid-way is finished by the next, with the
+ * same new key); `key retire` is refused until the rotation is confirmed, then
  * deletes the old key while the servers keep serving.
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { CLI, cli, UpProcess } from '../services/cluster-harness.js';
@@ -158,8 +159,20 @@ describe('rotate: a new key and certificate, nginx and HAProxy reloaded under lo
 
   it('rotate tls under load: key tls-r1 with the same policy and clients, its certificate for the same names beside the old one, the rotation recorded', async function () {
     const before = nginxLoad.results.length + haproxyLoad.results.length;
-    const r = await cliAsync(up.dir, 'rotate', 'tls');
+    // A rotate SIGKILLed once it recorded the rotation (before or during the key generation)…
+    const record = join(up.dir, 'rotations.json');
+    const first = spawn(process.execPath, [CLI, 'rotate', 'tls', '--dir', up.dir], { stdio: 'ignore' });
+    await eventually(async () => existsSync(record), 120_000);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+    // …is finished by the next one, with the same new key (a generation still running is named).
+    let r = await cliAsync(up.dir, 'rotate', 'tls');
+    while (r.status !== 0 && /is still running: run 'quorumkey rotate tls' again/.test(r.stderr)) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      r = await cliAsync(up.dir, 'rotate', 'tls');
+    }
     assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(cli(up.dir, 'key', 'list').stdout, /^tls-r2 /m);
     assert.ok(nginxLoad.results.length + haproxyLoad.results.length > before, 'the load kept running during the rotation');
     assert.match(r.stdout, /key 'tls' rotated to 'tls-r1'/);
     assert.match(r.stdout, /nginx -s reload/);
