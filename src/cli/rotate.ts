@@ -70,7 +70,12 @@ const logFile = (dir: string) => join(paths(dir).root, 'rotations.json');
 export function readRotations(dir: string): RotationLog {
   const file = logFile(dir);
   if (!existsSync(file)) return { version: 1, rotations: [] };
-  const value = JSON.parse(readFileSync(file, 'utf8')) as RotationLog;
+  let value: RotationLog;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8')) as RotationLog;
+  } catch (e) {
+    throw new RotationError(`cannot read the rotation log ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
   if (value?.version !== 1 || !Array.isArray(value.rotations)) throw new RotationError(`${file} is not a quorumkey rotation log of version 1`);
   return value;
 }
