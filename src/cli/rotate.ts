@@ -27,9 +27,9 @@ import { keyReferenceFor, opensslConf } from './provider-config.js';
 const CERTS = fileURLToPath(new URL('../../../certs/', import.meta.url));
 const DAY_MS = 86_400_000;
 
-export const ROTATE_USAGE = `  rotate ID [--out DIR]                         a new key ID-r<N> by DKG (ID's policy, threshold, clients), its certificate
-                                                from the CA for the subject and SANs of DIR/ID.crt (DIR default DIR/tls),
-                                                written as DIR/ID-r<N>.crt and .key.pem; prints the servers' reload commands
+export const ROTATE_USAGE = `  rotate ID [--out D]                           a new key ID-r<N> by DKG (ID's policy, threshold, clients), its certificate
+                                                from the CA for the subject and SANs of D/ID.crt (D default DIR/tls),
+                                                written as D/ID-r<N>.crt and .key.pem; prints the servers' reload commands
   rotate confirm ID [--connect HOST:PORT]...    the servers were reloaded: with --connect, only if each serves the new key
   key retire ID [--yes]                         deletes a rotated-away key (key delete's approval) once its rotation is
                                                 confirmed; refused while ID is still the current key`;
@@ -166,7 +166,12 @@ export async function rotate(dir: string, id: string, outDir?: string): Promise<
   const out = pending?.dir ?? outDir ?? join(paths(dir).root, 'tls');
   const currentFile = join(out, `${id}.crt`);
   if (!existsSync(currentFile)) throw new RotationError(`no certificate ${currentFile} of key '${id}': name its directory with --out DIR`);
-  const current = new X509Certificate(readFileSync(currentFile));
+  let current: X509Certificate;
+  try {
+    current = new X509Certificate(readFileSync(currentFile));
+  } catch (e) {
+    throw new RotationError(`${currentFile} is not a PEM certificate: ${(e as Error).message}`);
+  }
   if (!samePublicKey(current, old.spki_der)) throw new RotationError(`${currentFile} is not a certificate of key '${id}' (another public key)`);
   const rotation: Rotation = pending ?? {
     from: id,
