@@ -16,6 +16,7 @@ import { keyReferenceFor, opensslConf } from './provider-config.js';
 import { keyReferencePem } from '../keyref/keyref.js';
 import { CT_USAGE, ctCommand, sctCommand } from './ct.js';
 import { CA_COMMANDS, CA_USAGE, runCaCommand } from './ca.js';
+import { confirmRotation, reloadInstructions, retireKey, rotate, ROTATE_USAGE } from './rotate.js';
 
 const USAGE = `usage: quorumkey <command> [options]          (every command takes --dir DIR, default ./.quorumkey)
 
@@ -55,7 +56,8 @@ const USAGE = `usage: quorumkey <command> [options]          (every command take
                                                 every signer's own log (<dir>/signer-*/audit.log): a share a
                                                 signer released that the coordinator did not record shows
 ${CT_USAGE}
-${CA_USAGE}`;
+${CA_USAGE}
+${ROTATE_USAGE}`;
 
 interface PairConflict {
   key_id: string;
@@ -194,6 +196,7 @@ async function main(argv: string[]): Promise<void> {
       cert: { type: 'string' },
       out: { type: 'string' },
       yes: { type: 'boolean', default: false },
+      connect: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -263,6 +266,9 @@ async function main(argv: string[]): Promise<void> {
         const r = await unary<{ key_id: string; erased: number[]; remaining: number[] }>(admin, 'DeleteKey', { key_id: arg, approval: deleteKeyApproval(dir, arg) }, 180_000);
         if (r.remaining.length) fail(`key '${arg}' no longer signs, but signers [${r.remaining.join(',')}] still hold a share (erased on [${r.erased.join(',')}]): run 'quorumkey key delete ${arg} --yes' again when they are up`);
         console.log(`key '${arg}' deleted: signers [${r.erased.join(',')}] erased their shares`);
+      } else if (sub === 'retire') {
+        if (!arg) fail('key retire needs an ID');
+        console.log(await retireKey(dir, arg, values.yes!));
       } else if (sub === 'list') {
         const { keys } = await unary<{ keys: KeyInfo[] }>(admin, 'ListKeys', {});
         for (const k of keys) console.log(describeKey(k));
@@ -366,6 +372,15 @@ async function main(argv: string[]): Promise<void> {
         console.log(`cross-check: the ${report.signatures} signatures of the coordinator's log match the ${signerLogs.length} signers' logs`);
       }
       return;
+    }
+    case 'rotate': {
+      if (!sub) fail('rotate needs a key ID');
+      if (sub === 'confirm') {
+        if (!arg) fail('rotate confirm needs the ID of the key rotated away');
+        const r = await confirmRotation(dir, arg, values.connect ?? []);
+        return void console.log(`rotation of '${r.from}' to '${r.to}' confirmed: 'quorumkey key retire ${r.from} --yes' deletes the old key`);
+      }
+      return void console.log(reloadInstructions(await rotate(dir, sub, values.out)));
     }
     case 'ct':
       return ctCommand(dir, sub, values);
