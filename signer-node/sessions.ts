@@ -220,7 +220,36 @@ export class SessionDriver {
    */
   compute(spec: SessionSpec): Promise<Output> {
     const { protocol, keyId, peers } = specRoute(spec);
-    return this.begin(protocol, keyId, spec.sessionId, peers, (hex) => this.thread.start(hex, spec));
+    const hex = toHex(spec.sessionId);
+    const label = hex.slice(0, 16);
+    return new Promise<Output>((resolve, reject) => {
+      if (this.closed) return reject(new ShuttingDown());
+      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
+      const run: Run = {
+        hex,
+        label,
+        protocol,
+        keyId,
+        peers,
+        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
+          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
+        ),
+        timer: undefined,
+        started: performance.now(),
+        settled: false,
+        resolve,
+        reject,
+      };
+      this.running.set(hex, run);
+      this.finished.delete(hex);
+      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
+      this.log.debug('session started', { protocol, key: keyId, session: label, peers: [...peers] });
+      this.thread.start(hex, spec);
+      for (const item of this.pending.take(hex)) {
+        if (run.settled) break;
+        this.accept(run, item.sender, item.message);
+      }
+    });
   }
 
   /** An envelope from the Peer service, with the sender index from the peer's certificate. */
@@ -267,45 +296,6 @@ export class SessionDriver {
     clearInterval(this.sweeper);
     for (const run of [...this.running.values()]) this.settle(run, new ShuttingDown());
     await this.thread.stop();
-  }
-
-  private begin(
-    protocol: ProtocolName,
-    keyId: string,
-    sessionId: Uint8Array,
-    peers: readonly number[],
-    open: (hex: string) => void,
-  ): Promise<Output> {
-    const hex = toHex(sessionId);
-    const label = hex.slice(0, 16);
-    return new Promise<Output>((resolve, reject) => {
-      if (this.closed) return reject(new ShuttingDown());
-      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
-      const run: Run = {
-        hex,
-        label,
-        protocol,
-        keyId,
-        peers,
-        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
-          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
-        ),
-        timer: undefined,
-        started: performance.now(),
-        settled: false,
-        resolve,
-        reject,
-      };
-      this.running.set(hex, run);
-      this.finished.delete(hex);
-      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
-      this.log.debug('session started', { protocol, key: keyId, session: label, peers: [...peers] });
-      open(hex);
-      for (const item of this.pending.take(hex)) {
-        if (run.settled) break;
-        this.accept(run, item.sender, item.message);
-      }
-    });
   }
 
   private accept(run: Run, sender: number, message: ProtocolMessage): void {
