@@ -116,16 +116,6 @@ export class Party {
     }
   }
 
-  /**
-   * Lets go of a finished key generation or refresh session without installing its share: the
-   * caller keeps the output as pending until every holder stored its own (two-phase), then
-   * installs it with installShare.
-   */
-  release(session: KeyDealingSession): KeyShare {
-    this.active.delete(session);
-    return session.output;
-  }
-
   /** Forgets a key (erased): its share and presignatures, wiped. False when there was none. */
   removeShare(keyId: string): boolean {
     const share = this.shares.get(keyId);
