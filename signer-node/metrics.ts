@@ -106,7 +106,7 @@ export class SignerMetrics {
 
     new Gauge({
       name: 'quorumkey_signer_compute_backlog',
-      help: 'Session steps posted to the compute thread (presign) and not answered yet.',
+      help: 'Session steps posted to the compute thread (every protocol session) and not answered yet.',
       registers,
       collect() {
         this.set(source.computeBacklog());

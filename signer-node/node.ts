@@ -53,10 +53,9 @@ import { MAX_PARTIES } from '../src/protocol/keyshare.js';
 import { SESSION_ID_BYTES, toHex } from '../src/protocol/message.js';
 import { TWEAK_SEED_BYTES } from '../src/protocol/online.js';
 import { Party } from '../src/protocol/party.js';
-import type { PairSetupSession } from '../src/protocol/pair-setup.js';
+import type { PairState } from '../src/protocol/pair-setup.js';
 import type { Presignature } from '../src/protocol/presign.js';
 import { wipe } from '../src/protocol/math/secret-scalar.js';
-import type { KeyDealingSession } from '../src/protocol/dkg.js';
 import { SealError } from '../src/storage/seal.js';
 import { ABORT_METADATA, COORDINATOR_GENERATION_BYTES, digestAlgFromWire, REFUSAL_METADATA, services, toEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
 import type { AuditLog } from '../src/audit/log.js';
@@ -67,7 +66,7 @@ import type { Logger } from './log.js';
 import { AccessError, COORDINATOR_IDENTITY, SignerAccess } from './access.js';
 import { SignerMetrics } from './metrics.js';
 import { exchangeHandler, MAX_PEER_MESSAGE_BYTES, PeerTransport, retirePairHandler, sendRetirePair, type PeerAddress, type RetirePairNotice } from './peers.js';
-import { presignSpec } from './compute/specs.js';
+import { pairSetupSpec, presignSpec, refreshSpec, type KeyGenSpec } from './compute/specs.js';
 import type { ComputeOptions } from './compute/thread.js';
 import { SessionDriver, ShuttingDown } from './sessions.js';
 import { KEY_ID_PATTERN, type ShareStore } from './shares.js';
@@ -568,12 +567,12 @@ export class SignerNode {
     if (this.keys.has(keyId)) throw new RpcError(grpc.status.ALREADY_EXISTS, `key '${keyId}' already exists on signer ${this.index}`);
     if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is already running on signer ${this.index}`);
     this.checkCapacity();
-    const session = this.create(sessionId, () => this.party.startKeyGen(keyId, sessionId, parties, threshold, policy));
+    const spec: KeyGenSpec = { protocol: 'dkg', keyId, sessionId, self: this.index, parties, threshold, policy };
     this.dealing.add(keyId);
     try {
       this.log.info('key generation started', { key: keyId, session: toHex(sessionId).slice(0, 16), parties, threshold, policy: new TextDecoder().decode(policy) });
-      await this.driver.run(session);
-      const share = await this.sealPending(session);
+      // Computed on the compute thread, as every protocol session: Finish and Health go on meanwhile.
+      const share = await this.sealPending((await this.driver.compute(spec)) as KeyShare);
       this.log.info('key generated and sealed as pending', { key: keyId, epoch: share.epoch, public_key: toHex(share.publicKey) });
       return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
     } finally {
@@ -586,12 +585,11 @@ export class SignerNode {
     const sessionId = this.sessionId(req.session_id);
     if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation or refresh of key '${keyId}' is already running on signer ${this.index}`);
     this.checkCapacity();
-    const session = this.create(sessionId, () => this.party.startRefresh(keyId, sessionId));
+    const spec = refreshSpec(this.party.share(keyId), sessionId);
     this.dealing.add(keyId);
     try {
       this.log.info('refresh started', { key: keyId, session: toHex(sessionId).slice(0, 16), epoch: this.party.share(keyId).epoch });
-      await this.driver.run(session);
-      const share = await this.sealPending(session);
+      const share = await this.sealPending((await this.driver.compute(spec)) as KeyShare);
       this.log.info('key refreshed: the next epoch is sealed as pending', { key: keyId, epoch: share.epoch });
       return { public_key: share.publicKey, epoch: share.epoch, public_shares_digest: publicSharesDigest(share) };
     } finally {
@@ -604,8 +602,7 @@ export class SignerNode {
    * pending one: an attempt the coordinator never committed). Nothing signs with it until
    * CommitShare.
    */
-  private async sealPending(session: KeyDealingSession): Promise<KeyShare> {
-    const share = this.party.release(session);
+  private async sealPending(share: KeyShare): Promise<KeyShare> {
     this.pending.delete(share.keyId);
     await this.store.savePending(share);
     this.pending.set(share.keyId, share);
@@ -852,13 +849,13 @@ export class SignerNode {
     }
     if (this.dealing.has(keyId)) throw new RpcError(grpc.status.FAILED_PRECONDITION, `a key generation, refresh or pair re-setup of key '${keyId}' is already running on signer ${this.index}`);
     this.checkCapacity();
-    const session: PairSetupSession = this.create(sessionId, () => this.party.startPairSetup(keyId, sessionId, peer));
+    const spec = pairSetupSpec(share, sessionId, peer);
     this.dealing.add(keyId);
     try {
       this.log.info('pair re-setup started', { key: keyId, peer, session: toHex(sessionId).slice(0, 16), epoch: share.epoch });
-      await this.driver.run(session);
+      const state = (await this.driver.compute(spec)) as PairState;
       if (this.party.share(keyId).epoch !== share.epoch) throw new RpcError(grpc.status.FAILED_PRECONDITION, `key '${keyId}' changed epoch during the pair re-setup; run it again`);
-      this.party.completePairSetup(session);
+      this.party.installPairState(state);
       try {
         await this.persist(keyId);
       } catch (e) {

@@ -3,10 +3,9 @@
  * handling. The session checks every message; compute/host.ts advances it; this file routes
  * messages, in order, at the right time, and decides how a session ends.
  *
- * - Where a session computes: a presign runs on the compute thread (compute/thread.ts,
- *   `compute(spec)`), so the main thread, which answers Finish and Health, never waits behind it;
- *   key generation, refresh and pair re-setup still run here (`run(session)`), on a host of
- *   their own. Both go through the same host logic and the same routing below.
+ * - Where a session computes: every session (presign, key generation, refresh, pair re-setup)
+ *   runs on the compute thread (compute/thread.ts, `compute(spec)`), so the main thread, which
+ *   answers Finish and Health, never waits behind it.
  * - Incoming messages are routed by session id. A message for a session that has not started
  *   here yet (the coordinator calls the signers concurrently) waits in a bounded buffer (per
  *   peer and in total, at most two per session and peer) and expires after the session timeout.
@@ -21,10 +20,8 @@ import { ProtocolAbort } from '../src/protocol/errors.js';
 import type { KeyShare } from '../src/protocol/keyshare.js';
 import type { Party } from '../src/protocol/party.js';
 import { SESSION_ID_BYTES, toHex, type ProtocolMessage, type ProtocolName } from '../src/protocol/message.js';
-import type { Session } from '../src/protocol/session.js';
 import { fromEnvelope, type ProtocolEnvelope } from '../src/transport/proto.js';
-import { SessionHost, type Step } from './compute/host.js';
-import { decodeError, decodeOutput, discardOutput, type SessionSpec } from './compute/specs.js';
+import { decodeError, decodeOutput, discardOutput, specRoute, type Output, type SessionSpec } from './compute/specs.js';
 import { ComputeThread, type ComputeOptions } from './compute/thread.js';
 import type { Logger } from './log.js';
 import type { SignerMetrics } from './metrics.js';
@@ -124,32 +121,10 @@ export class PendingBuffer {
   }
 }
 
-
-/** Where a session computes; each step it produces comes back through the driver. */
-interface Runner {
-  deliver(hex: string, sender: number, message: ProtocolMessage): void;
-  timeout(hex: string, timeoutMs: number): void;
-  close(hex: string): void;
-}
-
-/** Sessions built on this thread (by the Party), computed here. */
-class LocalRunner implements Runner {
-  private readonly host = new SessionHost();
-
-  constructor(private readonly onStep: (hex: string, step: Step) => void) {}
-
-  open(hex: string, session: Session<unknown>): void {
-    this.onStep(hex, this.host.open(hex, session));
-  }
-  deliver(hex: string, sender: number, message: ProtocolMessage): void {
-    this.onStep(hex, this.host.deliver(hex, sender, message));
-  }
-  timeout(hex: string, timeoutMs: number): void {
-    this.onStep(hex, this.host.timeout(hex, timeoutMs));
-  }
-  close(hex: string): void {
-    this.host.close(hex);
-  }
+/** One step of a session, as it came back from the compute thread. */
+interface Step {
+  messages: ProtocolMessage[];
+  end?: { ok: true; output: Output } | { ok: false; error: Error };
 }
 
 interface Run {
@@ -158,14 +133,11 @@ interface Run {
   protocol: ProtocolName;
   keyId: string;
   peers: readonly number[];
-  runner: Runner;
-  /** A session built on this thread: the Party tracks it and hears how it ended. */
-  session: Session<unknown> | undefined;
   streams: SessionStreams;
   timer: NodeJS.Timeout | undefined;
   started: number;
   settled: boolean;
-  resolve: (output: unknown) => void;
+  resolve: (output: Output) => void;
   reject: (err: unknown) => void;
 }
 
@@ -195,7 +167,6 @@ export class SessionDriver {
   readonly pending: PendingBuffer;
   private readonly sweeper: NodeJS.Timeout;
   private readonly lastDropLog = new Map<string, number>();
-  private readonly local: LocalRunner;
   private readonly thread: ComputeThread;
   private closed = false;
 
@@ -214,7 +185,6 @@ export class SessionDriver {
     limits: BufferLimits = DEFAULT_BUFFER_LIMITS,
   ) {
     this.pending = new PendingBuffer(limits, timeoutMs);
-    this.local = new LocalRunner((hex, step) => this.onStep(hex, step));
     this.thread = new ComputeThread(compute.niceIncrement, compute.options, log, (hex, reply) => {
       const run = this.running.get(hex);
       if (!run) {
@@ -244,19 +214,42 @@ export class SessionDriver {
   }
 
   /**
-   * Runs a session created by the Party (not started yet) on this thread until it has its
-   * output (then in `session.output`). Rejects with the ProtocolAbort (after reporting it to the
-   * Party) or another Error; never leaves the session running.
+   * Runs the session `spec` describes on the compute thread; resolves with its output. Rejects
+   * with the ProtocolAbort (a blame retired the pair durably first) or another Error; never
+   * leaves the session running.
    */
-  async run(session: Session<unknown>): Promise<void> {
-    await this.begin(session.protocol, session.keyId, session.sessionId, session.peers, this.local, session, (hex) => this.local.open(hex, session));
-  }
-
-  /** Runs the session `spec` describes on the compute thread; resolves with its output. */
-  compute(spec: SessionSpec): Promise<unknown> {
-    const { share, sessionId, subset } = spec;
-    const peers = subset.filter((p) => p !== share.self);
-    return this.begin(spec.protocol, share.keyId, sessionId, peers, this.thread, undefined, (hex) => this.thread.start(hex, spec));
+  compute(spec: SessionSpec): Promise<Output> {
+    const { protocol, keyId, peers } = specRoute(spec);
+    const hex = toHex(spec.sessionId);
+    const label = hex.slice(0, 16);
+    return new Promise<Output>((resolve, reject) => {
+      if (this.closed) return reject(new ShuttingDown());
+      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
+      const run: Run = {
+        hex,
+        label,
+        protocol,
+        keyId,
+        peers,
+        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
+          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
+        ),
+        timer: undefined,
+        started: performance.now(),
+        settled: false,
+        resolve,
+        reject,
+      };
+      this.running.set(hex, run);
+      this.finished.delete(hex);
+      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
+      this.log.debug('session started', { protocol, key: keyId, session: label, peers: [...peers] });
+      this.thread.start(hex, spec);
+      for (const item of this.pending.take(hex)) {
+        if (run.settled) break;
+        this.accept(run, item.sender, item.message);
+      }
+    });
   }
 
   /** An envelope from the Peer service, with the sender index from the peer's certificate. */
@@ -305,56 +298,13 @@ export class SessionDriver {
     await this.thread.stop();
   }
 
-  private begin(
-    protocol: ProtocolName,
-    keyId: string,
-    sessionId: Uint8Array,
-    peers: readonly number[],
-    runner: Runner,
-    session: Session<unknown> | undefined,
-    open: (hex: string) => void,
-  ): Promise<unknown> {
-    const hex = toHex(sessionId);
-    const label = hex.slice(0, 16);
-    return new Promise<unknown>((resolve, reject) => {
-      if (this.closed) return reject(new ShuttingDown());
-      if (this.running.has(hex)) return reject(new ProtocolAbort('session-reused', `session ${label}… is already running`));
-      const run: Run = {
-        hex,
-        label,
-        protocol,
-        keyId,
-        peers,
-        runner,
-        session,
-        streams: this.transport.streams(label, new Date(Date.now() + this.timeoutMs + 5000), (peer, detail) =>
-          this.settle(run, new ProtocolAbort('missing-message', `cannot deliver to party ${peer} (${detail})`, peer)),
-        ),
-        timer: undefined,
-        started: performance.now(),
-        settled: false,
-        resolve,
-        reject,
-      };
-      this.running.set(hex, run);
-      this.finished.delete(hex);
-      run.timer = setTimeout(() => this.onTimeout(run), this.timeoutMs);
-      this.log.debug('session started', { protocol, key: keyId, session: label, peers: [...peers], thread: runner === this.local ? 'main' : 'compute' });
-      open(hex);
-      for (const item of this.pending.take(hex)) {
-        if (run.settled) break;
-        this.accept(run, item.sender, item.message);
-      }
-    });
-  }
-
   private accept(run: Run, sender: number, message: ProtocolMessage): void {
     if (run.settled) return;
     if (!run.peers.includes(sender)) {
       this.drop('dropped-not-a-peer', sender, `party ${sender} is not a peer of session ${run.label}…`);
       return;
     }
-    run.runner.deliver(run.hex, sender, message);
+    this.thread.deliver(run.hex, sender, message);
   }
 
   private onStep(hex: string, step: Step): void {
@@ -368,14 +318,14 @@ export class SessionDriver {
 
   private onTimeout(run: Run): void {
     run.timer = undefined;
-    if (!run.settled) run.runner.timeout(run.hex, this.timeoutMs);
+    if (!run.settled) this.thread.timeout(run.hex, this.timeoutMs);
   }
 
-  private settle(run: Run, err?: unknown, output?: unknown): void {
+  private settle(run: Run, err?: unknown, output?: Output): void {
     if (run.settled) return;
     run.settled = true;
     if (run.timer) clearTimeout(run.timer);
-    run.runner.close(run.hex);
+    this.thread.close(run.hex);
     run.streams.end();
     this.running.delete(run.hex);
     this.finished.set(run.hex, Date.now() + 2 * this.timeoutMs);
@@ -386,12 +336,12 @@ export class SessionDriver {
     if (err === undefined) {
       this.metrics.sessions.inc({ protocol, result: 'ok' });
       this.log.info('session finished', context);
-      run.resolve(output);
+      run.resolve(output!);
       return;
     }
     if (err instanceof ProtocolAbort) {
       const blamed = err.isBlame ? err.culprit : undefined;
-      const retired = run.session ? this.party.reportAbort(run.session, err) : blamed !== undefined ? this.party.retirePair(keyId, blamed) : undefined;
+      const retired = blamed !== undefined ? this.party.retirePair(keyId, blamed) : undefined;
       this.metrics.sessions.inc({ protocol, result: 'aborted' });
       this.metrics.sessionAborts.inc({ protocol, reason: err.reason });
       if (blamed !== undefined) this.metrics.blames.inc({ peer: String(blamed) });

@@ -1,8 +1,7 @@
 /**
  * Runs protocol sessions step by step, with no I/O and no clock: the computation half of the
  * signer's session handling (signer-node/sessions.ts is the routing half: buffers, timeouts,
- * streams). The same host serves a compute worker thread (compute/worker.ts) and, for the
- * sessions still built on the main thread, the driver directly.
+ * streams). It serves the compute worker thread (compute/worker.ts).
  *
  * Every call returns a Step: the messages to send (in order) and, once the session is over, its
  * end. An ended session is forgotten at once; calls for an unknown session return an empty step.
@@ -12,10 +11,10 @@
  * round. Which senders may take part is the driver's check, made before a message gets here.
  */
 import { ProtocolAbort } from '../../src/protocol/errors.js';
-import type { ProtocolMessage } from '../../src/protocol/message.js';
+import type { ProtocolMessage, ProtocolName } from '../../src/protocol/message.js';
 import type { Session } from '../../src/protocol/session.js';
 
-export type StepEnd = { ok: true; output: unknown } | { ok: false; error: unknown };
+export type StepEnd = { ok: true; protocol: ProtocolName; output: unknown } | { ok: false; error: unknown };
 
 export interface Step {
   messages: ProtocolMessage[];
@@ -99,7 +98,7 @@ export class SessionHost {
     let end: StepEnd | undefined;
     try {
       fn(messages);
-      if (hosted.session.done) end = { ok: true, output: hosted.session.output };
+      if (hosted.session.done) end = { ok: true, protocol: hosted.session.protocol, output: hosted.session.output };
     } catch (error) {
       end = { ok: false, error };
     }

@@ -70,8 +70,9 @@ export function serveCompute(factory: SessionFactory): void {
     const seconds = (performance.now() - started) / 1000;
     if (!step.end) return post({ op: 'step', hex, messages: step.messages, seconds });
     if (!step.end.ok) return post({ op: 'step', hex, messages: step.messages, end: { ok: false, error: encodeError(step.end.error) }, seconds });
-    const { wire, transfer } = encodeOutput(step.end.output);
+    const { wire, transfer, wipeOriginal } = encodeOutput(step.end.protocol, step.end.output);
     post({ op: 'step', hex, messages: step.messages, end: { ok: true, output: wire }, seconds }, transfer);
+    wipeOriginal(); // postMessage cloned it synchronously
   };
   port.on('message', (op: ComputeOp) => {
     const started = performance.now();

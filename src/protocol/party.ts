@@ -18,7 +18,7 @@ import type { KeyShare } from './keyshare.js';
 import { toHex } from './message.js';
 import { signShare, type SignRequest } from './online.js';
 import { wipe } from './math/secret-scalar.js';
-import { PairSetupSession, withPairState } from './pair-setup.js';
+import { PairSetupSession, withPairState, type PairState } from './pair-setup.js';
 import { PresignSession, type PresignParams, type Presignature } from './presign.js';
 import { systemRng, type Rng } from './rng.js';
 import type { Session } from './session.js';
@@ -116,16 +116,6 @@ export class Party {
     }
   }
 
-  /**
-   * Lets go of a finished key generation or refresh session without installing its share: the
-   * caller keeps the output as pending until every holder stored its own (two-phase), then
-   * installs it with installShare.
-   */
-  release(session: KeyDealingSession): KeyShare {
-    this.active.delete(session);
-    return session.output;
-  }
-
   /** Forgets a key (erased): its share and presignatures, wiped. False when there was none. */
   removeShare(keyId: string): boolean {
     const share = this.shares.get(keyId);
@@ -144,7 +134,12 @@ export class Party {
   /** Installs a finished pair re-setup into the current share; returns the share to persist. */
   completePairSetup(session: PairSetupSession): KeyShare {
     this.active.delete(session);
-    const updated = withPairState(this.share(session.keyId), session.output);
+    return this.installPairState(session.output);
+  }
+
+  /** Installs a pair re-setup's new state (computed elsewhere: a signer's compute thread). */
+  installPairState(state: PairState): KeyShare {
+    const updated = withPairState(this.share(state.keyId), state);
     this.shares.set(updated.keyId, updated);
     return updated;
   }

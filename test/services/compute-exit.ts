@@ -12,6 +12,6 @@ import { createSession } from '../../signer-node/compute/specs.js';
 const { exitCount } = (workerData as ComputeThreadData).extra as { exitCount: number };
 
 serveCompute((spec) => {
-  if (spec.count === exitCount) process.exit(3); // in a worker: ends this thread only
+  if (spec.protocol === 'presign' && spec.count === exitCount) process.exit(3); // in a worker: ends this thread only
   return createSession(spec);
 });

@@ -1,7 +1,7 @@
 /**
  * TEST ONLY — the compute-thread entry of the malicious signer wrapper (malicious-signer.ts) in
- * mode replay-collude: the product's sessions (signer-node/compute/serve.ts), except that a
- * presign is built by `colludeOnReplays` below. Passed to SignerNode through its `compute` option
+ * mode replay-collude: the product's sessions (signer-node/compute/serve.ts, specs.ts), except
+ * that a presign is built by `colludeOnReplays` below. Passed to SignerNode through its `compute` option
  * (the same kind of seam as createPeerTransport); nothing in signer-node/ knows about it.
  *
  * workerData.extra: { observedFile } — where the VOLE messages it receives are written.
@@ -15,7 +15,7 @@ import { VOLE_OTS } from '../../src/protocol/vole.js';
 import { createLogger, logLevelFromEnv } from '../../signer-node/log.js';
 import type { ComputeThreadData } from '../../signer-node/compute/serve.js';
 import { serveCompute } from '../../signer-node/compute/serve.js';
-import type { SessionFactory } from '../../signer-node/compute/specs.js';
+import { createSession, type SessionFactory } from '../../signer-node/compute/specs.js';
 
 /**
  * replay-collude: a colluder of a coordinator that replays presign labels. Its randomness for a
@@ -29,6 +29,7 @@ function colludeOnReplays(observedFile: string): SessionFactory {
   const draws = new Map<string, Uint8Array[]>();
   const choiceBytes = (count: number) => Math.ceil((VOLE_OTS * count) / 8);
   return (spec) => {
+    if (spec.protocol !== 'presign') return createSession(spec);
     const label = toHex(spec.sessionId);
     const recorded = draws.get(label);
     let rng: Rng;

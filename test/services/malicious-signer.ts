@@ -40,6 +40,9 @@
  *                  peer is not sent at all (a lost message: that peer's refresh times out).
  *   refresh-hold   every successful Refresh answer is held back for QK_MALICIOUS_DELAY_MS after
  *                  the pending share is sealed (a test kills the coordinator meanwhile).
+ *   keygen-block   its compute thread stops in the step of every key generation that gets the
+ *                  first peer message, until the test writes a file (blocking-compute.ts): the
+ *                  thread is busy for as long as the test wants (signer-offload-dealing.test.ts).
  *   none           behave honestly.
  *
  * Default: presign-tau. Key generation messages are never touched; refresh only as above.
@@ -48,8 +51,9 @@
  *  - outgoing peer messages: SignerNodeOptions.createPeerTransport, an ordinary dependency-injection
  *    parameter of SignerNode (default `new PeerTransport(...)`). This file passes a subclass of
  *    PeerTransport whose per-session SessionStreams rewrite messages before they are encoded.
- *  - presign sessions (replay-collude): SignerNodeOptions.compute, the compute thread's entry
- *    module (malicious-compute.ts builds the colluding sessions there).
+ *  - sessions on the compute thread (replay-collude, keygen-block): SignerNodeOptions.compute,
+ *    the compute thread's entry module (malicious-compute.ts builds the colluding sessions
+ *    there, blocking-compute.ts the waiting key generations).
  *  - online shares: SignerNode exposes its Party (`node.party`); this file decorates that
  *    instance's `sign` method, so the Finish handler returns the tampered message.
  *  - answers, their timing and failures: while SignerNode is constructed, grpc-js
@@ -79,12 +83,17 @@ import { createKek, ensureSignerDir, ShareStore } from '../../signer-node/shares
 export const MALICIOUS_MODE_ENV = 'QK_MALICIOUS_MODE';
 /** Delay of finish-slow, ms. */
 export const MALICIOUS_DELAY_ENV = 'QK_MALICIOUS_DELAY_MS';
-export type Tamper = 'presign-tau' | 'presign-gamma' | 'presign-hold' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude' | 'refresh-drop' | 'refresh-hold';
-const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'presign-hold', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude', 'refresh-drop', 'refresh-hold'];
+export type Tamper = 'presign-tau' | 'presign-gamma' | 'presign-hold' | 'finish-w' | 'finish-nonce' | 'finish-fail' | 'finish-slow' | 'accuse-all' | 'replay-collude' | 'refresh-drop' | 'refresh-hold' | 'keygen-block';
+const TAMPERS: readonly string[] = ['presign-tau', 'presign-gamma', 'presign-hold', 'finish-w', 'finish-nonce', 'finish-fail', 'finish-slow', 'accuse-all', 'replay-collude', 'refresh-drop', 'refresh-hold', 'keygen-block'];
 /** replay-collude: the file (in this signer's data directory) of the VOLE messages it received. */
 export const OBSERVED_FILE = 'observed-vole.jsonl';
 /** replay-collude: the compute thread's entry, whose presign sessions collude (malicious-compute.ts). */
 const COLLUDING_COMPUTE = new URL('./malicious-compute.js', import.meta.url);
+/** keygen-block: the compute thread's entry whose key generations wait for the test (blocking-compute.ts). */
+const BLOCKING_COMPUTE = new URL('./blocking-compute.js', import.meta.url);
+/** keygen-block: written by the compute thread when it stopped (the key's id), and by the test to let it go; in the data directory. */
+export const KEYGEN_BLOCKED_FILE = 'keygen-blocked';
+export const KEYGEN_RELEASE_FILE = 'keygen-release';
 
 function parseMode(value: string | undefined): Set<Tamper> {
   const items = (value ?? 'presign-tau').split(',').map((s) => s.trim()).filter(Boolean);
@@ -370,6 +379,7 @@ async function main(): Promise<void> {
         log,
         createPeerTransport: (id, self, peers, l) => new TamperingTransport(modes, id, self, peers, l),
         ...(modes.has('replay-collude') ? { compute: { entry: COLLUDING_COMPUTE, extra: { observedFile: join(store.dataDir, OBSERVED_FILE) } } } : {}),
+        ...(modes.has('keygen-block') ? { compute: { entry: BLOCKING_COMPUTE, extra: { blockedFile: join(store.dataDir, KEYGEN_BLOCKED_FILE), releaseFile: join(store.dataDir, KEYGEN_RELEASE_FILE) } } } : {}),
       }),
   );
   const wanted = [
