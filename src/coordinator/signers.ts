@@ -165,6 +165,8 @@ export interface SignerState {
   lastError: string;
   /** Consecutive probe deadlines. */
   probeTimeouts: number;
+  /** Times this signer went down: a probe asked before the latest fall cannot bring it back up. */
+  falls: number;
   /** The epoch of each key this signer holds, and its pending shares, as its last Health said. */
   epochs: { keyId: string; epoch: number }[];
   pending: { keyId: string; epoch: number }[];
@@ -218,6 +220,7 @@ export class SignerRegistry extends EventEmitter {
         latencyMs: undefined,
         lastError: 'not probed yet',
         probeTimeouts: 0,
+        falls: 0,
         epochs: [],
         pending: [],
       });
@@ -304,9 +307,12 @@ export class SignerRegistry extends EventEmitter {
     const started = Date.now();
     // Taken before asking: this answer cannot clear a conflict reported after this point.
     const stamp = this.conflicts.stamp();
+    const fallsBefore = this.state(index).falls;
     try {
       const res = await this.call<HealthResponse>(index, 'Health', {}, this.timeoutMs, false);
       const s = this.state(index);
+      // Answered before a failure that came after the question (e.g. a kill -9 meanwhile): stale.
+      if (s.falls !== fallsBefore) return;
       if (res.index !== index) {
         this.setDown(index, `endpoint ${s.endpoint} answers as signer ${res.index}`);
         return;
@@ -365,6 +371,7 @@ export class SignerRegistry extends EventEmitter {
     s.lastError = why;
     if (s.up) {
       s.up = false;
+      s.falls++;
       this.log.warn('signer down', { signer: index, error: why });
       this.changed(index);
     }
