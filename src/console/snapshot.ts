@@ -8,22 +8,13 @@ import type { AuditEntry, AuditHead } from '../audit/log.js';
 import type { AdminService } from '../coordinator/admin.js';
 import { healthSummary } from '../coordinator/http.js';
 import type { KeyStore } from '../coordinator/keys.js';
+import type { SignerState } from '../coordinator/signers.js';
 import type { AuditScan, AuditView } from './audit-view.js';
 import type { IssuedByKey, KeyCertificate } from './certificates.js';
 import type { RateSample } from './rates.js';
 
-export interface SignerRow {
-  index: number;
-  endpoint: string;
-  up: boolean;
-  quarantined: boolean;
-  quarantineReason: string;
-  bootId: string;
-  latencyMs: number | undefined;
-  lastError: string;
-  /** The epoch of each key it holds, and its pending (sealed, not committed) shares, as its last Health said. */
-  epochs: { keyId: string; epoch: number }[];
-  pending: { keyId: string; epoch: number }[];
+/** A signer as the registry knows it (without its probe bookkeeping), and its pair conflicts. */
+export interface SignerRow extends Omit<SignerState, 'probeTimeouts' | 'falls'> {
   /** Pair conflicts this signer is part of: the key and the other member. */
   conflicts: { keyId: string; peer: number; reason: string }[];
 }
