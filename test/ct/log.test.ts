@@ -288,7 +288,7 @@ describe('CT log front with a threshold log key', function () {
     writeFileSync(logList, list.stdout);
     const nginx = await startNginx({ opensslConf, serverCert: file, keyRef }, 'root root');
     servers.push(nginx);
-    assertValidScts(sClientCt(nginx.port, logList, caCert), 1);
+    assertValidScts(await sClientCt(nginx.port, logList, caCert), 1);
   });
 
   it('sct serverinfo writes a SERVERINFOV2 file; nginx sends the SCT and s_client -ct validates it', async function () {
@@ -298,7 +298,7 @@ describe('CT log front with a threshold log key', function () {
     assert.match(readFileSync(out, 'utf8'), /^-----BEGIN SERVERINFOV2 FOR /);
     const nginx = await startNginx({ opensslConf, serverCert, keyRef }, 'root root', `ssl_conf_command ServerInfoFile ${out};`);
     servers.push(nginx);
-    assertValidScts(sClientCt(nginx.port, logList, caCert), 1);
+    assertValidScts(await sClientCt(nginx.port, logList, caCert), 1);
   });
 
   it('get-entries serves the leaves and chains: a monitor recomputes the signed root from them', async function () {
@@ -363,7 +363,13 @@ describe('CT log front with a threshold log key', function () {
   });
 });
 
-function sClientCt(port: number, logList: string, caCert: string): string {
+/**
+ * libssl checks an SCT's millisecond timestamp against the session time, which has a resolution of
+ * whole seconds (SSL_SESSION_get_time() * 1000): an SCT issued less than a second ago counts as
+ * "sct future timestamp". A real client never sees one that young; wait out that second first.
+ */
+async function sClientCt(port: number, logList: string, caCert: string): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, 1100));
   const r = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', caCert, '-verify_return_error', '-tls1_3', '-ct', '-ctlogfile', logList], {
     input: 'Q\n',
     encoding: 'utf8',
