@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keyReferencePem } from '../../src/keyref/keyref.js';
 import { cli, UpProcess } from '../services/cluster-harness.js';
-import { ASAN_BUILD_DIR, BUILD_DIR, buildProvider, expectOk, freePort, openssl, REPO, sanitizerPreload, SServer, writeConf, type Ossl } from './openssl.js';
+import { buildProvider, expectOk, freePort, openssl, REPO, runCheckProgram, SANITIZER_MARKERS, sanitizerPreload, SServer, writeConf, type Ossl } from './openssl.js';
 
-const SANITIZER_MARKERS = /AddressSanitizer|LeakSanitizer|runtime error:/;
 
 /** The uncompressed point of a P-256 public key PEM, read by node:crypto (not by the provider). */
 function pointOf(pubPem: string): Buffer {
@@ -167,23 +166,15 @@ describe('OpenSSL provider: multi-object PEM files, public-key loads, encoders (
   for (const asanBuild of [false, true]) {
     it(`gives a key that cannot sign to every public-key load, a signing key to private-key loads, takes NULL params (qk-load-check${asanBuild ? ', ASan build' : ''})`, function () {
       const before = signatures('raw');
-      const r = spawnSync(join(asanBuild ? ASAN_BUILD_DIR : BUILD_DIR, 'qk-load-check'), [join(work, 'raw.pem'), 'raw-after-cert.pem'], {
-        cwd: work,
-        encoding: 'utf8',
-        timeout: 120_000,
-        env: { ...process.env, OPENSSL_CONF: asanBuild ? asanConf : conf, ...(asanBuild ? { ASAN_OPTIONS: 'detect_leaks=1' } : {}) },
-      });
-      const out = `${r.stdout}\n${r.stderr}`;
-      assert.doesNotMatch(out, SANITIZER_MARKERS, out);
-      assert.equal(r.status, 0, out);
-      assert.match(r.stdout, /^PEM_read_bio_PUBKEY: ok, public key only, cannot sign/m);
-      assert.match(r.stdout, /^store expecting PUBKEY: info type: ok, Public key$/m);
-      assert.match(r.stdout, /^store expecting PUBKEY: ok, public key only, cannot sign/m);
-      assert.match(r.stdout, /^PEM_read_bio_PrivateKey: ok, signed, verified/m);
-      assert.match(r.stdout, /^store expecting PKEY: info type: ok, Pkey$/m);
-      assert.match(r.stdout, /^PEM_read_bio_PrivateKey, certificate first: ok, signed, verified/m);
-      assert.match(r.stdout, /^NULL params: ok/m);
-      assert.match(r.stdout, /\nOK\n/);
+      const stdout = runCheckProgram('qk-load-check', [join(work, 'raw.pem'), 'raw-after-cert.pem'], { cwd: work, conf: asanBuild ? asanConf : conf, asan: asanBuild });
+      assert.match(stdout, /^PEM_read_bio_PUBKEY: ok, public key only, cannot sign/m);
+      assert.match(stdout, /^store expecting PUBKEY: info type: ok, Public key$/m);
+      assert.match(stdout, /^store expecting PUBKEY: ok, public key only, cannot sign/m);
+      assert.match(stdout, /^PEM_read_bio_PrivateKey: ok, signed, verified/m);
+      assert.match(stdout, /^store expecting PKEY: info type: ok, Pkey$/m);
+      assert.match(stdout, /^PEM_read_bio_PrivateKey, certificate first: ok, signed, verified/m);
+      assert.match(stdout, /^NULL params: ok/m);
+      assert.match(stdout, /\nOK\n/);
       // Three signing loads, three threshold signatures; the public-only ones asked for none.
       assert.equal(signatures('raw'), before + 3);
     });

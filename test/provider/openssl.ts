@@ -14,6 +14,26 @@ export const ASAN_BUILD_DIR = join(REPO, 'build-provider-asan');
 export const MODULE = join(BUILD_DIR, 'quorumkey.so');
 export const ASAN_MODULE = join(ASAN_BUILD_DIR, 'quorumkey.so');
 
+/** What a sanitizer prints when it finds something. */
+export const SANITIZER_MARKERS = /AddressSanitizer|LeakSanitizer|runtime error:/;
+
+/**
+ * Runs one of the provider's C check programs (provider/tests, plain or ASan build) with an
+ * openssl.cnf; it must exit 0 with no sanitizer report. Returns its stdout.
+ */
+export function runCheckProgram(name: string, args: string[], options: { cwd: string; conf: string; asan: boolean }): string {
+  const r = spawnSync(join(options.asan ? ASAN_BUILD_DIR : BUILD_DIR, name), args, {
+    cwd: options.cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, OPENSSL_CONF: options.conf, ...(options.asan ? { ASAN_OPTIONS: 'detect_leaks=1' } : {}) },
+  });
+  const out = `${r.stdout}\n${r.stderr}`;
+  if (SANITIZER_MARKERS.test(out)) throw new Error(`${name}: sanitizer report\n${out}`);
+  if (r.status !== 0) throw new Error(`${name} exited ${r.status ?? r.signal}\n${out}`);
+  return r.stdout;
+}
+
 function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);

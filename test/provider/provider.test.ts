@@ -8,7 +8,6 @@
 import { strict as assert } from 'node:assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,14 +19,14 @@ import { waitFor } from '../coordinator/clients.js';
 import { eventually } from '../tls/servers.js';
 import { sample } from '../services/processes.js';
 import {
-  ASAN_BUILD_DIR,
-  BUILD_DIR,
   buildProvider,
   exited,
   expectOk,
   freePort,
   openssl,
   readText,
+  runCheckProgram,
+  SANITIZER_MARKERS,
   sanitizerPreload,
   SServer,
   writeConf,
@@ -35,7 +34,6 @@ import {
 } from './openssl.js';
 
 const COORDINATOR_MAIN = fileURLToPath(new URL('../../src/coordinator/main.js', import.meta.url));
-const SANITIZER_MARKERS = /AddressSanitizer|LeakSanitizer|runtime error:/;
 /** deadline_ms of the short-deadline configuration (s_server) and of the ASan one. */
 const SHORT_DEADLINE_MS = 2000;
 const ASAN_DEADLINE_MS = 3000;
@@ -202,19 +200,11 @@ describe('OpenSSL provider (quorumkey.so) with a real cluster', function () {
 
   for (const asanBuild of [false, true]) {
     it(`loads in a parent without starting gRPC, signs in forked workers from 4 threads each, refuses a fork after signing${asanBuild ? ' (ASan build)' : ''}`, function () {
-      const r = spawnSync(join(asanBuild ? ASAN_BUILD_DIR : BUILD_DIR, 'qk-fork-check'), ['raw.pem'], {
-        cwd: work,
-        encoding: 'utf8',
-        timeout: 120_000,
-        env: { ...process.env, OPENSSL_CONF: asanBuild ? asanConf : conf, ...(asanBuild ? { ASAN_OPTIONS: 'detect_leaks=1' } : {}) },
-      });
-      const out = `${r.stdout}\n${r.stderr}`;
-      assert.doesNotMatch(out, SANITIZER_MARKERS, out);
-      assert.equal(r.status, 0, out);
-      assert.match(r.stdout, /threads after loading the key: 1\n/);
-      assert.equal((r.stdout.match(/worker \d+: 20 signatures, 0 failed/g) ?? []).length, 2, out);
-      assert.match(r.stdout, /late child: refused \(.*process forked after using gRPC\)/);
-      assert.match(r.stdout, /\nOK\n/);
+      const stdout = runCheckProgram('qk-fork-check', ['raw.pem'], { cwd: work, conf: asanBuild ? asanConf : conf, asan: asanBuild });
+      assert.match(stdout, /threads after loading the key: 1\n/);
+      assert.equal((stdout.match(/worker \d+: 20 signatures, 0 failed/g) ?? []).length, 2, stdout);
+      assert.match(stdout, /late child: refused \(.*process forked after using gRPC\)/);
+      assert.match(stdout, /\nOK\n/);
     });
   }
 
